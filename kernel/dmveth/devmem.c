@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dmveth: page pools, the pair's "DMA engine" and queue management ops.
+ *
+ * Every RX queue has one payload page pool that allows unreadable netmem,
+ * so a memory provider bound to the queue (devmem dma-buf, io_uring zcrx)
+ * supplies its buffers; without one the pool hands out ordinary pages.
+ *
+ * The "DMA engine" copies a frame from the sender's skb into receive
+ * buffers through DMA addresses only: the source frags are mapped with
+ * skb_frag_dma_map() (a devmem net_iov already carries its address) and the
+ * destination netmems come with the address the page pool or the memory
+ * provider gave them.  The pair's DMA device is dma-direct (see main.c), so
+ * dma_to_phys() reaches the bytes; the CPU never dereferences a net_iov.
+ *
+ * Header split: with tcp-data-split enabled and a TCP payload longer than
+ * hds-thresh, the Ethernet/IP/TCP headers go to the skb's linear area and
+ * the payload into page-sized buffers from the pool.  Otherwise the whole
+ * frame is copied into the linear area.
+ */
+#include <linux/dma-direct.h>
+#include <linux/dma-mapping.h>
+#include <linux/etherdevice.h>
+#include <linux/ethtool_netlink.h>
+#include <linux/highmem.h>
+#include <net/netdev_lock.h>
+#include <net/netdev_queues.h>
+#include <net/page_pool/helpers.h>
+
+#include "dmveth.h"
+
+struct page_pool *dmveth_create_pool(struct net_device *dev,
+				     struct dmveth_rq *rq)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	struct page_pool_params pp = {
+		.flags = PP_FLAG_DMA_MAP | PP_FLAG_DMA_SYNC_DEV |
+			 PP_FLAG_ALLOW_UNREADABLE_NETMEM,
+		.order = 0,
+		.pool_size = min_t(unsigned int, priv->rx_ring * 4, 16384),
+		.nid = NUMA_NO_NODE,
+		.dev = dmveth_dma_dev(),
+		.napi = &rq->napi,
+		.dma_dir = DMA_FROM_DEVICE,
+		.max_len = PAGE_SIZE,
+		.netdev = dev,
+		.queue_idx = rq->idx,
+	};
+
+	return page_pool_create(&pp);
+}
+
+void dmveth_destroy_pool(struct page_pool *pool)
+{
+	page_pool_disable_direct_recycling(pool);
+	page_pool_destroy(pool);
+}
+
+/* Copy @len bytes between kernel memory and a physical range, a page at a
+ * time (the range may cross pages that are not mapped contiguously).
+ */
+static void dmveth_phys_read(void *dst, phys_addr_t src, unsigned int len)
+{
+	while (len) {
+		unsigned int off = offset_in_page(src);
+		unsigned int n = min_t(unsigned int, len, PAGE_SIZE - off);
+		void *v = kmap_local_pfn(PHYS_PFN(src));
+
+		memcpy(dst, v + off, n);
+		kunmap_local(v);
+		dst += n;
+		src += n;
+		len -= n;
+	}
+}
+
+/*
+ * Read @len bytes at @off of @skb into @dst, the way a NIC would: the
+ * linear area is host memory; frags are reached through DMA addresses.
+ */
+static int dmveth_skb_read(struct device *dma, const struct sk_buff *skb,
+			   unsigned int off, void *dst, unsigned int len)
+{
+	unsigned int hlen = skb_headlen(skb), i, pos;
+
+	if (off < hlen) {
+		unsigned int n = min(len, hlen - off);
+
+		memcpy(dst, skb->data + off, n);
+		dst += n;
+		off += n;
+		len -= n;
+	}
+	pos = hlen;
+	for (i = 0; len && i < skb_shinfo(skb)->nr_frags; i++) {
+		const skb_frag_t *frag = &skb_shinfo(skb)->frags[i];
+		unsigned int fsize = skb_frag_size(frag), foff, n;
+		dma_addr_t addr;
+
+		if (off >= pos + fsize) {
+			pos += fsize;
+			continue;
+		}
+		foff = off - pos;
+		n = min(len, fsize - foff);
+		addr = skb_frag_dma_map(dma, frag, foff, n, DMA_TO_DEVICE);
+		if (dma_mapping_error(dma, addr))
+			return -EIO;
+		dmveth_phys_read(dst, dma_to_phys(dma, addr), n);
+		/* a net_iov's address belongs to its binding: never unmap */
+		if (!skb_frag_is_net_iov(frag))
+			dma_unmap_page(dma, addr, n, DMA_TO_DEVICE);
+		dst += n;
+		off += n;
+		len -= n;
+		pos += fsize;
+	}
+	return len ? -EFAULT : 0;
+}
+
+static void dmveth_rx_count(struct dmveth_rq *rq, unsigned int len,
+			    bool split, bool unreadable, bool alloc_fail)
+{
+	u64_stats_update_begin(&rq->stats.syncp);
+	if (alloc_fail) {
+		rq->stats.alloc_fail++;
+		rq->stats.drops++;
+	} else if (!len) {
+		rq->stats.drops++;
+	} else {
+		rq->stats.packets++;
+		rq->stats.bytes += len;
+		rq->stats.split_packets += split;
+		rq->stats.unreadable_packets += unreadable;
+	}
+	u64_stats_update_end(&rq->stats.syncp);
+}
+
+/* Place [@off, @off + @len) of @txskb into page-sized buffers of the pool. */
+static int dmveth_rx_payload(struct dmveth_rq *rq, struct sk_buff *skb,
+			     const struct sk_buff *txskb, unsigned int off,
+			     unsigned int len)
+{
+	struct device *dma = dmveth_dma_dev();
+	int i = 0, err;
+
+	if (DIV_ROUND_UP(len, PAGE_SIZE) > MAX_SKB_FRAGS)
+		return -EMSGSIZE;
+	while (len) {
+		unsigned int n = min_t(unsigned int, len, PAGE_SIZE);
+		netmem_ref netmem;
+		phys_addr_t phys;
+		void *v;
+
+		netmem = page_pool_alloc_netmems(rq->pool,
+						 GFP_ATOMIC | __GFP_NOWARN);
+		if (!netmem)
+			return -ENOMEM;
+		phys = dma_to_phys(dma, page_pool_get_dma_addr_netmem(netmem));
+		v = kmap_local_pfn(PHYS_PFN(phys));
+		err = dmveth_skb_read(dma, txskb, off, v + offset_in_page(phys), n);
+		kunmap_local(v);
+		/* the skb owns the netmem from here; freeing it recycles it */
+		skb_add_rx_frag_netmem(skb, i++, netmem, offset_in_page(phys), n,
+				       PAGE_SIZE);
+		if (err)
+			return err;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * Receive @txskb (the peer's frame) on @rq: returns a new skb built from
+ * this queue's buffers, or NULL when the frame was dropped.  The caller
+ * frees @txskb.
+ */
+struct sk_buff *dmveth_dma_rx(struct dmveth_rq *rq, struct sk_buff *txskb)
+{
+	struct net_device *dev = rq->dev;
+	struct device *dma = dmveth_dma_dev();
+	const struct netdev_config *cfg = dev->cfg;
+	unsigned int len = txskb->len, lin;
+	struct dmveth_flow fl;
+	struct sk_buff *skb;
+	bool split = false;
+	int err;
+
+	if (unlikely(!rq->pool || dmveth_parse_flow(txskb, &fl)))
+		goto drop;
+	if (fl.hdr_len && len > fl.hdr_len &&
+	    READ_ONCE(cfg->hds_config) == ETHTOOL_TCP_DATA_SPLIT_ENABLED &&
+	    len - fl.hdr_len > READ_ONCE(cfg->hds_thresh))
+		split = true;
+	lin = split ? fl.hdr_len : len;
+
+	skb = napi_alloc_skb(&rq->napi, lin);
+	if (unlikely(!skb)) {
+		dmveth_rx_count(rq, 0, false, false, true);
+		return NULL;
+	}
+	err = dmveth_skb_read(dma, txskb, 0, skb_put(skb, lin), lin);
+	if (!err && split) {
+		skb_mark_for_recycle(skb);
+		err = dmveth_rx_payload(rq, skb, txskb, lin, len - lin);
+	}
+	if (unlikely(err)) {
+		dmveth_rx_count(rq, 0, false, false, err == -ENOMEM);
+		kfree_skb(skb);
+		return NULL;
+	}
+
+	if (skb_is_gso(txskb) && skb_is_gso_tcp(txskb) && fl.hdr_len) {
+		struct skb_shared_info *sh = skb_shinfo(skb);
+
+		/* a TSO frame arrives whole, as an LRO/GRO packet would */
+		sh->gso_size = skb_shinfo(txskb)->gso_size;
+		sh->gso_type = skb_shinfo(txskb)->gso_type &
+			       (SKB_GSO_TCPV4 | SKB_GSO_TCPV6 | SKB_GSO_TCP_ECN |
+				SKB_GSO_TCP_FIXEDID);
+		sh->gso_segs = DIV_ROUND_UP(len - fl.hdr_len, sh->gso_size);
+	}
+	/* the wire is a copy: checksums are never computed nor wrong */
+	skb->ip_summed = CHECKSUM_UNNECESSARY;
+	skb->protocol = eth_type_trans(skb, dev);
+	skb_record_rx_queue(skb, rq->idx);
+	dmveth_rx_count(rq, len, split, !skb_frags_readable(skb), false);
+	dev_dstats_rx_add(dev, len);
+	return skb;
+
+drop:
+	dmveth_rx_count(rq, 0, false, false, false);
+	dev_dstats_rx_dropped(dev);
+	return NULL;
+}
+
+/* ---- queue management: a restart swaps the queue's page pool ---- */
+
+struct dmveth_qmem {
+	struct page_pool *pool;
+};
+
+static int dmveth_queue_mem_alloc(struct net_device *dev,
+				  struct netdev_queue_config *qcfg,
+				  void *per_queue_mem, int idx)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	struct dmveth_qmem *qmem = per_queue_mem;
+	struct page_pool *pool;
+
+	pool = dmveth_create_pool(dev, &priv->rq[idx]);
+	if (IS_ERR(pool))
+		return PTR_ERR(pool);
+	qmem->pool = pool;
+	return 0;
+}
+
+static void dmveth_queue_mem_free(struct net_device *dev, void *per_queue_mem)
+{
+	struct dmveth_qmem *qmem = per_queue_mem;
+
+	if (qmem->pool)
+		dmveth_destroy_pool(qmem->pool);
+	qmem->pool = NULL;
+}
+
+static int dmveth_queue_start(struct net_device *dev,
+			      struct netdev_queue_config *qcfg,
+			      void *per_queue_mem, int idx)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	struct dmveth_qmem *qmem = per_queue_mem;
+	struct dmveth_rq *rq = &priv->rq[idx];
+
+	netdev_assert_locked(dev);
+	rq->pool = qmem->pool;
+	netif_queue_set_napi(dev, idx, NETDEV_QUEUE_TYPE_RX, &rq->napi);
+	napi_enable_locked(&rq->napi);
+	local_bh_disable();
+	if (skb_queue_len(&rq->backlog))
+		napi_schedule(&rq->napi);
+	local_bh_enable();
+	return 0;
+}
+
+static int dmveth_queue_stop(struct net_device *dev, void *per_queue_mem,
+			     int idx)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	struct dmveth_qmem *qmem = per_queue_mem;
+	struct dmveth_rq *rq = &priv->rq[idx];
+
+	netdev_assert_locked(dev);
+	netif_queue_set_napi(dev, idx, NETDEV_QUEUE_TYPE_RX, NULL);
+	napi_disable_locked(&rq->napi);
+	qmem->pool = rq->pool;
+	rq->pool = NULL;
+	return 0;
+}
+
+const struct netdev_queue_mgmt_ops dmveth_queue_mgmt_ops = {
+	.ndo_queue_mem_size	= sizeof(struct dmveth_qmem),
+	.ndo_queue_mem_alloc	= dmveth_queue_mem_alloc,
+	.ndo_queue_mem_free	= dmveth_queue_mem_free,
+	.ndo_queue_start	= dmveth_queue_start,
+	.ndo_queue_stop		= dmveth_queue_stop,
+};

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * dmveth: a veth-like pair of software NICs that carries devmem TCP.
+ *
+ * Each end has up to DMVETH_MAX_QUEUES RX/TX queues.  A frame sent on one
+ * end is queued on an RX queue of the peer, chosen by the peer's ntuple
+ * rules or its RSS indirection table; that queue's NAPI "DMAs" the frame
+ * into buffers from its page pools, as a NIC would.
+ */
+#ifndef _DMVETH_H
+#define _DMVETH_H
+
+#include <linux/ethtool.h>
+#include <linux/netdevice.h>
+#include <linux/skbuff.h>
+#include <linux/in6.h>
+#include <linux/u64_stats_sync.h>
+
+#define DRV_NAME		"dmveth"
+
+#define DMVETH_MAX_QUEUES	64
+#define DMVETH_DEF_QUEUES	4
+#define DMVETH_RING_DEF		256
+#define DMVETH_RING_MIN		16
+#define DMVETH_RING_MAX		4096
+#define DMVETH_HDS_MAX		1024
+#define DMVETH_INDIR_SIZE	128
+#define DMVETH_KEY_SIZE		40
+#define DMVETH_MAX_RULES	128
+
+/* Per-queue counters; written by one NAPI (rx) or one xmit path (tx). */
+struct dmveth_rq_stats {
+	u64 packets;
+	u64 bytes;
+	u64 alloc_fail;
+	u64 drops;
+	u64 unreadable_packets;	/* payload placed in a memory provider */
+	u64 split_packets;	/* header split done */
+	struct u64_stats_sync syncp;
+};
+
+struct dmveth_tq_stats {
+	u64 packets;
+	u64 bytes;
+	u64 unreadable_packets;	/* skbs carrying net_iov (devmem) frags */
+	u64 drops;
+	struct u64_stats_sync syncp;
+};
+
+/*
+ * One RX queue.  The NAPI and the backlog live as long as the device; the
+ * page pool is replaced on queue restart (queue management ops) and on
+ * open/close.  The backlog holds the peer's TX skbs until NAPI copies them:
+ * freeing them is what completes the sender's zerocopy notification.
+ */
+struct dmveth_rq {
+	struct net_device *dev;
+	struct napi_struct napi;
+	struct sk_buff_head backlog;
+	struct page_pool *pool;	/* payload pool, NULL while stopped */
+	unsigned int idx;
+	bool peer_stopped;	/* the peer's TX queues wait for room here */
+	struct dmveth_rq_stats stats;
+};
+
+struct dmveth_rule {
+	struct ethtool_rx_flow_spec fs;
+	bool used;
+};
+
+/*
+ * Receive-side steering state.  Readers (the peer's xmit path) use RCU;
+ * writers (ethtool ops, under the netdev instance lock) copy, modify, publish
+ * with rcu_assign_pointer() and free the old copy with kfree_rcu().
+ */
+struct dmveth_steer {
+	struct rcu_head rcu;
+	bool indir_user;	/* set by ethtool -X; else spread on -L */
+	u32 indir[DMVETH_INDIR_SIZE];
+	u8 key[DMVETH_KEY_SIZE];
+	struct dmveth_rule rules[DMVETH_MAX_RULES];
+	unsigned int nr_rules;
+};
+
+struct dmveth_priv {
+	struct net_device __rcu *peer;
+	netdevice_tracker peer_tracker;
+	struct net_device *dev;
+	unsigned int rx_ring;	/* backlog limit per RX queue, pool size */
+	unsigned int tx_ring;
+	struct dmveth_steer __rcu *steer;
+	struct dmveth_rq rq[DMVETH_MAX_QUEUES];
+	struct dmveth_tq_stats tq_stats[DMVETH_MAX_QUEUES];
+};
+
+/* The flow of a frame, parsed from its (readable) headers. */
+struct dmveth_flow {
+	u8 l3;			/* 4, 6, or 0: not IP */
+	u8 l4proto;		/* IPPROTO_TCP, IPPROTO_UDP, ... */
+	bool is_frag;		/* IPv4 fragment: no ports, no split */
+	__be32 src4, dst4;
+	struct in6_addr src6, dst6;
+	__be16 sport, dport;
+	u8 tos;
+	unsigned int hdr_len;	/* Ethernet + IP + TCP header bytes; 0 if not TCP */
+};
+
+/* main.c */
+struct device *dmveth_dma_dev(void);
+
+/* netdev.c */
+extern const struct net_device_ops dmveth_netdev_ops;
+extern const struct netdev_stat_ops dmveth_stat_ops;
+int dmveth_open_queues(struct net_device *dev);
+void dmveth_close_queues(struct net_device *dev);
+int dmveth_parse_flow(const struct sk_buff *skb, struct dmveth_flow *fl);
+
+/* devmem.c: page pools, the "DMA engine", queue management ops */
+extern const struct netdev_queue_mgmt_ops dmveth_queue_mgmt_ops;
+struct page_pool *dmveth_create_pool(struct net_device *dev,
+				     struct dmveth_rq *rq);
+void dmveth_destroy_pool(struct page_pool *pool);
+struct sk_buff *dmveth_dma_rx(struct dmveth_rq *rq, struct sk_buff *txskb);
+
+/* ethtool.c */
+extern const struct ethtool_ops dmveth_ethtool_ops;
+/* Allocate the default steering state (equal spread, random key). */
+int dmveth_steer_init(struct net_device *dev);
+void dmveth_steer_free(struct net_device *dev);
+/* Spread the indirection table over the real RX queues unless the user
+ * set it; called under the instance lock after the queue count changed.
+ */
+int dmveth_steer_queues_changed(struct net_device *dev);
+/*
+ * The RX queue of @dev (the receiver) for a frame of flow @fl: the first
+ * matching ntuple rule (lowest location), else the RSS hash (Toeplitz over
+ * the addresses and ports with the device's key) through the indirection
+ * table; always < dev->real_num_rx_queues.  Returns -1 when a rule says
+ * drop (RX_CLS_FLOW_DISC).  Caller holds rcu_read_lock().
+ */
+int dmveth_steer_rx_queue(struct net_device *dev,
+			  const struct dmveth_flow *fl);
+
+#endif /* _DMVETH_H */

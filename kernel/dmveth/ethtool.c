@@ -1,0 +1,683 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dmveth: ethtool ops (rings, channels, RSS, ntuple rules, stats) and the
+ * receive-side steering they configure.
+ *
+ * The device is ops-locked, so every op runs under the netdev instance lock;
+ * ops that end up in core code still needing rtnl opt in via op_needs_rtnl.
+ * Steering state is copied, modified and republished under that lock and
+ * read under RCU by the peer's xmit path (dmveth_steer_rx_queue()).
+ */
+#include <linux/ethtool.h>
+#include <linux/in.h>
+#include <linux/netdevice.h>
+#include <linux/rcupdate.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/u64_stats_sync.h>
+#include <linux/unaligned.h>
+#include <net/netdev_lock.h>
+
+#include "dmveth.h"
+
+static const char * const dmveth_rq_stat_names[] = {
+	"packets", "bytes", "alloc_fail", "drops", "unreadable_packets",
+	"split_packets",
+};
+
+static const char * const dmveth_tq_stat_names[] = {
+	"packets", "bytes", "unreadable_packets", "drops",
+};
+
+#define DMVETH_RQ_NSTATS	ARRAY_SIZE(dmveth_rq_stat_names)
+#define DMVETH_TQ_NSTATS	ARRAY_SIZE(dmveth_tq_stat_names)
+
+/* Steering state, for writers and ethtool readers (instance lock held). */
+static struct dmveth_steer *dmveth_steer_locked(struct net_device *dev)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+
+	return netdev_lock_dereference(priv->steer, dev);
+}
+
+static struct dmveth_steer *dmveth_steer_dup(struct net_device *dev)
+{
+	return kvmemdup(dmveth_steer_locked(dev), sizeof(struct dmveth_steer),
+			GFP_KERNEL);
+}
+
+static void dmveth_steer_publish(struct net_device *dev,
+				 struct dmveth_steer *st)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	struct dmveth_steer *old;
+
+	old = rcu_replace_pointer(priv->steer, st, lockdep_is_held(&dev->lock));
+	if (old)
+		kvfree_rcu(old, rcu);
+}
+
+static void dmveth_indir_spread(struct dmveth_steer *st, unsigned int nq)
+{
+	u32 i;
+
+	for (i = 0; i < DMVETH_INDIR_SIZE; i++)
+		st->indir[i] = ethtool_rxfh_indir_default(i, nq);
+}
+
+/*
+ * Publish @st (a copy of the current state) with the table spread over the
+ * real RX queues, unless the user configured the table.  The core tracks
+ * that (ethtool -X default resets it) and it refuses channel counts that
+ * would orphan an entry of a configured table.  Consumes @st.
+ */
+static void dmveth_steer_respread(struct net_device *dev,
+				  struct dmveth_steer *st)
+{
+	if (netif_is_rxfh_configured(dev)) {
+		kvfree(st);
+		return;
+	}
+	dmveth_indir_spread(st, dev->real_num_rx_queues);
+	st->indir_user = false;
+	dmveth_steer_publish(dev, st);
+}
+
+int dmveth_steer_init(struct net_device *dev)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	struct dmveth_steer *st;
+
+	st = kvzalloc_obj(*st);
+	if (!st)
+		return -ENOMEM;
+	dmveth_indir_spread(st, dev->real_num_rx_queues);
+	netdev_rss_key_fill(st->key, sizeof(st->key));
+	rcu_assign_pointer(priv->steer, st);
+	return 0;
+}
+
+void dmveth_steer_free(struct net_device *dev)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	struct dmveth_steer *st;
+
+	st = rcu_replace_pointer(priv->steer, NULL, true);
+	if (st)
+		kvfree_rcu(st, rcu);
+}
+
+int dmveth_steer_queues_changed(struct net_device *dev)
+{
+	struct dmveth_steer *st;
+
+	if (netif_is_rxfh_configured(dev))
+		return 0;
+	st = dmveth_steer_dup(dev);
+	if (!st)
+		return -ENOMEM;
+	dmveth_steer_respread(dev, st);
+	return 0;
+}
+
+/* Microsoft RSS Toeplitz hash of @len bytes (len + 4 <= DMVETH_KEY_SIZE). */
+static u32 dmveth_toeplitz(const u8 *key, const u8 *data, unsigned int len)
+{
+	u32 win = get_unaligned_be32(key);
+	u32 hash = 0;
+	unsigned int i, b;
+
+	for (i = 0; i < len; i++) {
+		for (b = 0; b < 8; b++) {
+			if (data[i] & (0x80 >> b))
+				hash ^= win;
+			win <<= 1;
+			if (key[i + 4] & (0x80 >> b))
+				win |= 1;
+		}
+	}
+	return hash;
+}
+
+static u32 dmveth_flow_hash(const u8 *key, const struct dmveth_flow *fl)
+{
+	u8 buf[2 * sizeof(struct in6_addr) + 2 * sizeof(__be16)];
+	unsigned int len;
+
+	if (fl->l3 == 4) {
+		memcpy(buf, &fl->src4, 4);
+		memcpy(buf + 4, &fl->dst4, 4);
+		len = 8;
+	} else {
+		memcpy(buf, &fl->src6, 16);
+		memcpy(buf + 16, &fl->dst6, 16);
+		len = 32;
+	}
+	if (!fl->is_frag &&
+	    (fl->l4proto == IPPROTO_TCP || fl->l4proto == IPPROTO_UDP)) {
+		memcpy(buf + len, &fl->sport, 2);
+		memcpy(buf + len + 2, &fl->dport, 2);
+		len += 4;
+	}
+	return dmveth_toeplitz(key, buf, len);
+}
+
+/* IP version and L4 protocol of a supported rule flow type; 0 if none. */
+static u8 dmveth_flow_type_l3(u32 flow_type, u8 *l4proto)
+{
+	switch (flow_type) {
+	case TCP_V4_FLOW:
+		*l4proto = IPPROTO_TCP;
+		return 4;
+	case UDP_V4_FLOW:
+		*l4proto = IPPROTO_UDP;
+		return 4;
+	case TCP_V6_FLOW:
+		*l4proto = IPPROTO_TCP;
+		return 6;
+	case UDP_V6_FLOW:
+		*l4proto = IPPROTO_UDP;
+		return 6;
+	}
+	return 0;
+}
+
+/* A set mask bit means "compare this bit". */
+static bool dmveth_rule_match(const struct ethtool_rx_flow_spec *fs,
+			      const struct dmveth_flow *fl)
+{
+	const struct ethtool_tcpip4_spec *h4 = &fs->h_u.tcp_ip4_spec;
+	const struct ethtool_tcpip4_spec *m4 = &fs->m_u.tcp_ip4_spec;
+	const struct ethtool_tcpip6_spec *h6 = &fs->h_u.tcp_ip6_spec;
+	const struct ethtool_tcpip6_spec *m6 = &fs->m_u.tcp_ip6_spec;
+	__be16 psrc, pdst, mpsrc, mpdst;
+	u8 l3, l4proto = 0;
+	int i;
+
+	l3 = dmveth_flow_type_l3(fs->flow_type, &l4proto);
+	if (l3 != fl->l3 || l4proto != fl->l4proto)
+		return false;
+
+	if (l3 == 4) {
+		if (((fl->src4 ^ h4->ip4src) & m4->ip4src) ||
+		    ((fl->dst4 ^ h4->ip4dst) & m4->ip4dst) ||
+		    ((fl->tos ^ h4->tos) & m4->tos))
+			return false;
+		psrc = h4->psrc;
+		pdst = h4->pdst;
+		mpsrc = m4->psrc;
+		mpdst = m4->pdst;
+	} else {
+		for (i = 0; i < 4; i++)
+			if (((fl->src6.s6_addr32[i] ^ h6->ip6src[i]) &
+			     m6->ip6src[i]) ||
+			    ((fl->dst6.s6_addr32[i] ^ h6->ip6dst[i]) &
+			     m6->ip6dst[i]))
+				return false;
+		if ((fl->tos ^ h6->tclass) & m6->tclass)
+			return false;
+		psrc = h6->psrc;
+		pdst = h6->pdst;
+		mpsrc = m6->psrc;
+		mpdst = m6->pdst;
+	}
+
+	/* A fragment has no ports: it only matches rules ignoring them. */
+	if (fl->is_frag)
+		return !mpsrc && !mpdst;
+	return !((fl->sport ^ psrc) & mpsrc) && !((fl->dport ^ pdst) & mpdst);
+}
+
+int dmveth_steer_rx_queue(struct net_device *dev,
+			  const struct dmveth_flow *fl)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	unsigned int nq = READ_ONCE(dev->real_num_rx_queues);
+	const struct dmveth_steer *st;
+	unsigned int i, seen = 0;
+	u32 q;
+
+	st = rcu_dereference(priv->steer);
+	if (!st || !fl->l3)
+		return 0;
+
+	if ((READ_ONCE(dev->features) & NETIF_F_NTUPLE) && st->nr_rules) {
+		for (i = 0; i < DMVETH_MAX_RULES && seen < st->nr_rules; i++) {
+			const struct dmveth_rule *r = &st->rules[i];
+
+			if (!r->used)
+				continue;
+			seen++;
+			if (!dmveth_rule_match(&r->fs, fl))
+				continue;
+			if (r->fs.ring_cookie == RX_CLS_FLOW_DISC)
+				return -1;
+			if (r->fs.ring_cookie < nq)
+				return r->fs.ring_cookie;
+			break;	/* queue gone: fall back to RSS */
+		}
+	}
+
+	q = st->indir[dmveth_flow_hash(st->key, fl) % DMVETH_INDIR_SIZE];
+	return q < nq ? q : q % nq;
+}
+
+static void dmveth_get_drvinfo(struct net_device *dev,
+			       struct ethtool_drvinfo *info)
+{
+	strscpy(info->driver, DRV_NAME, sizeof(info->driver));
+	strscpy(info->bus_info, "dmveth", sizeof(info->bus_info));
+}
+
+static void dmveth_get_ringparam(struct net_device *dev,
+				 struct ethtool_ringparam *ring,
+				 struct kernel_ethtool_ringparam *kring,
+				 struct netlink_ext_ack *extack)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+
+	ring->rx_max_pending = DMVETH_RING_MAX;
+	ring->tx_max_pending = DMVETH_RING_MAX;
+	ring->rx_pending = priv->rx_ring;
+	ring->tx_pending = priv->tx_ring;
+
+	/* We split only when the user enabled it; UNKNOWN reads as off. */
+	if (dev->cfg->hds_config == ETHTOOL_TCP_DATA_SPLIT_ENABLED)
+		kring->tcp_data_split = ETHTOOL_TCP_DATA_SPLIT_ENABLED;
+	else
+		kring->tcp_data_split = ETHTOOL_TCP_DATA_SPLIT_DISABLED;
+	kring->hds_thresh = dev->cfg->hds_thresh;
+	kring->hds_thresh_max = DMVETH_HDS_MAX;
+}
+
+/*
+ * The core validated tcp_data_split and hds_thresh and put them in
+ * dev->cfg_pending; it commits them to dev->cfg after we return.  A running
+ * device restarts its queues when the RX ring size (the page pool size) or
+ * the split config changes, so the new settings apply.
+ */
+static int dmveth_set_ringparam(struct net_device *dev,
+				struct ethtool_ringparam *ring,
+				struct kernel_ethtool_ringparam *kring,
+				struct netlink_ext_ack *extack)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	unsigned int old_rx = priv->rx_ring;
+	unsigned int old_tx = priv->tx_ring;
+	int err;
+
+	/* The core checked the maxima (none for mini/jumbo rings). */
+	if (ring->rx_pending < DMVETH_RING_MIN ||
+	    ring->rx_pending > DMVETH_RING_MAX ||
+	    ring->tx_pending < DMVETH_RING_MIN ||
+	    ring->tx_pending > DMVETH_RING_MAX) {
+		NL_SET_ERR_MSG_FMT_MOD(extack, "ring sizes must be %d..%d",
+				       DMVETH_RING_MIN, DMVETH_RING_MAX);
+		return -EINVAL;
+	}
+
+	WRITE_ONCE(priv->tx_ring, ring->tx_pending);
+	if (!netif_running(dev) ||
+	    (ring->rx_pending == old_rx &&
+	     kring->tcp_data_split == dev->cfg->hds_config &&
+	     kring->hds_thresh == dev->cfg->hds_thresh)) {
+		WRITE_ONCE(priv->rx_ring, ring->rx_pending);
+		return 0;
+	}
+
+	dmveth_close_queues(dev);
+	WRITE_ONCE(priv->rx_ring, ring->rx_pending);
+	err = dmveth_open_queues(dev);
+	if (!err)
+		return 0;
+
+	NL_SET_ERR_MSG_MOD(extack, "failed to reopen the queues");
+	WRITE_ONCE(priv->rx_ring, old_rx);
+	WRITE_ONCE(priv->tx_ring, old_tx);
+	if (dmveth_open_queues(dev))
+		netdev_err(dev, "failed to restore the queues\n");
+	return err;
+}
+
+static void dmveth_get_channels(struct net_device *dev,
+				struct ethtool_channels *ch)
+{
+	ch->max_combined = dev->num_rx_queues;
+	ch->combined_count = dev->real_num_rx_queues;
+}
+
+/*
+ * The core has already refused counts below a queue used by a memory
+ * provider, an ntuple rule or a configured indirection table, and below a
+ * busy (AF_XDP, leased) queue.
+ */
+static int dmveth_set_channels(struct net_device *dev,
+			       struct ethtool_channels *ch)
+{
+	unsigned int old = dev->real_num_rx_queues;
+	unsigned int n = ch->combined_count;
+	bool running = netif_running(dev);
+	struct dmveth_steer *st;
+	int err;
+
+	if (ch->rx_count || ch->tx_count || ch->other_count)
+		return -EINVAL;
+	if (!n || n > dev->num_rx_queues || n > dev->num_tx_queues)
+		return -EINVAL;
+	if (n == old && n == dev->real_num_tx_queues)
+		return 0;
+
+	/* Allocate first: nothing may fail once the queue count changed. */
+	st = dmveth_steer_dup(dev);
+	if (!st)
+		return -ENOMEM;
+
+	if (running)
+		dmveth_close_queues(dev);
+	err = netif_set_real_num_queues(dev, n, n);
+	if (!err && running) {
+		err = dmveth_open_queues(dev);
+		if (err && netif_set_real_num_queues(dev, old, old))
+			netdev_err(dev, "failed to restore %u channels\n", old);
+	}
+	if (err && running && dmveth_open_queues(dev))
+		netdev_err(dev, "failed to reopen the queues\n");
+
+	dmveth_steer_respread(dev, st);
+	return err;
+}
+
+static u32 dmveth_get_rx_ring_count(struct net_device *dev)
+{
+	return dev->real_num_rx_queues;
+}
+
+static u32 dmveth_get_rxfh_key_size(struct net_device *dev)
+{
+	return DMVETH_KEY_SIZE;
+}
+
+static u32 dmveth_get_rxfh_indir_size(struct net_device *dev)
+{
+	return DMVETH_INDIR_SIZE;
+}
+
+static int dmveth_get_rxfh(struct net_device *dev,
+			   struct ethtool_rxfh_param *rxfh)
+{
+	const struct dmveth_steer *st = dmveth_steer_locked(dev);
+
+	rxfh->hfunc = ETH_RSS_HASH_TOP;
+	if (rxfh->indir)
+		memcpy(rxfh->indir, st->indir, sizeof(st->indir));
+	if (rxfh->key)
+		memcpy(rxfh->key, st->key, sizeof(st->key));
+	return 0;
+}
+
+/*
+ * The core sizes and range-checks the table and key.  "ethtool -X default"
+ * arrives as an equal-spread table; the core then marks the table as not
+ * user-configured (netif_is_rxfh_configured()), which is what decides
+ * whether a channel change respreads it.
+ */
+static int dmveth_set_rxfh(struct net_device *dev,
+			   struct ethtool_rxfh_param *rxfh,
+			   struct netlink_ext_ack *extack)
+{
+	struct dmveth_steer *st;
+	u32 i;
+
+	if (rxfh->hfunc != ETH_RSS_HASH_NO_CHANGE &&
+	    rxfh->hfunc != ETH_RSS_HASH_TOP) {
+		NL_SET_ERR_MSG_MOD(extack, "only the Toeplitz hash is supported");
+		return -EOPNOTSUPP;
+	}
+	if (rxfh->input_xfrm && rxfh->input_xfrm != RXH_XFRM_NO_CHANGE) {
+		NL_SET_ERR_MSG_MOD(extack, "input transformation is not supported");
+		return -EOPNOTSUPP;
+	}
+	if (!rxfh->indir && !rxfh->key)
+		return 0;
+
+	if (rxfh->indir) {
+		for (i = 0; i < DMVETH_INDIR_SIZE; i++) {
+			if (rxfh->indir[i] >= dev->real_num_rx_queues) {
+				NL_SET_ERR_MSG_MOD(extack,
+						   "indirection table entry out of range");
+				return -EINVAL;
+			}
+		}
+	}
+
+	st = dmveth_steer_dup(dev);
+	if (!st)
+		return -ENOMEM;
+	if (rxfh->indir) {
+		memcpy(st->indir, rxfh->indir, sizeof(st->indir));
+		st->indir_user = true;
+	}
+	if (rxfh->key)
+		memcpy(st->key, rxfh->key, sizeof(st->key));
+	dmveth_steer_publish(dev, st);
+	return 0;
+}
+
+static int dmveth_get_rxnfc(struct net_device *dev, struct ethtool_rxnfc *info,
+			    u32 *rule_locs)
+{
+	const struct dmveth_steer *st = dmveth_steer_locked(dev);
+	u32 i, n = 0;
+
+	switch (info->cmd) {
+	case ETHTOOL_GRXCLSRLCNT:
+		info->rule_cnt = st->nr_rules;
+		info->data = DMVETH_MAX_RULES | RX_CLS_LOC_SPECIAL;
+		return 0;
+	case ETHTOOL_GRXCLSRULE:
+		i = info->fs.location;
+		if (i >= DMVETH_MAX_RULES)
+			return -EINVAL;
+		if (!st->rules[i].used)
+			return -ENOENT;
+		info->fs = st->rules[i].fs;
+		return 0;
+	case ETHTOOL_GRXCLSRLALL:
+		for (i = 0; i < DMVETH_MAX_RULES; i++) {
+			if (!st->rules[i].used)
+				continue;
+			if (n == info->rule_cnt)
+				return -EMSGSIZE;
+			rule_locs[n++] = i;
+		}
+		info->rule_cnt = n;
+		info->data = DMVETH_MAX_RULES;
+		return 0;
+	}
+	return -EOPNOTSUPP;
+}
+
+static int dmveth_rule_check(struct net_device *dev,
+			     const struct ethtool_rx_flow_spec *fs)
+{
+	u64 ring = fs->ring_cookie;
+	u8 l4proto;
+
+	if (fs->flow_type & (FLOW_EXT | FLOW_MAC_EXT | FLOW_RSS))
+		return -EOPNOTSUPP;
+	if (!dmveth_flow_type_l3(fs->flow_type, &l4proto))
+		return -EOPNOTSUPP;
+	if (ring == RX_CLS_FLOW_DISC)
+		return 0;
+	/* A plain queue index: no VF, no other cookie bits. */
+	if (ring != ethtool_get_flow_spec_ring(ring) ||
+	    ring >= dev->real_num_rx_queues)
+		return -EINVAL;
+	return 0;
+}
+
+/* The slot for a new rule at @loc, which may be a special location. */
+static int dmveth_rule_loc(const struct dmveth_steer *st, u32 loc)
+{
+	int i;
+
+	switch (loc) {
+	case RX_CLS_LOC_ANY:
+	case RX_CLS_LOC_FIRST:
+		for (i = 0; i < DMVETH_MAX_RULES; i++)
+			if (!st->rules[i].used)
+				return i;
+		return -ENOSPC;
+	case RX_CLS_LOC_LAST:
+		for (i = DMVETH_MAX_RULES - 1; i >= 0; i--)
+			if (!st->rules[i].used)
+				return i;
+		return -ENOSPC;
+	}
+	return loc < DMVETH_MAX_RULES ? loc : -EINVAL;
+}
+
+static int dmveth_rule_ins(struct net_device *dev, struct ethtool_rxnfc *info)
+{
+	struct ethtool_rx_flow_spec *fs = &info->fs;
+	struct dmveth_steer *st;
+	struct dmveth_rule *r;
+	int loc, err;
+
+	if (!(dev->features & NETIF_F_NTUPLE))
+		return -EOPNOTSUPP;
+	err = dmveth_rule_check(dev, fs);
+	if (err)
+		return err;
+	loc = dmveth_rule_loc(dmveth_steer_locked(dev), fs->location);
+	if (loc < 0)
+		return loc;
+
+	st = dmveth_steer_dup(dev);
+	if (!st)
+		return -ENOMEM;
+	r = &st->rules[loc];
+	if (!r->used)
+		st->nr_rules++;
+	r->used = true;
+	r->fs = *fs;
+	r->fs.location = loc;
+	memset(&r->fs.h_ext, 0, sizeof(r->fs.h_ext));
+	memset(&r->fs.m_ext, 0, sizeof(r->fs.m_ext));
+	dmveth_steer_publish(dev, st);
+
+	fs->location = loc;	/* copied back: "Added rule with ID n" */
+	return 0;
+}
+
+static int dmveth_rule_del(struct net_device *dev, u32 loc)
+{
+	struct dmveth_steer *st;
+
+	if (loc >= DMVETH_MAX_RULES)
+		return -EINVAL;
+	if (!dmveth_steer_locked(dev)->rules[loc].used)
+		return -ENOENT;
+
+	st = dmveth_steer_dup(dev);
+	if (!st)
+		return -ENOMEM;
+	memset(&st->rules[loc], 0, sizeof(st->rules[loc]));
+	st->nr_rules--;
+	dmveth_steer_publish(dev, st);
+	return 0;
+}
+
+static int dmveth_set_rxnfc(struct net_device *dev, struct ethtool_rxnfc *info)
+{
+	switch (info->cmd) {
+	case ETHTOOL_SRXCLSRLINS:
+		return dmveth_rule_ins(dev, info);
+	case ETHTOOL_SRXCLSRLDEL:
+		return dmveth_rule_del(dev, info->fs.location);
+	}
+	return -EOPNOTSUPP;
+}
+
+static int dmveth_get_sset_count(struct net_device *dev, int sset)
+{
+	if (sset != ETH_SS_STATS)
+		return -EOPNOTSUPP;
+	return dev->real_num_rx_queues * DMVETH_RQ_NSTATS +
+	       dev->real_num_tx_queues * DMVETH_TQ_NSTATS;
+}
+
+static void dmveth_get_strings(struct net_device *dev, u32 sset, u8 *data)
+{
+	unsigned int i, j;
+
+	if (sset != ETH_SS_STATS)
+		return;
+	for (i = 0; i < dev->real_num_rx_queues; i++)
+		for (j = 0; j < DMVETH_RQ_NSTATS; j++)
+			ethtool_sprintf(&data, "rx%u_%s", i,
+					dmveth_rq_stat_names[j]);
+	for (i = 0; i < dev->real_num_tx_queues; i++)
+		for (j = 0; j < DMVETH_TQ_NSTATS; j++)
+			ethtool_sprintf(&data, "tx%u_%s", i,
+					dmveth_tq_stat_names[j]);
+}
+
+static void dmveth_get_ethtool_stats(struct net_device *dev,
+				     struct ethtool_stats *stats, u64 *data)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	unsigned int i, start;
+
+	for (i = 0; i < dev->real_num_rx_queues; i++) {
+		const struct dmveth_rq_stats *s = &priv->rq[i].stats;
+
+		do {
+			start = u64_stats_fetch_begin(&s->syncp);
+			data[0] = s->packets;
+			data[1] = s->bytes;
+			data[2] = s->alloc_fail;
+			data[3] = s->drops;
+			data[4] = s->unreadable_packets;
+			data[5] = s->split_packets;
+		} while (u64_stats_fetch_retry(&s->syncp, start));
+		data += DMVETH_RQ_NSTATS;
+	}
+	for (i = 0; i < dev->real_num_tx_queues; i++) {
+		const struct dmveth_tq_stats *s = &priv->tq_stats[i];
+
+		do {
+			start = u64_stats_fetch_begin(&s->syncp);
+			data[0] = s->packets;
+			data[1] = s->bytes;
+			data[2] = s->unreadable_packets;
+			data[3] = s->drops;
+		} while (u64_stats_fetch_retry(&s->syncp, start));
+		data += DMVETH_TQ_NSTATS;
+	}
+}
+
+const struct ethtool_ops dmveth_ethtool_ops = {
+	.supported_ring_params	= ETHTOOL_RING_USE_TCP_DATA_SPLIT |
+				  ETHTOOL_RING_USE_HDS_THRS,
+	/* real_num_tx_queues and link watch sync touch the qdiscs (rtnl) */
+	.op_needs_rtnl		= ETHTOOL_OP_NEEDS_RTNL_SCHANNELS |
+				  ETHTOOL_OP_NEEDS_RTNL_SRINGPARAM |
+				  ETHTOOL_OP_NEEDS_RTNL_GLINK,
+	.get_drvinfo		= dmveth_get_drvinfo,
+	.get_link		= ethtool_op_get_link,
+	.get_ringparam		= dmveth_get_ringparam,
+	.set_ringparam		= dmveth_set_ringparam,
+	.get_channels		= dmveth_get_channels,
+	.set_channels		= dmveth_set_channels,
+	.get_rx_ring_count	= dmveth_get_rx_ring_count,
+	.get_rxfh_key_size	= dmveth_get_rxfh_key_size,
+	.get_rxfh_indir_size	= dmveth_get_rxfh_indir_size,
+	.get_rxfh		= dmveth_get_rxfh,
+	.set_rxfh		= dmveth_set_rxfh,
+	.get_rxnfc		= dmveth_get_rxnfc,
+	.set_rxnfc		= dmveth_set_rxnfc,
+	.get_sset_count		= dmveth_get_sset_count,
+	.get_strings		= dmveth_get_strings,
+	.get_ethtool_stats	= dmveth_get_ethtool_stats,
+};

@@ -1,0 +1,403 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dmveth: transmit, NAPI receive, open/stop, queue stats.
+ *
+ * xmit parses the frame's flow, lets the peer's steering pick one of the
+ * peer's RX queues and appends the skb to that queue's backlog.  The queue's
+ * NAPI then builds a new skb from its own buffers (devmem.c) and frees the
+ * sender's skb, which is when a zerocopy send completes.  When a backlog is
+ * full the sender's TX queue stops until that NAPI drained half of it.
+ */
+#include <linux/etherdevice.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <net/netdev_lock.h>
+#include <net/netdev_queues.h>
+#include <net/page_pool/helpers.h>
+
+#include "dmveth.h"
+
+int dmveth_parse_flow(const struct sk_buff *skb, struct dmveth_flow *fl)
+{
+	unsigned int off = ETH_HLEN, l4off;
+	const struct ethhdr *eth;
+	struct ethhdr ebuf;
+	const struct tcphdr *th;
+	struct tcphdr tbuf;
+	const __be16 *ports;
+	__be16 pbuf[2];
+
+	memset(fl, 0, sizeof(*fl));
+	eth = skb_header_pointer(skb, 0, sizeof(*eth), &ebuf);
+	if (!eth)
+		return -EINVAL;
+
+	if (eth->h_proto == htons(ETH_P_IP)) {
+		const struct iphdr *iph;
+		struct iphdr ibuf;
+
+		iph = skb_header_pointer(skb, off, sizeof(*iph), &ibuf);
+		if (!iph || iph->ihl < 5)
+			return -EINVAL;
+		fl->l3 = 4;
+		fl->l4proto = iph->protocol;
+		fl->src4 = iph->saddr;
+		fl->dst4 = iph->daddr;
+		fl->tos = iph->tos;
+		fl->is_frag = ip_is_fragment(iph);
+		l4off = off + iph->ihl * 4;
+	} else if (eth->h_proto == htons(ETH_P_IPV6)) {
+		const struct ipv6hdr *ip6;
+		struct ipv6hdr ibuf;
+
+		ip6 = skb_header_pointer(skb, off, sizeof(*ip6), &ibuf);
+		if (!ip6)
+			return -EINVAL;
+		fl->l3 = 6;
+		fl->l4proto = ip6->nexthdr;	/* no extension headers */
+		fl->src6 = ip6->saddr;
+		fl->dst6 = ip6->daddr;
+		fl->tos = ipv6_get_dsfield(ip6);
+		l4off = off + sizeof(*ip6);
+	} else {
+		return 0;
+	}
+
+	if (fl->is_frag ||
+	    (fl->l4proto != IPPROTO_TCP && fl->l4proto != IPPROTO_UDP))
+		return 0;
+	ports = skb_header_pointer(skb, l4off, sizeof(pbuf), pbuf);
+	if (!ports)
+		return 0;
+	fl->sport = ports[0];
+	fl->dport = ports[1];
+	if (fl->l4proto != IPPROTO_TCP)
+		return 0;
+	th = skb_header_pointer(skb, l4off, sizeof(tbuf), &tbuf);
+	if (th && th->doff >= 5 && l4off + th->doff * 4 <= skb_headlen(skb))
+		fl->hdr_len = l4off + th->doff * 4;
+	return 0;
+}
+
+static void dmveth_tx_drop(struct net_device *dev, struct sk_buff *skb,
+			   struct dmveth_tq_stats *ts)
+{
+	u64_stats_update_begin(&ts->syncp);
+	ts->drops++;
+	u64_stats_update_end(&ts->syncp);
+	dev_dstats_tx_dropped(dev);
+	kfree_skb(skb);
+}
+
+static netdev_tx_t dmveth_xmit(struct sk_buff *skb, struct net_device *dev)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	u16 txq_idx = skb_get_queue_mapping(skb);
+	struct dmveth_tq_stats *ts = &priv->tq_stats[txq_idx];
+	struct dmveth_priv *peer_priv;
+	struct netdev_queue *txq;
+	struct net_device *peer;
+	unsigned int len = skb->len;
+	struct dmveth_flow fl;
+	struct dmveth_rq *rq;
+	unsigned int limit;
+	int q;
+
+	rcu_read_lock();
+	peer = rcu_dereference(priv->peer);
+	if (unlikely(!peer || !netif_running(peer) ||
+		     dmveth_parse_flow(skb, &fl)))
+		goto drop;
+	q = dmveth_steer_rx_queue(peer, &fl);
+	if (q < 0)
+		goto drop;
+	peer_priv = netdev_priv(peer);
+	rq = &peer_priv->rq[q];
+	limit = READ_ONCE(peer_priv->rx_ring);
+	if (unlikely(skb_queue_len(&rq->backlog) >= 2 * limit))
+		goto drop;
+
+	skb_tx_timestamp(skb);
+	u64_stats_update_begin(&ts->syncp);
+	ts->packets++;
+	ts->bytes += len;
+	if (!skb_frags_readable(skb))
+		ts->unreadable_packets++;
+	u64_stats_update_end(&ts->syncp);
+	dev_dstats_tx_add(dev, len);
+
+	skb_queue_tail(&rq->backlog, skb);
+	if (skb_queue_len(&rq->backlog) >= limit) {
+		txq = netdev_get_tx_queue(dev, txq_idx);
+		netif_tx_stop_queue(txq);
+		WRITE_ONCE(rq->peer_stopped, true);
+		/* pairs with the barrier in dmveth_poll() */
+		smp_mb();
+		if (skb_queue_len(&rq->backlog) < limit / 2)
+			netif_tx_wake_queue(txq);
+	}
+	napi_schedule(&rq->napi);
+	rcu_read_unlock();
+	return NETDEV_TX_OK;
+
+drop:
+	rcu_read_unlock();
+	dmveth_tx_drop(dev, skb, ts);
+	return NETDEV_TX_OK;
+}
+
+static int dmveth_poll(struct napi_struct *napi, int budget)
+{
+	struct dmveth_rq *rq = container_of(napi, struct dmveth_rq, napi);
+	struct dmveth_priv *priv = netdev_priv(rq->dev);
+	struct sk_buff *txskb, *skb;
+	struct net_device *peer;
+	int done = 0;
+
+	while (done < budget && (txskb = skb_dequeue(&rq->backlog))) {
+		skb = dmveth_dma_rx(rq, txskb);
+		/* the "DMA" is over: this completes the sender's zerocopy */
+		consume_skb(txskb);
+		done++;
+		if (skb)
+			netif_receive_skb(skb);
+	}
+
+	if (READ_ONCE(rq->peer_stopped) &&
+	    skb_queue_len(&rq->backlog) < READ_ONCE(priv->rx_ring) / 2) {
+		WRITE_ONCE(rq->peer_stopped, false);
+		/* pairs with the barrier in dmveth_xmit() */
+		smp_mb();
+		rcu_read_lock();
+		peer = rcu_dereference(priv->peer);
+		if (peer)
+			netif_tx_wake_all_queues(peer);
+		rcu_read_unlock();
+	}
+
+	if (done < budget)
+		napi_complete_done(napi, done);
+	return done;
+}
+
+/* Bring up the real RX queues: a page pool each, NAPI enabled. */
+int dmveth_open_queues(struct net_device *dev)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	struct page_pool *pool;
+	unsigned int i;
+
+	netdev_assert_locked(dev);
+	for (i = 0; i < dev->real_num_rx_queues; i++) {
+		struct dmveth_rq *rq = &priv->rq[i];
+
+		pool = dmveth_create_pool(dev, rq);
+		if (IS_ERR(pool)) {
+			while (i--) {
+				rq = &priv->rq[i];
+				netif_queue_set_napi(dev, i, NETDEV_QUEUE_TYPE_RX, NULL);
+				napi_disable_locked(&rq->napi);
+				dmveth_destroy_pool(rq->pool);
+				rq->pool = NULL;
+			}
+			return PTR_ERR(pool);
+		}
+		rq->pool = pool;
+		netif_queue_set_napi(dev, i, NETDEV_QUEUE_TYPE_RX, &rq->napi);
+		napi_enable_locked(&rq->napi);
+	}
+	return 0;
+}
+
+void dmveth_close_queues(struct net_device *dev)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	unsigned int i;
+
+	netdev_assert_locked(dev);
+	for (i = 0; i < dev->real_num_rx_queues; i++) {
+		struct dmveth_rq *rq = &priv->rq[i];
+
+		netif_queue_set_napi(dev, i, NETDEV_QUEUE_TYPE_RX, NULL);
+		napi_disable_locked(&rq->napi);
+	}
+	/* no xmit of the peer still sees us running past this point */
+	synchronize_net();
+	for (i = 0; i < dev->num_rx_queues; i++) {
+		struct dmveth_rq *rq = &priv->rq[i];
+
+		skb_queue_purge(&rq->backlog);
+		if (rq->pool) {
+			dmveth_destroy_pool(rq->pool);
+			rq->pool = NULL;
+		}
+	}
+}
+
+static int dmveth_open(struct net_device *dev)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	struct net_device *peer;
+	int err;
+
+	err = dmveth_open_queues(dev);
+	if (err)
+		return err;
+	peer = rtnl_dereference(priv->peer);
+	if (peer && netif_running(peer)) {
+		netif_carrier_on(dev);
+		netif_carrier_on(peer);
+	}
+	return 0;
+}
+
+static int dmveth_stop(struct net_device *dev)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	struct net_device *peer;
+
+	netif_carrier_off(dev);
+	peer = rtnl_dereference(priv->peer);
+	if (peer)
+		netif_carrier_off(peer);
+	dmveth_close_queues(dev);
+	return 0;
+}
+
+static int dmveth_dev_init(struct net_device *dev)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	unsigned int i;
+
+	for (i = 0; i < dev->num_rx_queues; i++) {
+		struct dmveth_rq *rq = &priv->rq[i];
+
+		rq->dev = dev;
+		rq->idx = i;
+		skb_queue_head_init(&rq->backlog);
+		u64_stats_init(&rq->stats.syncp);
+		/* deleted by free_netdev() */
+		netif_napi_add_config(dev, &rq->napi, dmveth_poll, i);
+	}
+	for (i = 0; i < dev->num_tx_queues; i++)
+		u64_stats_init(&priv->tq_stats[i].syncp);
+	return dmveth_steer_init(dev);
+}
+
+static void dmveth_dev_uninit(struct net_device *dev)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	unsigned int i;
+
+	for (i = 0; i < dev->num_rx_queues; i++)
+		skb_queue_purge(&priv->rq[i].backlog);
+	dmveth_steer_free(dev);
+}
+
+static int dmveth_get_iflink(const struct net_device *dev)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	struct net_device *peer;
+	int iflink;
+
+	rcu_read_lock();
+	peer = rcu_dereference(priv->peer);
+	iflink = peer ? READ_ONCE(peer->ifindex) : 0;
+	rcu_read_unlock();
+	return iflink;
+}
+
+static struct net_device *dmveth_peer_dev(struct net_device *dev)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+
+	return rcu_dereference(priv->peer);
+}
+
+const struct net_device_ops dmveth_netdev_ops = {
+	.ndo_init		= dmveth_dev_init,
+	.ndo_uninit		= dmveth_dev_uninit,
+	.ndo_open		= dmveth_open,
+	.ndo_stop		= dmveth_stop,
+	.ndo_start_xmit		= dmveth_xmit,
+	.ndo_set_mac_address	= eth_mac_addr,
+	.ndo_validate_addr	= eth_validate_addr,
+	.ndo_get_iflink		= dmveth_get_iflink,
+	.ndo_get_peer_dev	= dmveth_peer_dev,
+};
+
+static void dmveth_rq_read(struct dmveth_rq *rq, struct netdev_queue_stats_rx *rx)
+{
+	unsigned int start;
+
+	do {
+		start = u64_stats_fetch_begin(&rq->stats.syncp);
+		rx->packets = rq->stats.packets;
+		rx->bytes = rq->stats.bytes;
+		rx->alloc_fail = rq->stats.alloc_fail;
+		rx->hw_drops = rq->stats.drops;
+	} while (u64_stats_fetch_retry(&rq->stats.syncp, start));
+}
+
+static void dmveth_tq_read(struct dmveth_tq_stats *ts, struct netdev_queue_stats_tx *tx)
+{
+	unsigned int start;
+
+	do {
+		start = u64_stats_fetch_begin(&ts->syncp);
+		tx->packets = ts->packets;
+		tx->bytes = ts->bytes;
+		tx->hw_drops = ts->drops;
+	} while (u64_stats_fetch_retry(&ts->syncp, start));
+}
+
+static void dmveth_get_queue_stats_rx(struct net_device *dev, int idx,
+				      struct netdev_queue_stats_rx *rx)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+
+	dmveth_rq_read(&priv->rq[idx], rx);
+}
+
+static void dmveth_get_queue_stats_tx(struct net_device *dev, int idx,
+				      struct netdev_queue_stats_tx *tx)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+
+	dmveth_tq_read(&priv->tq_stats[idx], tx);
+}
+
+/* Queues beyond the real count keep what they counted when they were on. */
+static void dmveth_get_base_stats(struct net_device *dev,
+				  struct netdev_queue_stats_rx *rx,
+				  struct netdev_queue_stats_tx *tx)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	struct netdev_queue_stats_rx r;
+	struct netdev_queue_stats_tx t;
+	unsigned int i;
+
+	memset(rx, 0, sizeof(*rx));
+	memset(tx, 0, sizeof(*tx));
+	for (i = dev->real_num_rx_queues; i < dev->num_rx_queues; i++) {
+		dmveth_rq_read(&priv->rq[i], &r);
+		rx->packets += r.packets;
+		rx->bytes += r.bytes;
+		rx->alloc_fail += r.alloc_fail;
+		rx->hw_drops += r.hw_drops;
+	}
+	for (i = dev->real_num_tx_queues; i < dev->num_tx_queues; i++) {
+		dmveth_tq_read(&priv->tq_stats[i], &t);
+		tx->packets += t.packets;
+		tx->bytes += t.bytes;
+		tx->hw_drops += t.hw_drops;
+	}
+}
+
+const struct netdev_stat_ops dmveth_stat_ops = {
+	.get_queue_stats_rx	= dmveth_get_queue_stats_rx,
+	.get_queue_stats_tx	= dmveth_get_queue_stats_tx,
+	.get_base_stats		= dmveth_get_base_stats,
+};

@@ -1,0 +1,72 @@
+# shellcheck shell=bash
+# Helpers for tests that run inside the VM on a dmveth pair.
+#
+# dmveth_pair [QUEUES]: create the pair "dma" (netns a, 10.55.0.1, fd55::1)
+# and "dmb" (netns b, 10.55.0.2, fd55::2), both up.  Stock iproute2 cannot
+# name a dmveth peer, so the peer comes up as dmvethN and is renamed.
+DMV_A=dma DMV_B=dmb
+DMV_A4=10.55.0.1 DMV_B4=10.55.0.2
+DMV_A6=fd55::1 DMV_B6=fd55::2
+
+dmveth_pair() {
+	local q=${1:-4} peer
+	ip netns add a || return 1
+	ip netns add b || return 1
+	ip link add $DMV_A numrxqueues "$q" numtxqueues "$q" type dmveth || return 1
+	peer=$(ip -o link show $DMV_A | sed -n 's/^[0-9]*: [^@]*@\([^:]*\):.*/\1/p')
+	[ -n "$peer" ] || { echo "# no peer found for $DMV_A" >&2; return 1; }
+	ip link set "$peer" name $DMV_B || return 1
+	ip link set $DMV_A netns a || return 1
+	ip link set $DMV_B netns b || return 1
+	ip -n a addr add $DMV_A4/24 dev $DMV_A
+	ip -n b addr add $DMV_B4/24 dev $DMV_B
+	ip -n a addr add $DMV_A6/64 dev $DMV_A nodad
+	ip -n b addr add $DMV_B6/64 dev $DMV_B nodad
+	ip -n a link set lo up
+	ip -n b link set lo up
+	ip -n a link set $DMV_A up
+	ip -n b link set $DMV_B up
+}
+
+dmveth_unpair() {
+	ip netns del a 2>/dev/null
+	ip netns del b 2>/dev/null
+	true
+}
+
+# wait_listen NS PORT [SECONDS]: until a TCP socket listens on PORT in NS.
+wait_listen() {
+	local ns=$1 port=$2 t=${3:-60} i
+	for ((i = 0; i < t * 10; i++)); do
+		ip netns exec "$ns" ss -Hltn "sport = :$port" | grep -q . && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# pattern N BYTES: the ncdevmem -v N pattern (bytes 1..N-1, then '\n').
+pattern() {
+	python3 -c '
+import sys
+n, size = int(sys.argv[1]), int(sys.argv[2])
+unit = bytes(range(1, n)) + b"\n"
+out = sys.stdout.buffer
+reps, rest = divmod(size, len(unit))
+chunk = unit * 65536
+for _ in range(reps // 65536):
+    out.write(chunk)
+out.write(unit * (reps % 65536) + unit[:rest])
+' "$1" "$2"
+}
+
+# scale BYTES: BYTES on the normal kernel, BYTES/16 (at least 64 KiB) on the
+# debug kernel, which is many times slower.
+scale() {
+	if [ "${DEVMEMTCP_FLAVOR:-normal}" = debug ]; then
+		local s=$(($1 / 16))
+		[ $s -lt 65536 ] && s=65536
+		echo $s
+	else
+		echo "$1"
+	fi
+}
