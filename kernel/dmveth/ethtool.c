@@ -16,6 +16,7 @@
 #include <linux/string.h>
 #include <linux/u64_stats_sync.h>
 #include <linux/unaligned.h>
+#include <net/netdev_queues.h>
 #include <net/netdev_lock.h>
 
 #include "dmveth.h"

@@ -27,6 +27,7 @@ enum {
 #define DMVETH_INFO_MAX (__DMVETH_INFO_MAX - 1)
 
 static struct platform_device *dmveth_pdev;
+static struct rtnl_link_ops dmveth_link_ops;
 
 struct device *dmveth_dma_dev(void)
 {
@@ -42,7 +43,7 @@ static void dmveth_setup(struct net_device *dev)
 	ether_setup(dev);
 
 	dev->priv_flags &= ~IFF_TX_SKB_SHARING;
-	dev->priv_flags |= IFF_LIVE_ADDR_CHANGE | IFF_NO_QUEUE;
+	dev->priv_flags |= IFF_LIVE_ADDR_CHANGE;
 	dev->priv_flags |= IFF_DISABLE_NETPOLL;
 	dev->netdev_ops = &dmveth_netdev_ops;
 	dev->ethtool_ops = &dmveth_ethtool_ops;
@@ -140,7 +141,7 @@ static int dmveth_newlink(struct net_device *dev,
 	}
 
 	peer = rtnl_create_link(peer_net, ifname, name_assign_type,
-				params->ops, tbp, extack);
+				&dmveth_link_ops, tbp, extack);
 	if (IS_ERR(peer))
 		return PTR_ERR(peer);
 	if (!ifmp || !tbp[IFLA_ADDRESS])

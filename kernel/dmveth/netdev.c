@@ -13,6 +13,8 @@
 #include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
+#include <net/dsfield.h>
+#include <net/ip.h>
 #include <net/netdev_lock.h>
 #include <net/netdev_queues.h>
 #include <net/page_pool/helpers.h>
@@ -309,13 +311,6 @@ static int dmveth_get_iflink(const struct net_device *dev)
 	return iflink;
 }
 
-static struct net_device *dmveth_peer_dev(struct net_device *dev)
-{
-	struct dmveth_priv *priv = netdev_priv(dev);
-
-	return rcu_dereference(priv->peer);
-}
-
 const struct net_device_ops dmveth_netdev_ops = {
 	.ndo_init		= dmveth_dev_init,
 	.ndo_uninit		= dmveth_dev_uninit,
@@ -325,7 +320,6 @@ const struct net_device_ops dmveth_netdev_ops = {
 	.ndo_set_mac_address	= eth_mac_addr,
 	.ndo_validate_addr	= eth_validate_addr,
 	.ndo_get_iflink		= dmveth_get_iflink,
-	.ndo_get_peer_dev	= dmveth_peer_dev,
 };
 
 static void dmveth_rq_read(struct dmveth_rq *rq, struct netdev_queue_stats_rx *rx)
