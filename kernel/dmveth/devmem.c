@@ -40,7 +40,6 @@ struct page_pool *dmveth_create_pool(struct net_device *dev,
 		.pool_size = min_t(unsigned int, priv->rx_ring * 4, 16384),
 		.nid = NUMA_NO_NODE,
 		.dev = dmveth_dma_dev(),
-		.napi = &rq->napi,
 		.dma_dir = DMA_FROM_DEVICE,
 		.max_len = PAGE_SIZE,
 		.netdev = dev,
@@ -50,10 +49,24 @@ struct page_pool *dmveth_create_pool(struct net_device *dev,
 	return page_pool_create(&pp);
 }
 
+/* No .napi: pools are created and freed while their NAPI runs (a queue
+ * restart allocates the new pool first), which direct recycling forbids.
+ */
 void dmveth_destroy_pool(struct page_pool *pool)
 {
-	page_pool_disable_direct_recycling(pool);
 	page_pool_destroy(pool);
+}
+
+/* Latch the core's header-split settings; under the instance lock, where
+ * cfg_pending is the configuration being applied (or the current one).
+ */
+void dmveth_latch_hds(struct net_device *dev)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+
+	netdev_assert_locked(dev);
+	WRITE_ONCE(priv->hds_config, dev->cfg_pending->hds_config);
+	WRITE_ONCE(priv->hds_thresh, dev->cfg_pending->hds_thresh);
 }
 
 /* Copy @len bytes between kernel memory and a physical range, a page at a
@@ -179,8 +192,8 @@ static int dmveth_rx_payload(struct dmveth_rq *rq, struct sk_buff *skb,
 struct sk_buff *dmveth_dma_rx(struct dmveth_rq *rq, struct sk_buff *txskb)
 {
 	struct net_device *dev = rq->dev;
+	struct dmveth_priv *priv = netdev_priv(dev);
 	struct device *dma = dmveth_dma_dev();
-	const struct netdev_config *cfg = dev->cfg;
 	unsigned int len = txskb->len, lin;
 	struct dmveth_flow fl;
 	struct sk_buff *skb;
@@ -190,8 +203,8 @@ struct sk_buff *dmveth_dma_rx(struct dmveth_rq *rq, struct sk_buff *txskb)
 	if (unlikely(!rq->pool || dmveth_parse_flow(txskb, &fl)))
 		goto drop;
 	if (fl.hdr_len && len > fl.hdr_len &&
-	    READ_ONCE(cfg->hds_config) == ETHTOOL_TCP_DATA_SPLIT_ENABLED &&
-	    len - fl.hdr_len > READ_ONCE(cfg->hds_thresh))
+	    READ_ONCE(priv->hds_config) == ETHTOOL_TCP_DATA_SPLIT_ENABLED &&
+	    len - fl.hdr_len > READ_ONCE(priv->hds_thresh))
 		split = true;
 	lin = split ? fl.hdr_len : len;
 
@@ -274,6 +287,7 @@ static int dmveth_queue_start(struct net_device *dev,
 	struct dmveth_rq *rq = &priv->rq[idx];
 
 	netdev_assert_locked(dev);
+	dmveth_latch_hds(dev);
 	rq->pool = qmem->pool;
 	netif_queue_set_napi(dev, idx, NETDEV_QUEUE_TYPE_RX, &rq->napi);
 	napi_enable_locked(&rq->napi);

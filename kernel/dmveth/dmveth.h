@@ -75,7 +75,6 @@ struct dmveth_rule {
  */
 struct dmveth_steer {
 	struct rcu_head rcu;
-	bool indir_user;	/* set by ethtool -X; else spread on -L */
 	u32 indir[DMVETH_INDIR_SIZE];
 	u8 key[DMVETH_KEY_SIZE];
 	struct dmveth_rule rules[DMVETH_MAX_RULES];
@@ -88,6 +87,11 @@ struct dmveth_priv {
 	struct net_device *dev;
 	unsigned int rx_ring;	/* backlog limit per RX queue, pool size */
 	unsigned int tx_ring;
+	/* header split as the core configured it, latched at queue (re)start:
+	 * dev->cfg may be replaced (and freed) under NAPI
+	 */
+	u8 hds_config;
+	u32 hds_thresh;
 	struct dmveth_steer __rcu *steer;
 	struct dmveth_rq rq[DMVETH_MAX_QUEUES];
 	struct dmveth_tq_stats tq_stats[DMVETH_MAX_QUEUES];
@@ -120,6 +124,7 @@ extern const struct netdev_queue_mgmt_ops dmveth_queue_mgmt_ops;
 struct page_pool *dmveth_create_pool(struct net_device *dev,
 				     struct dmveth_rq *rq);
 void dmveth_destroy_pool(struct page_pool *pool);
+void dmveth_latch_hds(struct net_device *dev);
 struct sk_buff *dmveth_dma_rx(struct dmveth_rq *rq, struct sk_buff *txskb);
 
 /* ethtool.c */
@@ -127,10 +132,6 @@ extern const struct ethtool_ops dmveth_ethtool_ops;
 /* Allocate the default steering state (equal spread, random key). */
 int dmveth_steer_init(struct net_device *dev);
 void dmveth_steer_free(struct net_device *dev);
-/* Spread the indirection table over the real RX queues unless the user
- * set it; called under the instance lock after the queue count changed.
- */
-int dmveth_steer_queues_changed(struct net_device *dev);
 /*
  * The RX queue of @dev (the receiver) for a frame of flow @fl: the first
  * matching ntuple rule (lowest location), else the RSS hash (Toeplitz over

@@ -80,7 +80,6 @@ static void dmveth_steer_respread(struct net_device *dev,
 		return;
 	}
 	dmveth_indir_spread(st, dev->real_num_rx_queues);
-	st->indir_user = false;
 	dmveth_steer_publish(dev, st);
 }
 
@@ -106,19 +105,6 @@ void dmveth_steer_free(struct net_device *dev)
 	st = rcu_replace_pointer(priv->steer, NULL, true);
 	if (st)
 		kvfree_rcu(st, rcu);
-}
-
-int dmveth_steer_queues_changed(struct net_device *dev)
-{
-	struct dmveth_steer *st;
-
-	if (netif_is_rxfh_configured(dev))
-		return 0;
-	st = dmveth_steer_dup(dev);
-	if (!st)
-		return -ENOMEM;
-	dmveth_steer_respread(dev, st);
-	return 0;
 }
 
 /* Microsoft RSS Toeplitz hash of @len bytes (len + 4 <= DMVETH_KEY_SIZE). */
@@ -456,7 +442,6 @@ static int dmveth_set_rxfh(struct net_device *dev,
 		return -ENOMEM;
 	if (rxfh->indir) {
 		memcpy(st->indir, rxfh->indir, sizeof(st->indir));
-		st->indir_user = true;
 	}
 	if (rxfh->key)
 		memcpy(st->key, rxfh->key, sizeof(st->key));

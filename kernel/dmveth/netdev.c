@@ -192,6 +192,7 @@ int dmveth_open_queues(struct net_device *dev)
 	unsigned int i;
 
 	netdev_assert_locked(dev);
+	dmveth_latch_hds(dev);
 	for (i = 0; i < dev->real_num_rx_queues; i++) {
 		struct dmveth_rq *rq = &priv->rq[i];
 
@@ -210,6 +211,12 @@ int dmveth_open_queues(struct net_device *dev)
 		netif_queue_set_napi(dev, i, NETDEV_QUEUE_TYPE_RX, &rq->napi);
 		napi_enable_locked(&rq->napi);
 	}
+	/* frames the peer queued while we were closed */
+	local_bh_disable();
+	for (i = 0; i < dev->real_num_rx_queues; i++)
+		if (skb_queue_len(&priv->rq[i].backlog))
+			napi_schedule(&priv->rq[i].napi);
+	local_bh_enable();
 	return 0;
 }
 
