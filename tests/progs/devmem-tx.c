@@ -6,7 +6,9 @@
  * completed.  Used by the VM tests to push large validated streams into the
  * kernel's `ncdevmem -l -v N`, whose own client sends one line per sendmsg.
  *
- * usage: devmem-tx -f IFNAME -s SERVER_IP -p PORT [-z CHUNK] [-m BUF_MIB]
+ * usage: devmem-tx -f IFNAME -s SERVER_IP -p PORT [-c CLIENT_IP] [-z CHUNK] [-m BUF_MIB]
+ * With -c the socket is bound to CLIENT_IP:PORT, as ncdevmem's client does
+ * (its server steers the 5-tuple with that source port).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -216,19 +218,38 @@ static int wait_id(int fd, struct compl *cp, uint32_t id)
 	return 0;
 }
 
+/* Returns the sockaddr length, 0 when @s is neither IPv4 nor IPv6. */
+static socklen_t parse_addr(const char *s, int port, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	if (inet_pton(AF_INET, s, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		return sizeof(*sin);
+	}
+	if (inet_pton(AF_INET6, s, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		return sizeof(*sin6);
+	}
+	return 0;
+}
+
 static void usage(void)
 {
-	fprintf(stderr, "usage: devmem-tx -f IFNAME -s SERVER_IP -p PORT [-z CHUNK] [-m BUF_MIB]\n");
+	fprintf(stderr, "usage: devmem-tx -f IFNAME -s SERVER_IP -p PORT [-c CLIENT_IP] [-z CHUNK] [-m BUF_MIB]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	const char *ifname = NULL, *server = NULL;
+	const char *ifname = NULL, *server = NULL, *client = NULL;
 	size_t bufsize = 16 << 20, chunk = 65536;
 	struct ctl c = { .nl = -1 };
 	struct compl cp = { 0 };
-	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_storage ss = { 0 }, cs = { 0 };
 	uint32_t last_id[2] = { 0, 0 }, next_id = 0;
 	bool used[2] = { false, false };
 	uint64_t total = 0, sends = 0;
@@ -239,10 +260,11 @@ int main(int argc, char **argv)
 	socklen_t sslen;
 	char *mem;
 
-	while ((opt = getopt(argc, argv, "f:s:p:z:m:")) != -1) {
+	while ((opt = getopt(argc, argv, "f:s:p:c:z:m:")) != -1) {
 		switch (opt) {
 		case 'f': ifname = optarg; break;
 		case 's': server = optarg; break;
+		case 'c': client = optarg; break;
 		case 'p': port = atoi(optarg); break;
 		case 'z': chunk = strtoul(optarg, NULL, 0); break;
 		case 'm': bufsize = strtoul(optarg, NULL, 0) << 20; break;
@@ -289,21 +311,16 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "devmem-tx: got tx dmabuf id=%u\n", c.dmabuf_id);
 
-	if (inet_pton(AF_INET, server, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-		ss.ss_family = AF_INET;
-		((struct sockaddr_in *)&ss)->sin_port = htons(port);
-		sslen = sizeof(struct sockaddr_in);
-	} else if (inet_pton(AF_INET6, server, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-		ss.ss_family = AF_INET6;
-		((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
-		sslen = sizeof(struct sockaddr_in6);
-	} else {
-		fprintf(stderr, "devmem-tx: bad address %s\n", server);
+	sslen = parse_addr(server, port, &ss);
+	if (!sslen || (client && parse_addr(client, port, &cs) != sslen)) {
+		fprintf(stderr, "devmem-tx: bad address %s\n", sslen ? client : server);
 		return 2;
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM, 0);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, strlen(ifname) + 1) ||
 	    setsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    (client && bind(fd, (struct sockaddr *)&cs, sslen)) ||
 	    connect(fd, (struct sockaddr *)&ss, sslen)) {
 		perror("devmem-tx: socket");
 		return 1;
