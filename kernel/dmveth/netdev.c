@@ -280,6 +280,8 @@ static int dmveth_dev_init(struct net_device *dev)
 	struct dmveth_priv *priv = netdev_priv(dev);
 	unsigned int i;
 
+	/* both ends' instance locks are taken together when a netns dies */
+	netdev_lockdep_set_classes(dev);
 	for (i = 0; i < dev->num_rx_queues; i++) {
 		struct dmveth_rq *rq = &priv->rq[i];
 

@@ -59,13 +59,11 @@ out.write(unit * (reps % 65536) + unit[:rest])
 ' "$1" "$2"
 }
 
-# scale BYTES: BYTES on the normal kernel, BYTES/16 (at least 64 KiB) on the
-# debug kernel, which is many times slower.
+# scale BYTES [DEBUG_BYTES]: BYTES on the normal kernel; on the debug kernel,
+# which is many times slower, DEBUG_BYTES or BYTES/16.
 scale() {
 	if [ "${DEVMEMTCP_FLAVOR:-normal}" = debug ]; then
-		local s=$(($1 / 16))
-		[ $s -lt 65536 ] && s=65536
-		echo $s
+		echo "${2:-$(($1 / 16))}"
 	else
 		echo "$1"
 	fi

@@ -57,9 +57,10 @@ transfer() {
 	fi
 }
 
-transfer "ncdevmem client -> ncdevmem -l -v 7, IPv4" $DMV_B4 $DMV_A4 7000 ncdevmem
-transfer "ncdevmem client -z 3 (TX chunks) -> ncdevmem -l -v 7, IPv4" $DMV_B4 $DMV_A4 7000 ncdevmem -z 3
-transfer "ncdevmem client -> ncdevmem -l -v 7, IPv6" $DMV_B6 $DMV_A6 7000 ncdevmem
+small=$(scale 7000 700)
+transfer "ncdevmem client -> ncdevmem -l -v 7, IPv4" $DMV_B4 $DMV_A4 "$small" ncdevmem
+transfer "ncdevmem client -z 3 (TX chunks) -> ncdevmem -l -v 7, IPv4" $DMV_B4 $DMV_A4 "$small" ncdevmem -z 3
+transfer "ncdevmem client -> ncdevmem -l -v 7, IPv6" $DMV_B6 $DMV_A6 "$small" ncdevmem
 big=$(scale $((64 << 20)))
 transfer "devmem-tx -> ncdevmem -l -v 7, IPv4" $DMV_B4 $DMV_A4 "$big" devmem-tx
 transfer "devmem-tx -z 4000 (TX chunks) -> ncdevmem -l -v 7, IPv4" $DMV_B4 $DMV_A4 "$big" devmem-tx -z 4000
