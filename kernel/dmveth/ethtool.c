@@ -440,9 +440,8 @@ static int dmveth_set_rxfh(struct net_device *dev,
 	st = dmveth_steer_dup(dev);
 	if (!st)
 		return -ENOMEM;
-	if (rxfh->indir) {
+	if (rxfh->indir)
 		memcpy(st->indir, rxfh->indir, sizeof(st->indir));
-	}
 	if (rxfh->key)
 		memcpy(st->key, rxfh->key, sizeof(st->key));
 	dmveth_steer_publish(dev, st);
