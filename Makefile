@@ -12,11 +12,16 @@ KSRC = $(shell sed -n 's/^SRC=//p' $(CACHE)/build/normal/devmemtcp.env 2>/dev/nu
 
 TEST_SRCS := $(wildcard tests/progs/*.c)
 TEST_PROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+BENCH_PROGS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 KMOD_FILES := $(wildcard kernel/*/*.c kernel/*/*.h)
 
-.PHONY: all deps vm vm-debug demo check test checkpatch rig-progs clean
+.PHONY: all deps vm vm-debug demo check test bench checkpatch rig-progs clean
 
-all: $(TEST_PROGS)
+all: $(TEST_PROGS) $(BENCH_PROGS)
+
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) $< -o $@
 
 $(BUILD)/tests/%: tests/progs/%.c $(wildcard tests/progs/*.h)
 	@mkdir -p $(@D)
@@ -51,6 +56,12 @@ check: vm vm-debug
 
 test:
 	tests/run
+
+# Numbers, not verdicts: dmveth throughput against memcpy and veth, measured
+# side by side in one VM boot.
+bench: vm
+	$(MAKE) all
+	vm/run -- bench/dmveth
 
 checkpatch:
 	@test -n "$(KSRC)" || { echo "run vm/build first (checkpatch comes from the kernel tree)"; exit 1; }
