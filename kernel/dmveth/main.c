@@ -11,6 +11,7 @@
 #include <linux/dma-direct.h>
 #include <linux/dma-mapping.h>
 #include <linux/etherdevice.h>
+#include <linux/kmemleak.h>
 #include <linux/module.h>
 #include <linux/platform_device.h>
 #include <net/netdev_queues.h>
@@ -288,6 +289,15 @@ err_unregister_pdev:
 static void __exit dmveth_exit(void)
 {
 	rtnl_link_unregister(&dmveth_link_ops);
+	/*
+	 * A devmem binding made through a pair outlives the pair and this
+	 * module: it lasts until its netlink socket closes, and its dma-buf
+	 * attachment points at our device without holding it.  Keep the
+	 * device's memory (freed by driver core code, not ours) so that late
+	 * unmap and detach stay valid; it is a few hundred bytes per unload.
+	 */
+	get_device(&dmveth_pdev->dev);
+	kmemleak_not_leak(dmveth_pdev);
 	platform_device_unregister(dmveth_pdev);
 }
 
