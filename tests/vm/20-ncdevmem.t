@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# vm-suite: debug
 # dmveth with the kernel's own ncdevmem: probe mode, then devmem TX ->
 # dmveth -> devmem RX into `ncdevmem -l -v 7` (which validates every byte of
 # the pattern), IPv4 and IPv6, from ncdevmem's own client (one sendmsg per

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# vm-suite: debug
 # The kernel's own devmem selftest (tools/testing/selftests/drivers/net/hw/
 # devmem.py) on dmveth: NETIF is one end in this netns, the remote end is in
 # netns "a" (REMOTE_TYPE=netns).  check_rx, check_tx, check_tx_chunks and
