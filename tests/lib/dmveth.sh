@@ -68,3 +68,42 @@ scale() {
 		echo "$1"
 	fi
 }
+
+# The kernel's YNL cli and specs from the rig's tools tree ($DEVMEMTCP_TOOLS).
+YNL=${DEVMEMTCP_TOOLS:-/nonexistent}/tools/net/ynl/pyynl/cli.py
+SPECS=${DEVMEMTCP_TOOLS:-/nonexistent}/Documentation/netlink/specs
+# ynl NS FAMILY ARGS...: the YNL cli with FAMILY's spec, in netns NS
+ynl() {
+	local ns=$1 fam=$2
+	shift 2
+	ip netns exec "$ns" timeout 60 python3 "$YNL" --spec "$SPECS/$fam.yaml" --no-schema "$@"
+}
+
+# eth ARGS...: ethtool in netns b
+eth() { ip netns exec b timeout 60 ethtool "$@"; }
+
+# ethtool 6.13+ sets and shows tcp-data-split and hds-thresh itself
+ETHTOOL_HDS=0
+ethtool -h 2>&1 | grep -q hds-thresh && ETHTOOL_HDS=1
+
+# rings_set DEV [rx N] [tx N] [tcp-data-split on|off] [hds-thresh N] (DEV in
+# netns b): ethtool -G, or the YNL cli where ethtool is too old for these
+rings_set() {
+	local dev=$1 json v
+	shift
+	if [ $ETHTOOL_HDS = 1 ]; then
+		eth -G "$dev" "$@"
+		return
+	fi
+	json="{\"header\": {\"dev-name\": \"$dev\"}"
+	while [ $# -ge 2 ]; do
+		case $1:$2 in
+		tcp-data-split:on) v='"enabled"' ;;
+		tcp-data-split:off) v='"disabled"' ;;
+		*) v=$2 ;;
+		esac
+		json+=", \"$1\": $v"
+		shift 2
+	done
+	ynl b ethtool --do rings-set --json "$json}"
+}

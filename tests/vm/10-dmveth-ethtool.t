@@ -17,42 +17,9 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 LOG=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; ip link del dmvbad 2>/dev/null; dmveth_unpair; rm -rf "$LOG"' EXIT
 
-YNL=${DEVMEMTCP_TOOLS:-/nonexistent}/tools/net/ynl/pyynl/cli.py
-SPECS=${DEVMEMTCP_TOOLS:-/nonexistent}/Documentation/netlink/specs
-# ynl NS FAMILY ARGS...: the kernel's YNL cli with FAMILY's spec, in netns NS
-ynl() {
-	local ns=$1 fam=$2
-	shift 2
-	ip netns exec "$ns" python3 "$YNL" --spec "$SPECS/$fam.yaml" --no-schema "$@"
-}
+# have_ynl: the YNL cli and the netdev and ethtool specs are there
 have_ynl() { [ -f "$YNL" ] && [ -f "$SPECS/netdev.yaml" ] && [ -f "$SPECS/ethtool.yaml" ]; }
 
-eth() { ip netns exec b timeout 60 ethtool "$@"; }
-
-# ethtool 6.13+ sets and shows tcp-data-split and hds-thresh itself
-ETHTOOL_HDS=0
-ethtool -h 2>&1 | grep -q hds-thresh && ETHTOOL_HDS=1
-
-# rings_set DEV [rx N] [tx N] [tcp-data-split on|off] [hds-thresh N]
-rings_set() {
-	local dev=$1 json v
-	shift
-	if [ $ETHTOOL_HDS = 1 ]; then
-		eth -G "$dev" "$@"
-		return
-	fi
-	json="{\"header\": {\"dev-name\": \"$dev\"}"
-	while [ $# -ge 2 ]; do
-		case $1:$2 in
-		tcp-data-split:on) v='"enabled"' ;;
-		tcp-data-split:off) v='"disabled"' ;;
-		*) v=$2 ;;
-		esac
-		json+=", \"$1\": $v"
-		shift 2
-	done
-	ynl b ethtool --do rings-set --json "$json}"
-}
 
 # ring_cur DEV LABEL: a "Current hardware settings" value of ethtool -g
 ring_cur() {

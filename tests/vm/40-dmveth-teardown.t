@@ -39,33 +39,6 @@ cleanup() {
 trap cleanup EXIT
 command -v ncdevmem >/dev/null || { ktap_skip ncdevmem "ncdevmem not built (vm/build)"; exit 0; }
 
-YNL=${DEVMEMTCP_TOOLS:-/nonexistent}/tools/net/ynl/pyynl/cli.py
-SPECS=${DEVMEMTCP_TOOLS:-/nonexistent}/Documentation/netlink/specs
-eth() { ip netns exec b timeout 60 ethtool "$@"; }
-ETHTOOL_HDS=0
-ethtool -h 2>&1 | grep -q hds-thresh && ETHTOOL_HDS=1
-# rings_set DEV [tcp-data-split on|off] [hds-thresh N]: ethtool -G, or the
-# kernel's YNL cli where ethtool is too old (< 6.13) for these settings
-rings_set() {
-	local dev=$1 json v
-	shift
-	if [ $ETHTOOL_HDS = 1 ]; then
-		eth -G "$dev" "$@"
-		return
-	fi
-	json="{\"header\": {\"dev-name\": \"$dev\"}"
-	while [ $# -ge 2 ]; do
-		case $1:$2 in
-		tcp-data-split:on) v='"enabled"' ;;
-		tcp-data-split:off) v='"disabled"' ;;
-		*) v=$2 ;;
-		esac
-		json+=", \"$1\": $v"
-		shift 2
-	done
-	ip netns exec b timeout 60 python3 "$YNL" --spec "$SPECS/ethtool.yaml" --no-schema \
-		--do rings-set --json "$json}"
-}
 combined() {
 	eth -l "$1" | awk '/^Current hardware settings/ {c = 1} c && /^Combined:/ {print $2; exit}'
 }
