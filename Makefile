@@ -10,30 +10,88 @@ MNL_LIBS = $(shell pkg-config --libs libmnl 2>/dev/null || echo -lmnl)
 RIG_HEADERS = $(CACHE)/tools/current/usr/include
 KSRC = $(shell sed -n 's/^SRC=//p' $(CACHE)/build/normal/devmemtcp.env 2>/dev/null)
 
+PREFIX ?= /usr/local
+VERSION := 0.1.0
+SONAME := libdevmemtcp.so.0
+
+LIB_SRCS := $(wildcard lib/*.c)
+LIB_HDRS := include/devmemtcp.h $(wildcard lib/*.h)
+LIB_PIC := $(patsubst lib/%.c,$(BUILD)/lib/pic/%.o,$(LIB_SRCS))
+LIB_OBJ := $(patsubst lib/%.c,$(BUILD)/lib/static/%.o,$(LIB_SRCS))
+LIB_SO := $(BUILD)/lib/libdevmemtcp.so.$(VERSION)
+LIB_A := $(BUILD)/lib/libdevmemtcp.a
+LIB_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) -Iinclude -Ilib -fvisibility=hidden $(MNL_CFLAGS)
+TOOL_SRCS := $(wildcard tools/devmemtcp/*.c)
+TOOL := $(BUILD)/bin/devmemtcp
+
 TEST_SRCS := $(wildcard tests/progs/*.c)
 TEST_PROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 BENCH_PROGS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 KMOD_FILES := $(wildcard kernel/*/*.c kernel/*/*.h)
 
-.PHONY: all deps vm vm-debug demo check test bench checkpatch rig-progs clean
+.PHONY: all lib deps vm vm-debug demo check test bench checkpatch rig-progs install clean
 
-all: $(TEST_PROGS) $(BENCH_PROGS)
+all: lib $(if $(TOOL_SRCS),$(TOOL)) $(TEST_PROGS) $(BENCH_PROGS)
+
+# libdevmemtcp: shared (soname + version script) and static, and its .pc.
+lib: $(if $(LIB_SRCS),$(LIB_SO) $(LIB_A) $(BUILD)/lib/devmemtcp.pc)
+
+$(BUILD)/lib/pic/%.o: lib/%.c $(LIB_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) -fPIC -c $< -o $@
+
+$(BUILD)/lib/static/%.o: lib/%.c $(LIB_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+$(LIB_SO): $(LIB_PIC) lib/devmemtcp.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/devmemtcp.map \
+		-Wl,--no-undefined $(LIB_PIC) -o $@ $(MNL_LIBS) -ldl
+	ln -sf $(notdir $@) $(BUILD)/lib/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/lib/libdevmemtcp.so
+
+$(LIB_A): $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/lib/devmemtcp.pc: lib/devmemtcp.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+# The tool links the static library: one file to run in the VM or copy.
+$(TOOL): $(TOOL_SRCS) $(wildcard tools/devmemtcp/*.h) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Iinclude $(TOOL_SRCS) -o $@ $(LIB_A) $(MNL_LIBS) -ldl
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/devmemtcp.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(notdir $(LIB_SO)) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libdevmemtcp.so
+	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(BUILD)/lib/devmemtcp.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	$(if $(TOOL_SRCS),install -m 755 $(TOOL) $(DESTDIR)$(PREFIX)/bin/)
+	$(if $(wildcard man/man3/*.3),install -d $(DESTDIR)$(PREFIX)/share/man/man3 && install -m 644 man/man3/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/)
+	$(if $(wildcard man/man7/*.7),install -d $(DESTDIR)$(PREFIX)/share/man/man7 && install -m 644 man/man7/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/)
+	$(if $(wildcard man/man8/*.8),install -d $(DESTDIR)$(PREFIX)/share/man/man8 && install -m 644 man/man8/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/)
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 $(CFLAGS) $(WARN) $< -o $@
 
-$(BUILD)/tests/%: tests/progs/%.c $(wildcard tests/progs/*.h)
+# Test programs may use the library (linked statically) and lib/dmt-uapi.h.
+$(BUILD)/tests/%: tests/progs/%.c $(wildcard tests/progs/*.h) $(LIB_HDRS) $(if $(LIB_SRCS),$(LIB_A))
 	@mkdir -p $(@D)
-	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Itests/progs $(MNL_CFLAGS) $< -o $@ $(MNL_LIBS)
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Itests/progs -Iinclude -Ilib $(MNL_CFLAGS) $< -o $@ \
+		$(if $(LIB_SRCS),$(LIB_A)) $(MNL_LIBS) -ldl -lpthread
 
 # The uapi numbers we define ourselves, checked against the rig kernel's
 # own installed headers.
 rig-progs: $(BUILD)/tests/uapi-consts-rig
-$(BUILD)/tests/uapi-consts-rig: tests/progs/uapi-consts.c $(wildcard tests/progs/*.h)
+$(BUILD)/tests/uapi-consts-rig: tests/progs/uapi-consts.c lib/dmt-uapi.h
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -DDMT_RIG_HEADERS -isystem $(RIG_HEADERS) \
-		-Itests/progs $< -o $@
+		-Itests/progs -Ilib $< -o $@
 
 deps:
 	@bash -c '. vm/lib.sh && need_root && host_deps && say "host packages present"'

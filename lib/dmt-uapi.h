@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: GPL-2.0 */
+/* SPDX-License-Identifier: MIT */
 /*
  * dmt-uapi.h - kernel UAPI numbers devmemtcp needs that Debian 12's headers
  * (linux-libc-dev 6.1) lack.  Values: the project's devmem contract (sections

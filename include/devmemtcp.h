@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * devmemtcp.h - the public interface of libdevmemtcp.
+ *
+ * Devmem TCP sends TCP payload straight out of a dma-buf and receives it
+ * straight into one.  This library wraps the kernel interface
+ * (Documentation/networking/devmem.rst) so that it is hard to misuse:
+ *
+ *   struct dmt_dmabuf   a dma-buf from a provider (udmabuf, dma-heap, CUDA,
+ *                       or an fd you already have), with CPU access for the
+ *                       host-mappable ones bracketed by DMA_BUF_IOCTL_SYNC.
+ *   struct dmt_nl       a netdev generic netlink socket (libmnl): bind-tx,
+ *                       dev-get, queue-get.  Closing it unbinds.
+ *   struct dmt_txbind   a dma-buf made ready for sending on an interface:
+ *                       bind-tx when the policy allows devmem, else the
+ *                       fallback the policy allows (MSG_ZEROCOPY from the
+ *                       mapping, or copy).  The mode used is reported.
+ *   struct dmt_tx       the send engine of one TCP connection: a region
+ *                       allocator over a window of the dma-buf that never
+ *                       hands out bytes whose send has not completed,
+ *                       sendmsg with offset iovecs, partial sends resumed,
+ *                       error-queue completions, ENOBUFS and EINTR handled.
+ *
+ * Conventions:
+ * - Calls return >= 0 on success and a negative errno on failure; errno is
+ *   not the channel.  Constructors return NULL and fill an optional
+ *   struct dmt_err.
+ * - Every handle keeps its last error, with the kernel's extack text when
+ *   there was one; dmt_err_str() turns it into one sentence with a fix.
+ * - Options structs start with their size; declare them with DMT_OPTS() so
+ *   that fields added later are zero in old callers.  A non-zero byte past
+ *   the fields a library knows makes the call fail with -EINVAL.
+ * - The library never prints and keeps no global mutable state.
+ */
+#ifndef DEVMEMTCP_H
+#define DEVMEMTCP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DMT_VERSION_MAJOR 0
+#define DMT_VERSION_MINOR 1
+
+/* "0.1": the version of the library actually loaded. */
+const char *dmt_version(void);
+
+/* Declare an options struct: DMT_OPTS(dmt_tx_opts, o, .window = 1 << 20); */
+#define DMT_OPTS(type, name, ...) \
+	struct type name = { .sz = sizeof(struct type), __VA_ARGS__ }
+
+/* ---------------------------------------------------------------- errors */
+
+struct dmt_err {
+	int code;		/* negative errno; 0: no error */
+	char what[128];		/* the step that failed: "bind-tx on eth1" */
+	char extack[256];	/* the kernel's extack message, "" if none */
+	char fix[192];		/* what to do about it, "" if nothing useful */
+};
+
+/*
+ * One sentence: "WHAT: strerror(CODE)[: kernel says \"EXTACK\"] (FIX)".
+ * Writes at most len bytes into buf and returns buf.
+ */
+const char *dmt_err_str(const struct dmt_err *err, char *buf, size_t len);
+
+/* ------------------------------------------------------------- dma-bufs */
+
+enum dmt_provider {
+	DMT_PROVIDER_UDMABUF = 1,	/* sealed memfd wrapped by /dev/udmabuf */
+	DMT_PROVIDER_HEAP,		/* /dev/dma_heap/<name>, "system" default */
+	DMT_PROVIDER_CUDA,		/* GPU memory, libcuda.so.1 via dlopen */
+	DMT_PROVIDER_FD,		/* an existing dma-buf fd (imported) */
+	DMT_PROVIDER_HOST,		/* plain host memory (a memfd), not a
+					 * dma-buf: never devmem, only the
+					 * zerocopy and copy modes */
+};
+
+struct dmt_dmabuf_opts {
+	size_t sz;
+	enum dmt_provider provider;
+	size_t size;		/* bytes; rounded up to the page size */
+	bool hugepages;		/* udmabuf: back with 2 MiB huge pages */
+	const char *heap;	/* heap: name under /dev/dma_heap, "system" */
+	int cuda_device;	/* cuda: device ordinal */
+	int fd;			/* fd: the dma-buf to import (dup'ed) */
+};
+
+struct dmt_dmabuf;
+
+struct dmt_dmabuf *dmt_dmabuf_new(const struct dmt_dmabuf_opts *opts,
+				  struct dmt_err *err);
+void dmt_dmabuf_free(struct dmt_dmabuf *buf);
+/* The dma-buf fd (host provider: its memfd; not bindable). */
+int dmt_dmabuf_fd(const struct dmt_dmabuf *buf);
+/* true for a real dma-buf, false for the host provider */
+bool dmt_dmabuf_is_dmabuf(const struct dmt_dmabuf *buf);
+size_t dmt_dmabuf_size(const struct dmt_dmabuf *buf);
+enum dmt_provider dmt_dmabuf_provider(const struct dmt_dmabuf *buf);
+/* "udmabuf", "heap", "cuda", "fd", "host" */
+const char *dmt_provider_name(enum dmt_provider provider);
+/* Parse a provider name; -EINVAL if unknown. */
+int dmt_provider_parse(const char *name, enum dmt_provider *provider);
+/* The host mapping, or NULL when the buffer is not host-mappable. */
+void *dmt_dmabuf_map(const struct dmt_dmabuf *buf);
+
+/*
+ * Copy between host memory and the buffer.  For host-mappable buffers the
+ * access is bracketed by DMA_BUF_IOCTL_SYNC start/end; CUDA uses the
+ * driver's copy calls.  -ERANGE if [off, off+len) is outside the buffer.
+ */
+int dmt_dmabuf_write(struct dmt_dmabuf *buf, size_t off, const void *src,
+		     size_t len);
+int dmt_dmabuf_read(struct dmt_dmabuf *buf, size_t off, void *dst,
+		    size_t len);
+
+/*
+ * The pattern the kernel's `ncdevmem -l -v PERIOD` validates (2 <= PERIOD
+ * <= 255): 1, 2, ..., PERIOD-1, '\n', 1, 2, ...; byte k of the stream is
+ * k % PERIOD + 1, or '\n' where k % PERIOD == PERIOD - 1.  pos is the
+ * stream position of the first byte.  dmt_pattern_fill fills host memory,
+ * dmt_dmabuf_fill the buffer; dmt_pattern_check returns the index of the
+ * first wrong byte, or -1 when all len bytes match.
+ */
+void dmt_pattern_fill(void *dst, size_t len, uint64_t pos, unsigned period);
+ssize_t dmt_pattern_check(const void *src, size_t len, uint64_t pos,
+			  unsigned period);
+int dmt_dmabuf_fill(struct dmt_dmabuf *buf, size_t off, size_t len,
+		    uint64_t pos, unsigned period);
+
+/* ------------------------------------------------- netdev netlink family */
+
+struct dmt_nl;
+
+/* Open a netdev genl socket (NETLINK_EXT_ACK and NETLINK_CAP_ACK on). */
+struct dmt_nl *dmt_nl_open(struct dmt_err *err);
+/* Closing the socket unbinds every binding made through it. */
+void dmt_nl_close(struct dmt_nl *nl);
+const struct dmt_err *dmt_nl_error(const struct dmt_nl *nl);
+
+/* bind-tx: bind the dma-buf fd for TX on ifindex; *id gets the dmabuf id. */
+int dmt_bind_tx(struct dmt_nl *nl, unsigned ifindex, int dmabuf_fd,
+		uint32_t *id);
+
+struct dmt_dev_info {
+	unsigned ifindex;
+	uint64_t xdp_features;
+	uint64_t xdp_rx_metadata_features;
+	uint64_t xsk_features;
+	uint32_t xdp_zc_max_segs;
+};
+int dmt_dev_get(struct dmt_nl *nl, unsigned ifindex,
+		struct dmt_dev_info *info);
+
+struct dmt_queue_info {
+	unsigned ifindex;
+	uint32_t id;
+	uint32_t type;		/* 0 rx, 1 tx */
+	uint32_t napi_id;	/* 0 if none */
+	uint32_t dmabuf;	/* bound dmabuf id, 0 if none */
+	bool io_uring;		/* an io_uring zcrx provider is installed */
+};
+/* queue-get dump: calls cb once per queue of ifindex; stops on cb < 0. */
+int dmt_queue_dump(struct dmt_nl *nl, unsigned ifindex,
+		   int (*cb)(const struct dmt_queue_info *q, void *arg),
+		   void *arg);
+
+/* ------------------------------------------------------------ TX binding */
+
+enum dmt_mode {
+	DMT_MODE_AUTO = 0,	/* policy only: devmem, else zerocopy, else copy */
+	DMT_MODE_DEVMEM,	/* sendmsg(MSG_ZEROCOPY) + SCM_DEVMEM_DMABUF */
+	DMT_MODE_ZEROCOPY,	/* MSG_ZEROCOPY from the host mapping */
+	DMT_MODE_COPY,		/* plain send: the kernel copies */
+};
+/* "auto", "devmem", "zerocopy", "copy" */
+const char *dmt_mode_name(enum dmt_mode mode);
+int dmt_mode_parse(const char *name, enum dmt_mode *mode);
+
+struct dmt_txbind_opts {
+	size_t sz;
+	enum dmt_mode policy;	/* DMT_MODE_AUTO or the one mode allowed */
+};
+
+struct dmt_txbind;
+
+/*
+ * Make buf sendable on ifname.  With policy DMT_MODE_DEVMEM, a refused
+ * bind-tx fails the call (the kernel's extack in err).  With
+ * DMT_MODE_AUTO, a refused bind-tx falls back to zerocopy when the buffer
+ * is host-mappable, else to copy; why is kept (dmt_txbind_fallback_reason).
+ */
+struct dmt_txbind *dmt_txbind_new(const char *ifname, struct dmt_dmabuf *buf,
+				  const struct dmt_txbind_opts *opts,
+				  struct dmt_err *err);
+void dmt_txbind_free(struct dmt_txbind *bind);
+enum dmt_mode dmt_txbind_mode(const struct dmt_txbind *bind);
+uint32_t dmt_txbind_id(const struct dmt_txbind *bind);	/* 0 unless devmem */
+unsigned dmt_txbind_ifindex(const struct dmt_txbind *bind);
+/* Why devmem was not used ("" when it was, or was not tried). */
+const char *dmt_txbind_fallback_reason(const struct dmt_txbind *bind);
+
+/* ------------------------------------------------------------ send engine */
+
+struct dmt_tx;
+
+struct dmt_tx_completion {
+	uint32_t lo, hi;	/* inclusive range of send ids */
+	bool copied;		/* SO_EE_CODE_ZEROCOPY_COPIED */
+};
+
+struct dmt_tx_opts {
+	size_t sz;
+	size_t window_off;	/* this connection's part of the buffer */
+	size_t window_len;	/* 0: to the end of the buffer */
+	unsigned max_inflight;	/* sends tracked at once, 0: 1024 */
+	/* called for every completion read from the error queue */
+	void (*on_complete)(const struct dmt_tx_completion *c, void *arg);
+	void *arg;
+};
+
+struct dmt_region {
+	size_t off;		/* offset into the dma-buf */
+	size_t len;
+};
+
+struct dmt_tx_stats {
+	uint64_t bytes;		/* accepted by the kernel */
+	uint64_t sends;		/* sendmsg calls that queued bytes */
+	uint64_t partial;	/* of those, partial */
+	uint64_t completions;	/* send ids completed */
+	uint64_t copied;	/* of those, reported as copied */
+	uint64_t notifications;	/* error-queue messages read */
+	uint64_t enobufs;	/* ENOBUFS retried after draining */
+	uint64_t eagain;
+	uint64_t inflight_bytes;
+};
+
+/*
+ * Attach a send engine to a TCP socket fd (connected or not; the caller
+ * keeps ownership of fd).  Sets SO_ZEROCOPY in the devmem and zerocopy
+ * modes and SO_BINDTODEVICE to the binding's interface.
+ */
+struct dmt_tx *dmt_tx_new(int fd, struct dmt_txbind *bind,
+			  const struct dmt_tx_opts *opts, struct dmt_err *err);
+/* Frees the engine; in-flight regions are abandoned (see dmt_tx_drain). */
+void dmt_tx_free(struct dmt_tx *tx);
+const struct dmt_err *dmt_tx_error(const struct dmt_tx *tx);
+enum dmt_mode dmt_tx_mode(const struct dmt_tx *tx);
+int dmt_tx_fd(const struct dmt_tx *tx);
+
+/*
+ * Reserve len contiguous bytes of the window that no send in flight uses.
+ * -EAGAIN when not enough is free yet (wait with dmt_tx_poll); -EINVAL for
+ * len 0 or len > window.  Regions are released in the order reserved.
+ */
+int dmt_tx_alloc(struct dmt_tx *tx, size_t len, struct dmt_region *r);
+/* Give back the last reserved region unsent. */
+int dmt_tx_unalloc(struct dmt_tx *tx, const struct dmt_region *r);
+
+/*
+ * Queue regions (reserved with dmt_tx_alloc, filled by the device) for
+ * sending and send as much as the socket takes: one sendmsg carries up to
+ * 1024 iovecs.  Returns the bytes sent by this call (>= 0); what is left
+ * stays queued and goes out with the next dmt_tx_send or dmt_tx_flush.
+ * On a non-blocking socket returns 0 rather than -EAGAIN when nothing
+ * could be sent now.  A region's bytes belong to the kernel until its
+ * completion is read.
+ */
+ssize_t dmt_tx_send(struct dmt_tx *tx, const struct dmt_region *r,
+		    unsigned nr);
+/* Send what is queued; bytes sent, or -errno.  0 if none is queued. */
+ssize_t dmt_tx_flush(struct dmt_tx *tx);
+/* Bytes queued but not yet accepted by the kernel. */
+size_t dmt_tx_pending(const struct dmt_tx *tx);
+
+/*
+ * Read completions (waiting up to timeout_ms for at least one when some
+ * are outstanding; 0 does not wait, -1 waits forever) and release the
+ * regions they cover.  Returns the number of send ids completed.
+ */
+int dmt_tx_poll(struct dmt_tx *tx, int timeout_ms);
+/* Wait until every send has completed; -ETIMEDOUT after timeout_ms. */
+int dmt_tx_drain(struct dmt_tx *tx, int timeout_ms);
+/* POLLOUT when bytes are queued, POLLERR always: events for poll/epoll. */
+short dmt_tx_poll_events(const struct dmt_tx *tx);
+void dmt_tx_get_stats(const struct dmt_tx *tx, struct dmt_tx_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DEVMEMTCP_H */
