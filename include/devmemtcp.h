@@ -83,8 +83,9 @@ enum dmt_provider {
 
 struct dmt_dmabuf_opts {
 	size_t sz;
-	enum dmt_provider provider;
-	size_t size;		/* bytes; rounded up to the page size */
+	enum dmt_provider provider;	/* 0: udmabuf */
+	size_t size;		/* bytes, rounded up to the page size (2 MiB
+				 * with hugepages); fd: 0 is the whole buffer */
 	bool hugepages;		/* udmabuf: back with 2 MiB huge pages */
 	const char *heap;	/* heap: name under /dev/dma_heap, "system" */
 	int cuda_device;	/* cuda: device ordinal */
@@ -96,6 +97,8 @@ struct dmt_dmabuf;
 struct dmt_dmabuf *dmt_dmabuf_new(const struct dmt_dmabuf_opts *opts,
 				  struct dmt_err *err);
 void dmt_dmabuf_free(struct dmt_dmabuf *buf);
+/* The buffer's last error (a range error names offset, length and size). */
+const struct dmt_err *dmt_dmabuf_error(const struct dmt_dmabuf *buf);
 /* The dma-buf fd (host provider: its memfd; not bindable). */
 int dmt_dmabuf_fd(const struct dmt_dmabuf *buf);
 /* true for a real dma-buf, false for the host provider */
@@ -125,7 +128,8 @@ int dmt_dmabuf_read(struct dmt_dmabuf *buf, size_t off, void *dst,
  * k % PERIOD + 1, or '\n' where k % PERIOD == PERIOD - 1.  pos is the
  * stream position of the first byte.  dmt_pattern_fill fills host memory,
  * dmt_dmabuf_fill the buffer; dmt_pattern_check returns the index of the
- * first wrong byte, or -1 when all len bytes match.
+ * first wrong byte, or -1 when all len bytes match.  A period outside
+ * 2..255 fills nothing and checks nothing (dmt_dmabuf_fill: -EINVAL).
  */
 void dmt_pattern_fill(void *dst, size_t len, uint64_t pos, unsigned period);
 ssize_t dmt_pattern_check(const void *src, size_t len, uint64_t pos,
@@ -165,7 +169,10 @@ struct dmt_queue_info {
 	uint32_t dmabuf;	/* bound dmabuf id, 0 if none */
 	bool io_uring;		/* an io_uring zcrx provider is installed */
 };
-/* queue-get dump: calls cb once per queue of ifindex; stops on cb < 0. */
+/*
+ * queue-get dump: calls cb once per queue of ifindex (0: every device).
+ * Returns the number of queues, or cb's negative value when it stopped.
+ */
 int dmt_queue_dump(struct dmt_nl *nl, unsigned ifindex,
 		   int (*cb)(const struct dmt_queue_info *q, void *arg),
 		   void *arg);
@@ -175,7 +182,10 @@ int dmt_queue_dump(struct dmt_nl *nl, unsigned ifindex,
 enum dmt_mode {
 	DMT_MODE_AUTO = 0,	/* policy only: devmem, else zerocopy, else copy */
 	DMT_MODE_DEVMEM,	/* sendmsg(MSG_ZEROCOPY) + SCM_DEVMEM_DMABUF */
-	DMT_MODE_ZEROCOPY,	/* MSG_ZEROCOPY from the host mapping */
+	DMT_MODE_ZEROCOPY,	/* MSG_ZEROCOPY from host memory: host and
+				 * udmabuf buffers only (udmabuf through its
+				 * memfd: dma-buf mappings are PFN maps that
+				 * MSG_ZEROCOPY cannot pin) */
 	DMT_MODE_COPY,		/* plain send: the kernel copies */
 };
 /* "auto", "devmem", "zerocopy", "copy" */
@@ -244,7 +254,10 @@ struct dmt_tx_stats {
 /*
  * Attach a send engine to a TCP socket fd (connected or not; the caller
  * keeps ownership of fd).  Sets SO_ZEROCOPY in the devmem and zerocopy
- * modes and SO_BINDTODEVICE to the binding's interface.
+ * modes and SO_BINDTODEVICE to the binding's interface (best before
+ * connect, so the route leaves through that device).  The socket must not
+ * have sent with MSG_ZEROCOPY before (send ids count from 0); the engine
+ * owns its error queue.  Free the engine before its dmt_txbind.
  */
 struct dmt_tx *dmt_tx_new(int fd, struct dmt_txbind *bind,
 			  const struct dmt_tx_opts *opts, struct dmt_err *err);
@@ -265,8 +278,9 @@ int dmt_tx_unalloc(struct dmt_tx *tx, const struct dmt_region *r);
 
 /*
  * Queue regions (reserved with dmt_tx_alloc, filled by the device) for
- * sending and send as much as the socket takes: one sendmsg carries up to
- * 1024 iovecs.  Returns the bytes sent by this call (>= 0); what is left
+ * sending and send as much as the socket takes.  Regions go in the order
+ * they were reserved (a region may be a prefix of what is reserved and not
+ * yet queued), else -EINVAL; adjacent regions merge into one iovec.  Returns the bytes sent by this call (>= 0); what is left
  * stays queued and goes out with the next dmt_tx_send or dmt_tx_flush.
  * On a non-blocking socket returns 0 rather than -EAGAIN when nothing
  * could be sent now.  A region's bytes belong to the kernel until its
@@ -285,7 +299,8 @@ size_t dmt_tx_pending(const struct dmt_tx *tx);
  * regions they cover.  Returns the number of send ids completed.
  */
 int dmt_tx_poll(struct dmt_tx *tx, int timeout_ms);
-/* Wait until every send has completed; -ETIMEDOUT after timeout_ms. */
+/* Send what is queued, then wait until every send has completed;
+ * -ETIMEDOUT after timeout_ms. */
 int dmt_tx_drain(struct dmt_tx *tx, int timeout_ms);
 /* POLLOUT when bytes are queued, POLLERR always: events for poll/epoll. */
 short dmt_tx_poll_events(const struct dmt_tx *tx);

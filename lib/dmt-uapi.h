@@ -31,6 +31,7 @@
 #include <linux/version.h>
 #include <linux/udmabuf.h>
 #include <linux/dma-buf.h>
+#include <linux/dma-heap.h>
 #if __has_include(<linux/netdev.h>)
 #include <linux/netdev.h>
 #endif
@@ -44,15 +45,25 @@ enum {
 	DMT_VAL_SCM_DEVMEM_DMABUF		= 79,
 	DMT_VAL_MSG_SOCK_DEVMEM			= 0x2000000,
 
+	DMT_VAL_NETDEV_CMD_DEV_GET		= 1,
+	DMT_VAL_NETDEV_CMD_QUEUE_GET		= 10,
 	DMT_VAL_NETDEV_CMD_BIND_RX		= 13,
 	DMT_VAL_NETDEV_CMD_BIND_TX		= 15,
 	DMT_VAL_NETDEV_A_DMABUF_IFINDEX		= 1,
 	DMT_VAL_NETDEV_A_DMABUF_QUEUES		= 2,
 	DMT_VAL_NETDEV_A_DMABUF_FD		= 3,
 	DMT_VAL_NETDEV_A_DMABUF_ID		= 4,
+	DMT_VAL_NETDEV_A_DEV_IFINDEX		= 1,
+	DMT_VAL_NETDEV_A_DEV_XDP_FEATURES	= 3,
+	DMT_VAL_NETDEV_A_DEV_XDP_ZC_MAX_SEGS	= 4,
+	DMT_VAL_NETDEV_A_DEV_XDP_RX_METADATA_FEATURES = 5,
+	DMT_VAL_NETDEV_A_DEV_XSK_FEATURES	= 6,
 	DMT_VAL_NETDEV_A_QUEUE_ID		= 1,
+	DMT_VAL_NETDEV_A_QUEUE_IFINDEX		= 2,
 	DMT_VAL_NETDEV_A_QUEUE_TYPE		= 3,
+	DMT_VAL_NETDEV_A_QUEUE_NAPI_ID		= 4,
 	DMT_VAL_NETDEV_A_QUEUE_DMABUF		= 5,
+	DMT_VAL_NETDEV_A_QUEUE_IO_URING		= 6,
 	DMT_VAL_NETDEV_QUEUE_TYPE_RX		= 0,
 	DMT_VAL_NETDEV_QUEUE_TYPE_TX		= 1,
 
@@ -61,6 +72,7 @@ enum {
 
 	DMT_VAL_UDMABUF_CREATE			= 0x40187542,
 	DMT_VAL_DMA_BUF_IOCTL_SYNC		= 0x40086200,
+	DMT_VAL_DMA_HEAP_IOCTL_ALLOC		= 0xc0184800,
 };
 
 /* Socket level (asm-generic numbers; x86_64, arm64, riscv). */
@@ -84,7 +96,7 @@ enum {
 #define MSG_SOCK_DEVMEM		0x2000000
 #endif
 
-/* ioctls; both are in Debian 12's headers, kept for other libcs' headers. */
+/* ioctls; all are in Debian 12's headers, kept for other libcs' headers. */
 #ifndef UDMABUF_CREATE
 #define DMT_FALLBACK_UDMABUF 1
 #define UDMABUF_CREATE		0x40187542 /* _IOW('u', 0x42, udmabuf_create) */
@@ -92,6 +104,10 @@ enum {
 #ifndef DMA_BUF_IOCTL_SYNC
 #define DMT_FALLBACK_DMABUF 1
 #define DMA_BUF_IOCTL_SYNC	0x40086200 /* _IOW('b', 0, dma_buf_sync) */
+#endif
+#ifndef DMA_HEAP_IOCTL_ALLOC
+#define DMT_FALLBACK_DMA_HEAP 1
+#define DMA_HEAP_IOCTL_ALLOC	0xc0184800 /* _IOWR('H', 0, dma_heap_allocation_data) */
 #endif
 
 /*
@@ -116,8 +132,17 @@ enum {
 #define NETDEV_A_DMABUF_QUEUES	2
 #define NETDEV_A_DMABUF_FD	3
 #define NETDEV_A_DMABUF_ID	4
+#define NETDEV_CMD_DEV_GET	1
+#define NETDEV_CMD_QUEUE_GET	10
+#define NETDEV_A_DEV_IFINDEX	1
+#define NETDEV_A_DEV_XDP_FEATURES	3
+#define NETDEV_A_DEV_XDP_ZC_MAX_SEGS	4
+#define NETDEV_A_DEV_XDP_RX_METADATA_FEATURES	5
+#define NETDEV_A_DEV_XSK_FEATURES	6
 #define NETDEV_A_QUEUE_ID	1
+#define NETDEV_A_QUEUE_IFINDEX	2
 #define NETDEV_A_QUEUE_TYPE	3
+#define NETDEV_A_QUEUE_NAPI_ID	4
 #define NETDEV_A_QUEUE_DMABUF	5
 #define NETDEV_QUEUE_TYPE_RX	0
 #define NETDEV_QUEUE_TYPE_TX	1
@@ -125,6 +150,11 @@ enum {
 #if DMT_NETDEV_HDR < KERNEL_VERSION(6, 16, 0)
 #define DMT_FALLBACK_NETDEV_TX 1
 #define NETDEV_CMD_BIND_TX	15
+#endif
+/* io_uring zcrx providers arrived in 6.15; gated at 6.16 with TX. */
+#if DMT_NETDEV_HDR < KERNEL_VERSION(6, 16, 0)
+#define DMT_FALLBACK_NETDEV_IO_URING 1
+#define NETDEV_A_QUEUE_IO_URING	6
 #endif
 
 /* ethtool rings: tcp-data-split is in 6.1's header, hds-thresh came later
@@ -167,11 +197,17 @@ struct dmabuf_token {
 #ifndef DMT_FALLBACK_DMABUF
 #define DMT_FALLBACK_DMABUF 0
 #endif
+#ifndef DMT_FALLBACK_DMA_HEAP
+#define DMT_FALLBACK_DMA_HEAP 0
+#endif
 #ifndef DMT_FALLBACK_NETDEV
 #define DMT_FALLBACK_NETDEV 0
 #endif
 #ifndef DMT_FALLBACK_NETDEV_TX
 #define DMT_FALLBACK_NETDEV_TX 0
+#endif
+#ifndef DMT_FALLBACK_NETDEV_IO_URING
+#define DMT_FALLBACK_NETDEV_IO_URING 0
 #endif
 #ifndef DMT_FALLBACK_ETHTOOL_SPLIT
 #define DMT_FALLBACK_ETHTOOL_SPLIT 0

@@ -58,6 +58,7 @@ struct dmt_dmabuf {
 	int memfd;		/* udmabuf: the backing memfd, else -1 */
 	void *priv;		/* provider state (cuda: context, pointer) */
 	const struct dmt_dmabuf_ops *ops;
+	struct dmt_err err;	/* last error */
 };
 
 struct dmt_dmabuf_ops {

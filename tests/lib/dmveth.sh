@@ -60,9 +60,10 @@ out.write(unit * (reps % 65536) + unit[:rest])
 }
 
 # scale BYTES [DEBUG_BYTES]: BYTES on the normal kernel; on the debug kernel,
-# which is many times slower, DEBUG_BYTES or BYTES/16.
+# which is many times slower, DEBUG_BYTES or BYTES/16 (DEVMEMTCP_FULL=1:
+# BYTES there too).
 scale() {
-	if [ "${DEVMEMTCP_FLAVOR:-normal}" = debug ]; then
+	if [ "${DEVMEMTCP_FLAVOR:-normal}" = debug ] && [ "${DEVMEMTCP_FULL:-0}" != 1 ]; then
 		echo "${2:-$(($1 / 16))}"
 	else
 		echo "$1"

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The send engine on this machine: tx-modes (zerocopy, copy, auto over lo,
+# then over a veth pair between two network namespaces) and tx-reuse (no
+# region reused before its send completed, under ENOBUFS storms in a
+# private netns).  The namespaces are removed on every exit path.
+. "$(dirname "$0")/../lib/ktap.sh"
+
+NS_A=dmt-tx-$$-a NS_B=dmt-tx-$$-b
+cleanup() {
+	ip netns del "$NS_A" 2>/dev/null
+	ip netns del "$NS_B" 2>/dev/null
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+# run LABEL CMD...: the program's KTAP lines, renumbered by tests/run's count.
+run() {
+	local label=$1
+	shift
+	"$@" 2>&1 | sed "s/^\(\(not \)\{0,1\}ok \)[0-9]* /\1- $label: /"
+}
+
+for p in tx-modes tx-reuse; do
+	[ -x "$BUILD/tests/$p" ] || ktap_fail "$p built (make all)"
+done
+
+[ -x "$BUILD/tests/tx-modes" ] && run "tx-modes (lo)" "$BUILD/tests/tx-modes"
+
+if [ -x "$BUILD/tests/tx-modes" ]; then
+	if [ "$(id -u)" != 0 ] || ! ip netns add "$NS_A" 2>/dev/null; then
+		ktap_skip "tx-modes (veth)" "cannot create network namespaces (needs root)"
+	elif ! { ip netns add "$NS_B" &&
+		ip link add dmtA netns "$NS_A" type veth peer name dmtB netns "$NS_B" &&
+		ip -n "$NS_A" addr add 10.231.0.1/24 dev dmtA &&
+		ip -n "$NS_B" addr add 10.231.0.2/24 dev dmtB &&
+		ip -n "$NS_A" link set lo up && ip -n "$NS_B" link set lo up &&
+		ip -n "$NS_A" link set dmtA up && ip -n "$NS_B" link set dmtB up; } 2>/tmp/dmt-tx-$$.err; then
+		sed 's/^/# /' /tmp/dmt-tx-$$.err
+		ktap_skip "tx-modes (veth)" "no veth pair between namespaces (CONFIG_VETH?)"
+	else
+		run "tx-modes (veth)" ip netns exec "$NS_A" \
+			"$BUILD/tests/tx-modes" -i dmtA -a 10.231.0.2 -n "$NS_B" -m 32
+	fi
+	rm -f /tmp/dmt-tx-$$.err
+fi
+
+[ -x "$BUILD/tests/tx-reuse" ] && run "tx-reuse" "$BUILD/tests/tx-reuse"
+exit 0

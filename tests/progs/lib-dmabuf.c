@@ -1,0 +1,519 @@
+// SPDX-License-Identifier: MIT
+/*
+ * lib dma-buf: libdevmemtcp's buffers and patterns.  The host provider
+ * round-trips writes, reads and pattern fills; the ncdevmem pattern is
+ * checked against a byte-by-byte model at odd positions and periods and
+ * catches a flipped byte; out-of-range and zero-size calls fail with
+ * ERANGE/EINVAL and a sentence with a fix; the fd provider refuses a memfd
+ * and a pipe; udmabuf (with its size-limit message and huge pages), a
+ * dma-buf heap and CUDA run when present; no fd leaks.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "devmemtcp.h"
+
+#define UDMABUF_LIMIT "/sys/module/udmabuf/parameters/size_limit_mb"
+
+struct ktap {
+	int n, failed, skipped;
+};
+
+static __attribute__((format(printf, 3, 4)))
+bool check(struct ktap *t, bool ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%sok %d ", ok ? "" : "not ", ++t->n);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	t->failed += !ok;
+	return ok;
+}
+
+static void skip(struct ktap *t, const char *name, const char *why)
+{
+	printf("ok %d %s # SKIP %s\n", ++t->n, name, why);
+	t->skipped++;
+}
+
+static int ktap_exit(const struct ktap *t)
+{
+	if (t->failed)
+		return 1;
+	return t->skipped == t->n ? 4 : 0;
+}
+
+/* Open fds of this process, not counting the one opendir() uses. */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;
+}
+
+static void show_err(const struct dmt_err *err)
+{
+	char line[512];
+
+	printf("# %s\n", dmt_err_str(err, line, sizeof(line)));
+}
+
+/* The pattern, one byte at a time, as the header defines it. */
+static unsigned char model(uint64_t k, unsigned period)
+{
+	return k % period == period - 1 ? '\n' : k % period + 1;
+}
+
+/* ncdevmem's validate_buffer seed walk, from stream position 0. */
+static bool ncdevmem_accepts(const unsigned char *p, size_t len, unsigned period)
+{
+	unsigned char seed = 1;
+
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] != (seed ? seed : '\n'))
+			return false;
+		if (++seed == period)
+			seed = 0;
+	}
+	return true;
+}
+
+static void test_version_names(struct ktap *t)
+{
+	static const char *const names[] = { "udmabuf", "heap", "cuda", "fd", "host" };
+	enum dmt_provider p;
+	bool ok = true;
+	char want[16];
+
+	snprintf(want, sizeof(want), "%d.%d", DMT_VERSION_MAJOR, DMT_VERSION_MINOR);
+	check(t, !strcmp(dmt_version(), want), "dmt_version() is \"%s\"", want);
+
+	for (unsigned i = 0; i < 5; i++)
+		ok &= !dmt_provider_parse(names[i], &p) &&
+		      !strcmp(dmt_provider_name(p), names[i]);
+	ok &= dmt_provider_parse("gpu", &p) == -EINVAL;
+	ok &= dmt_provider_parse(NULL, &p) == -EINVAL;
+	ok &= !strcmp(dmt_provider_name(0), "unknown");
+	check(t, ok, "provider names parse and print back; unknown ones give EINVAL");
+}
+
+static void test_pattern(struct ktap *t)
+{
+	static const unsigned periods[] = { 2, 3, 7, 64, 100, 254, 255 };
+	static const uint64_t positions[] = { 0, 1, 5, 12345, (1ull << 40) + 3 };
+	size_t len = 3 * 4096 + 17;
+	unsigned char *a = malloc(len + 64), *b = malloc(len + 64);
+	bool ok = true, seam = true, flip = true;
+
+	for (unsigned i = 0; i < sizeof(periods) / sizeof(periods[0]); i++)
+		for (unsigned j = 0; j < sizeof(positions) / sizeof(positions[0]); j++) {
+			unsigned p = periods[i];
+			uint64_t pos = positions[j];
+			size_t cut = 1 + (pos + p) % 4099;
+
+			/* the guard bytes after len stay untouched */
+			memset(a, 0xee, len + 64);
+			dmt_pattern_fill(a, len, pos, p);
+			for (size_t k = 0; k < len; k++)
+				if (a[k] != model(pos + k, p)) {
+					printf("# period %u pos %llu: byte %zu is %u, want %u\n",
+					       p, (unsigned long long)pos, k, a[k],
+					       model(pos + k, p));
+					ok = false;
+					break;
+				}
+			for (size_t k = len; k < len + 64; k++)
+				ok &= a[k] == 0xee;
+			ok &= dmt_pattern_check(a, len, pos, p) == -1;
+
+			/* two fills that meet at cut equal one fill */
+			dmt_pattern_fill(b, cut, pos, p);
+			dmt_pattern_fill(b + cut, len - cut, pos + cut, p);
+			seam &= !memcmp(a, b, len);
+
+			/* a flipped byte is found where it is */
+			for (size_t at = 0; at < len; at += 1 + at * 3) {
+				a[at] ^= 0x20;
+				flip &= dmt_pattern_check(a, len, pos, p) == (ssize_t)at;
+				a[at] ^= 0x20;
+			}
+			flip &= dmt_pattern_check(a + 1, len - 1, pos, p) == 0;
+		}
+	check(t, ok, "dmt_pattern_fill matches the model at odd positions and periods");
+	check(t, seam, "pattern fills that meet at an odd position join seamlessly");
+	check(t, flip, "dmt_pattern_check finds a flipped byte at its index");
+
+	dmt_pattern_fill(a, 4000, 0, 100);
+	check(t, ncdevmem_accepts(a, 4000, 100) && !ncdevmem_accepts(a, 4000, 99),
+	      "the pattern from position 0 is what ncdevmem -v 100 accepts");
+
+	memset(a, 0x55, 64);
+	dmt_pattern_fill(a, 64, 0, 1);
+	dmt_pattern_fill(a, 64, 0, 256);
+	ok = a[0] == 0x55 && a[63] == 0x55;
+	ok &= dmt_pattern_check(a, 64, 0, 1) == 0 && dmt_pattern_check(a, 64, 0, 256) == 0;
+	ok &= dmt_pattern_check(a, 0, 0, 10) == -1;
+	check(t, ok, "periods 1 and 256 are refused: nothing filled, byte 0 reported");
+	free(a);
+	free(b);
+}
+
+/* Write, read back and pattern-fill a buffer of any provider. */
+static void round_trip(struct ktap *t, struct dmt_dmabuf *buf, const char *name)
+{
+	size_t size = dmt_dmabuf_size(buf), off = size / 3 + 1, len = size / 3;
+	unsigned char *src = malloc(len), *dst = malloc(size);
+	ssize_t bad;
+	int ret;
+
+	for (size_t i = 0; i < len; i++)
+		src[i] = (i * 131 + 7) & 0xff;
+	ret = dmt_dmabuf_write(buf, off, src, len);
+	if (!ret)
+		ret = dmt_dmabuf_read(buf, off, dst, len);
+	if (ret)
+		printf("# write/read: %s\n", strerror(-ret));
+	check(t, !ret && !memcmp(src, dst, len),
+	      "%s: write and read back %zu bytes at offset %zu", name, len, off);
+
+	ret = dmt_dmabuf_fill(buf, 0, size, 7, 97);
+	if (!ret)
+		ret = dmt_dmabuf_read(buf, 0, dst, size);
+	bad = ret ? 0 : dmt_pattern_check(dst, size, 7, 97);
+	if (ret)
+		printf("# fill/read: %s\n", strerror(-ret));
+	else if (bad >= 0)
+		printf("# byte %zd is %u\n", bad, dst[bad]);
+	check(t, !ret && bad == -1, "%s: dmt_dmabuf_fill of all %zu bytes reads back "
+	      "as the pattern", name, size);
+
+	ret = dmt_dmabuf_fill(buf, off, 1000, 0, 10);
+	if (!ret)
+		ret = dmt_dmabuf_read(buf, off - 1, dst, 1002);
+	check(t, !ret && dmt_pattern_check(dst + 1, 1000, 0, 10) == -1 &&
+	      dst[0] == model(7 + off - 1, 97) && dst[1001] == model(7 + off + 1000, 97),
+	      "%s: a fill at odd offset %zu stays inside its range", name, off);
+	free(src);
+	free(dst);
+}
+
+static void test_host(struct ktap *t)
+{
+	DMT_OPTS(dmt_dmabuf_opts, o, .provider = DMT_PROVIDER_HOST,
+		 .size = (1 << 20) + 1);
+	size_t page = sysconf(_SC_PAGESIZE);
+	struct dmt_err err;
+	struct dmt_dmabuf *buf;
+	char c = 0;
+	int ret;
+
+	buf = dmt_dmabuf_new(&o, &err);
+	if (!check(t, buf, "host provider: 1 MiB + 1 byte buffer")) {
+		show_err(&err);
+		return;
+	}
+	check(t, dmt_dmabuf_size(buf) == (1 << 20) + page && dmt_dmabuf_map(buf) &&
+	      !dmt_dmabuf_is_dmabuf(buf) && dmt_dmabuf_fd(buf) >= 0 &&
+	      dmt_dmabuf_provider(buf) == DMT_PROVIDER_HOST &&
+	      fcntl(dmt_dmabuf_fd(buf), F_GETFD) == FD_CLOEXEC,
+	      "host provider: size rounded up to a page, mapped, not a dma-buf, "
+	      "fd close-on-exec");
+	round_trip(t, buf, "host");
+
+	size_t size = dmt_dmabuf_size(buf);
+	ret = 0;
+	ret |= dmt_dmabuf_write(buf, size, &c, 1) != -ERANGE;
+	ret |= dmt_dmabuf_write(buf, size - 1, "ab", 2) != -ERANGE;
+	ret |= dmt_dmabuf_read(buf, SIZE_MAX, &c, 1) != -ERANGE;
+	ret |= dmt_dmabuf_read(buf, 1, &c, SIZE_MAX) != -ERANGE;
+	ret |= dmt_dmabuf_fill(buf, size - 10, 11, 0, 10) != -ERANGE;
+	ret |= dmt_dmabuf_write(buf, size, &c, 0) != 0;
+	ret |= dmt_dmabuf_write(buf, size - 1, &c, 1) != 0;
+	check(t, !ret, "offset/length outside the buffer give ERANGE, the edges do not");
+	check(t, dmt_dmabuf_fill(buf, 0, 10, 0, 1) == -EINVAL,
+	      "dmt_dmabuf_fill with period 1 gives EINVAL");
+	dmt_dmabuf_free(buf);
+	dmt_dmabuf_free(NULL);
+}
+
+static void test_errors(struct ktap *t)
+{
+	DMT_OPTS(dmt_dmabuf_opts, zero, .provider = DMT_PROVIDER_HOST);
+	struct dmt_err err, e = {
+		.code = -EOPNOTSUPP,
+		.what = "bind-tx on eth1",
+		.extack = "Driver does not support netmem TX",
+		.fix = "use the copy mode",
+	};
+	struct {
+		struct dmt_dmabuf_opts o;
+		char newer[16];
+	} big = { .o = { .sz = sizeof(big), .provider = DMT_PROVIDER_HOST,
+			 .size = 4096 } };
+	struct dmt_dmabuf *buf;
+	char line[512], want[512];
+
+	memset(&err, 0xa5, sizeof(err));
+	buf = dmt_dmabuf_new(&zero, &err);
+	dmt_err_str(&err, line, sizeof(line));
+	printf("# %s\n", line);
+	check(t, !buf && err.code == -EINVAL && err.fix[0] && !err.extack[0] &&
+	      strstr(line, err.what) && strstr(line, strerror(EINVAL)) &&
+	      strstr(line, err.fix) && line[strlen(line) - 1] == ')',
+	      "size 0 gives EINVAL and a sentence \"what: why (fix)\"");
+
+	buf = dmt_dmabuf_new(&big.o, &err);
+	check(t, buf, "options with a zero tail past the known fields are accepted");
+	dmt_dmabuf_free(buf);
+	big.newer[3] = 1;
+	buf = dmt_dmabuf_new(&big.o, &err);
+	show_err(&err);
+	check(t, !buf && err.code == -EINVAL,
+	      "options with a non-zero byte past the known fields give EINVAL");
+	big.o.sz = 2;
+	buf = dmt_dmabuf_new(&big.o, NULL);
+	check(t, !buf, "options with .sz smaller than itself are refused");
+
+	snprintf(want, sizeof(want), "bind-tx on eth1: %s: kernel says \"Driver does "
+		 "not support netmem TX\" (use the copy mode)", strerror(EOPNOTSUPP));
+	dmt_err_str(&e, line, sizeof(line));
+	check(t, !strcmp(line, want), "dmt_err_str: \"%s\"", line);
+	dmt_err_str(&e, line, 12);
+	check(t, strlen(line) == 11 && !strncmp(line, want, 11),
+	      "dmt_err_str truncates to the buffer");
+	e.code = 0;
+	check(t, !strcmp(dmt_err_str(&e, line, sizeof(line)), "no error") &&
+	      !strcmp(dmt_err_str(NULL, line, sizeof(line)), "no error"),
+	      "dmt_err_str of no error says so");
+}
+
+static void expect_not_dmabuf(struct ktap *t, int fd, const char *what)
+{
+	DMT_OPTS(dmt_dmabuf_opts, o, .provider = DMT_PROVIDER_FD, .fd = fd);
+	struct dmt_dmabuf *buf;
+	struct dmt_err err;
+	char want[32];
+
+	snprintf(want, sizeof(want), "fd %d is not a dma-buf", fd);
+	buf = dmt_dmabuf_new(&o, &err);
+	show_err(&err);
+	check(t, !buf && err.code == -EINVAL && strstr(err.what, want) && err.fix[0],
+	      "fd provider refuses %s: EINVAL \"%s\"", what, want);
+	dmt_dmabuf_free(buf);
+}
+
+static void test_fd_provider(struct ktap *t)
+{
+	DMT_OPTS(dmt_dmabuf_opts, o, .provider = DMT_PROVIDER_FD, .fd = -1);
+	struct dmt_dmabuf *buf;
+	struct dmt_err err;
+	int memfd, pipefd[2];
+
+	memfd = memfd_create("lib-dmabuf", MFD_CLOEXEC);
+	if (memfd >= 0 && ftruncate(memfd, 4096) == 0)
+		expect_not_dmabuf(t, memfd, "a memfd");
+	else
+		check(t, false, "fd provider refuses a memfd (memfd: %s)", strerror(errno));
+	if (memfd >= 0)
+		close(memfd);
+	if (pipe2(pipefd, O_CLOEXEC) == 0) {
+		expect_not_dmabuf(t, pipefd[0], "a pipe");
+		close(pipefd[0]);
+		close(pipefd[1]);
+	} else {
+		check(t, false, "fd provider refuses a pipe (pipe: %s)", strerror(errno));
+	}
+	buf = dmt_dmabuf_new(&o, &err);
+	check(t, !buf && err.code == -EBADF, "fd provider without an fd gives EBADF");
+}
+
+static void test_udmabuf(struct ktap *t)
+{
+	DMT_OPTS(dmt_dmabuf_opts, o, .provider = DMT_PROVIDER_UDMABUF, .size = 1 << 20);
+	DMT_OPTS(dmt_dmabuf_opts, imp, .provider = DMT_PROVIDER_FD);
+	struct dmt_dmabuf *buf, *same;
+	struct dmt_err err;
+	char limit[32] = "";
+	unsigned char b[4];
+	FILE *f;
+
+	buf = dmt_dmabuf_new(&o, &err);
+	if (!buf && err.code == -ENOENT && access("/dev/udmabuf", F_OK)) {
+		show_err(&err);
+		check(t, strstr(err.fix, "udmabuf module") != NULL,
+		      "udmabuf absent: ENOENT says to load the udmabuf module");
+		skip(t, "udmabuf provider", "/dev/udmabuf absent (CONFIG_UDMABUF)");
+		skip(t, "udmabuf size limit", "/dev/udmabuf absent (CONFIG_UDMABUF)");
+		skip(t, "udmabuf huge pages", "/dev/udmabuf absent (CONFIG_UDMABUF)");
+		return;
+	}
+	if (!check(t, buf, "udmabuf provider: 1 MiB")) {
+		show_err(&err);
+		return;
+	}
+	check(t, dmt_dmabuf_is_dmabuf(buf) && dmt_dmabuf_map(buf) &&
+	      lseek(dmt_dmabuf_fd(buf), 0, SEEK_END) == 1 << 20 &&
+	      fcntl(dmt_dmabuf_fd(buf), F_GETFD) == FD_CLOEXEC,
+	      "udmabuf: a mapped dma-buf of 1 MiB, close-on-exec");
+	round_trip(t, buf, "udmabuf");
+
+	imp.fd = dmt_dmabuf_fd(buf);
+	same = dmt_dmabuf_new(&imp, &err);
+	if (!same)
+		show_err(&err);
+	check(t, same && dmt_dmabuf_size(same) == 1 << 20 &&
+	      dmt_dmabuf_fd(same) != imp.fd && dmt_dmabuf_is_dmabuf(same) &&
+	      dmt_dmabuf_write(buf, 4096, "\x01\x02\x03\x04", 4) == 0 &&
+	      dmt_dmabuf_read(same, 4096, b, 4) == 0 && !memcmp(b, "\x01\x02\x03\x04", 4),
+	      "fd provider imports the udmabuf (dup, size from lseek, same bytes)");
+	dmt_dmabuf_free(same);
+	dmt_dmabuf_free(buf);
+
+	/* the size limit, lowered for a moment when it can be */
+	f = fopen(UDMABUF_LIMIT, "r+");
+	if (!f || !fgets(limit, sizeof(limit), f)) {
+		skip(t, "udmabuf size limit", "cannot read and write " UDMABUF_LIMIT);
+	} else {
+		DMT_OPTS(dmt_dmabuf_opts, big, .provider = DMT_PROVIDER_UDMABUF,
+			 .size = 2 << 20);
+
+		rewind(f);
+		fputs("1\n", f);
+		fflush(f);
+		buf = dmt_dmabuf_new(&big, &err);
+		rewind(f);
+		fputs(limit, f);
+		fflush(f);
+		show_err(&err);
+		check(t, !buf && err.code == -EINVAL &&
+		      strstr(err.fix, "size_limit_mb=2") && strstr(err.what, "size_limit_mb"),
+		      "udmabuf over size_limit_mb: EINVAL saying how to raise it");
+		dmt_dmabuf_free(buf);
+	}
+	if (f)
+		fclose(f);
+
+	o.size = 1;
+	o.hugepages = true;
+	buf = dmt_dmabuf_new(&o, &err);
+	if (buf) {
+		check(t, dmt_dmabuf_size(buf) == 2 << 20,
+		      "udmabuf on huge pages: 1 byte rounds up to 2 MiB");
+		round_trip(t, buf, "udmabuf huge");
+	} else {
+		show_err(&err);
+		check(t, strstr(err.fix, "/proc/sys/vm/nr_hugepages") != NULL,
+		      "udmabuf on huge pages fails naming /proc/sys/vm/nr_hugepages");
+	}
+	dmt_dmabuf_free(buf);
+}
+
+static void test_heap(struct ktap *t)
+{
+	DMT_OPTS(dmt_dmabuf_opts, o, .provider = DMT_PROVIDER_HEAP, .size = 1 << 20);
+	struct dmt_dmabuf *buf;
+	struct dmt_err err;
+
+	o.heap = "../null";
+	buf = dmt_dmabuf_new(&o, &err);
+	check(t, !buf && err.code == -EINVAL, "heap name with a '/' gives EINVAL");
+	o.heap = "no-such-heap";
+	buf = dmt_dmabuf_new(&o, &err);
+	show_err(&err);
+	check(t, !buf && err.code == -ENOENT && err.fix[0],
+	      "a missing heap gives ENOENT with a fix");
+
+	o.heap = NULL;
+	if (access("/dev/dma_heap/system", F_OK)) {
+		skip(t, "heap provider", "/dev/dma_heap/system absent "
+		     "(CONFIG_DMABUF_HEAPS_SYSTEM)");
+		return;
+	}
+	buf = dmt_dmabuf_new(&o, &err);
+	if (!check(t, buf, "heap provider: 1 MiB from the system heap")) {
+		show_err(&err);
+		return;
+	}
+	check(t, dmt_dmabuf_is_dmabuf(buf) && dmt_dmabuf_size(buf) == 1 << 20,
+	      "heap: a dma-buf of 1 MiB");
+	if (dmt_dmabuf_map(buf))
+		round_trip(t, buf, "heap");
+	else
+		skip(t, "heap round trip", "the system heap gave no host mapping");
+	dmt_dmabuf_free(buf);
+}
+
+static void test_cuda(struct ktap *t)
+{
+	DMT_OPTS(dmt_dmabuf_opts, o, .provider = DMT_PROVIDER_CUDA, .size = 1 << 20);
+	struct dmt_dmabuf *buf;
+	struct dmt_err err;
+	void *dl;
+
+	dl = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+	buf = dmt_dmabuf_new(&o, &err);
+	if (!dl) {
+		show_err(&err);
+		check(t, !buf && err.code == -ENOENT && strstr(err.what, "libcuda.so.1"),
+		      "cuda without libcuda.so.1: ENOENT \"no CUDA driver\"");
+		skip(t, "cuda provider", "no libcuda.so.1");
+		return;
+	}
+	dlclose(dl);
+	if (!buf && (err.code == -ENODEV || err.code == -EOPNOTSUPP)) {
+		show_err(&err);
+		skip(t, "cuda provider", "no CUDA device that exports dma-bufs");
+		return;
+	}
+	if (!check(t, buf, "cuda provider: 1 MiB of device memory")) {
+		show_err(&err);
+		return;
+	}
+	check(t, dmt_dmabuf_is_dmabuf(buf) && !dmt_dmabuf_map(buf) &&
+	      dmt_dmabuf_size(buf) >= 1 << 20 &&
+	      lseek(dmt_dmabuf_fd(buf), 0, SEEK_END) == (off_t)dmt_dmabuf_size(buf),
+	      "cuda: an unmapped dma-buf of %zu bytes", dmt_dmabuf_size(buf));
+	round_trip(t, buf, "cuda");
+	dmt_dmabuf_free(buf);
+}
+
+int main(void)
+{
+	struct ktap t = { 0 };
+	int fds_before = count_fds(), fds_after;
+
+	test_version_names(&t);
+	test_pattern(&t);
+	test_host(&t);
+	test_errors(&t);
+	test_fd_provider(&t);
+	test_udmabuf(&t);
+	test_heap(&t);
+	test_cuda(&t);
+
+	fds_after = count_fds();
+	if (!check(&t, fds_before >= 0 && fds_after == fds_before, "no fd leaked"))
+		printf("# %d fds open at start, %d at the end\n", fds_before, fds_after);
+	return ktap_exit(&t);
+}

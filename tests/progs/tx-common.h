@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tx-common.h - what the send-engine tests share: KTAP lines, a listening
+ * socket made in another network namespace, a receiver thread that checks
+ * every byte against the ncdevmem pattern, and a provider choice (udmabuf
+ * when /dev/udmabuf exists, else host memory).
+ */
+#ifndef TX_COMMON_H
+#define TX_COMMON_H
+
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "devmemtcp.h"
+
+#define TX_PERIOD 251	/* pattern period: not a divisor of any chunk size */
+
+struct ktap {
+	int n, failed, skipped;
+};
+
+static inline __attribute__((format(printf, 3, 4)))
+bool check(struct ktap *t, bool ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%sok %d ", ok ? "" : "not ", ++t->n);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+	t->failed += !ok;
+	return ok;
+}
+
+static inline void skip(struct ktap *t, const char *name, const char *why)
+{
+	printf("ok %d %s # SKIP %s\n", ++t->n, name, why);
+	fflush(stdout);
+	t->skipped++;
+}
+
+static inline int ktap_exit(const struct ktap *t)
+{
+	if (t->failed)
+		return 1;
+	return t->skipped == t->n ? 4 : 0;
+}
+
+static inline void diag_err(const char *what, const struct dmt_err *e)
+{
+	char buf[768];
+
+	printf("# %s: %s\n", what, dmt_err_str(e, buf, sizeof(buf)));
+}
+
+static inline double secs_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) + (t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* udmabuf when the kernel has it, else plain host memory. */
+static inline enum dmt_provider test_provider(void)
+{
+	return access("/dev/udmabuf", R_OK | W_OK) == 0 ? DMT_PROVIDER_UDMABUF :
+							   DMT_PROVIDER_HOST;
+}
+
+/*
+ * A listening TCP socket on addr (port 0: any) in network namespace netns
+ * (a name under /run/netns, NULL: this one), with SO_RCVBUF rcvbuf when
+ * non-zero.  The socket keeps its namespace; the calling thread returns
+ * to its own.  Port in *port.  -errno on failure.
+ */
+static inline int listen_in(const char *netns, const char *addr, int rcvbuf,
+			    uint16_t *port)
+{
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6 };
+	struct sockaddr_in s4 = { .sin_family = AF_INET };
+	struct sockaddr *sa = (struct sockaddr *)&s4;
+	socklen_t len = sizeof(s4);
+	int home = -1, fd = -1, e = 0, one = 1;
+
+	if (inet_pton(AF_INET6, addr, &s6.sin6_addr) == 1) {
+		sa = (struct sockaddr *)&s6;
+		len = sizeof(s6);
+	} else if (inet_pton(AF_INET, addr, &s4.sin_addr) != 1) {
+		return -EINVAL;
+	}
+	if (netns) {
+		char path[256];
+		int nsfd;
+
+		snprintf(path, sizeof(path), "/run/netns/%s", netns);
+		home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+		nsfd = open(path, O_RDONLY | O_CLOEXEC);
+		if (home < 0 || nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0) {
+			e = -errno;
+			if (nsfd >= 0)
+				close(nsfd);
+			if (home >= 0)
+				close(home);
+			return e;
+		}
+		close(nsfd);
+	}
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (rcvbuf && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0) ||
+	    bind(fd, sa, len) < 0 || listen(fd, 1) < 0 ||
+	    getsockname(fd, sa, &len) < 0)
+		e = -errno;
+	if (home >= 0) {
+		if (setns(home, CLONE_NEWNET) < 0 && !e)
+			e = -errno;
+		close(home);
+	}
+	if (e) {
+		if (fd >= 0)
+			close(fd);
+		return e;
+	}
+	*port = ntohs(sa->sa_family == AF_INET6 ? s6.sin6_port : s4.sin_port);
+	return fd;
+}
+
+/* A TCP socket of addr's family, not connected yet; -errno on failure. */
+static inline int tcp_socket_for(const char *addr)
+{
+	struct in6_addr a6;
+	int fd = socket(inet_pton(AF_INET6, addr, &a6) == 1 ? AF_INET6 : AF_INET,
+			SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	return fd < 0 ? -errno : fd;
+}
+
+static inline int tcp_connect(int fd, const char *addr, uint16_t port)
+{
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+	struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_port = htons(port) };
+
+	if (inet_pton(AF_INET6, addr, &s6.sin6_addr) == 1)
+		return connect(fd, (struct sockaddr *)&s6, sizeof(s6)) < 0 ? -errno : 0;
+	if (inet_pton(AF_INET, addr, &s4.sin_addr) != 1)
+		return -EINVAL;
+	return connect(fd, (struct sockaddr *)&s4, sizeof(s4)) < 0 ? -errno : 0;
+}
+
+/*
+ * The receiver: accepts one connection on lfd, reads until EOF in chunks
+ * of at most chunk bytes, sleeping delay_us after each read (a slow
+ * reader), and checks every byte against the pattern.
+ */
+struct rx {
+	int lfd;
+	size_t chunk;
+	unsigned delay_us;
+	uint64_t bytes;		/* out: received */
+	int64_t bad;		/* out: stream position of the first wrong byte, -1 */
+	int err;		/* out: -errno of accept/read, 0 */
+	pthread_t thread;
+};
+
+static inline void *rx_main(void *arg)
+{
+	struct rx *rx = arg;
+	unsigned char buf[65536];
+	size_t chunk = rx->chunk && rx->chunk < sizeof(buf) ? rx->chunk : sizeof(buf);
+	int fd = accept(rx->lfd, NULL, NULL);
+
+	rx->bad = -1;
+	if (fd < 0) {
+		rx->err = -errno;
+		return NULL;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf, chunk);
+		ssize_t at;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rx->err = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		at = dmt_pattern_check(buf, n, rx->bytes, TX_PERIOD);
+		if (at >= 0 && rx->bad < 0)
+			rx->bad = rx->bytes + at;
+		rx->bytes += n;
+		if (rx->delay_us)
+			nanosleep(&(struct timespec){ .tv_nsec = rx->delay_us * 1000L }, NULL);
+	}
+	close(fd);
+	return NULL;
+}
+
+static inline int rx_start(struct rx *rx)
+{
+	return -pthread_create(&rx->thread, NULL, rx_main, rx);
+}
+
+static inline void rx_join(struct rx *rx)
+{
+	pthread_join(rx->thread, NULL);
+}
+
+#endif /* TX_COMMON_H */

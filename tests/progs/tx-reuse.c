@@ -1,0 +1,405 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tx-reuse: the send engine never hands out a byte whose send has not
+ * completed, proven under ENOBUFS storms and a slow receiver.
+ *
+ * In a private network namespace (so the host is untouched: optmem_max is
+ * per namespace, and the namespace goes away with this process), with
+ * net.core.optmem_max tiny, a sender in zerocopy mode pushes a long stream
+ * through a small window while a receiver thread reads in small chunks
+ * with small sleeps from a small receive buffer, checking every byte.
+ *
+ * The test keeps its own account of what is in flight, independent of the
+ * engine's allocator: every byte is marked when its region is queued and
+ * cleared only once every send id that could have carried it has been
+ * reported complete through on_complete (ids: one per sendmsg that queued
+ * bytes, counted by stats.sends; contract 3.5).  Each region dmt_tx_alloc
+ * returns must be entirely unmarked, and the sender rewrites it with the
+ * pattern at once; a region handed out early would be rewritten under a
+ * zerocopy send that still references its pages.
+ *
+ * Last, optmem_max below one completion record: the send must fail with
+ * -ENOBUFS and an error naming net.core.optmem_max.
+ */
+#include "tx-common.h"
+
+#include <net/if.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+
+#define WINDOW (256u << 10)
+#define TOTAL (24ull << 20)
+#define OPTMEM_TINY 1024		/* one completion record fits, two do not */
+#define OPTMEM_ROOMY 131072
+#define PHASE_SHIFT 21			/* optmem flips every 2 MiB of stream */
+#define OPTMEM_PATH "/proc/sys/net/core/optmem_max"
+#define NREG (1u << 16)		/* regions queued and not yet cleared */
+#define NBATCH (1u << 16)
+#define IDS (1u << 16)		/* > max_inflight: ids mod IDS are unique */
+
+struct shadow {
+	unsigned char mark[WINDOW];	/* 1: in flight per the test's account */
+	struct { size_t off, len; uint64_t spos; } reg[NREG];
+	unsigned reg_first, reg_n;
+	size_t reg_cleared;		/* bytes of reg[reg_first] already cleared */
+	struct { uint64_t end; uint32_t first_id, last_id; } batch[NBATCH];
+	unsigned batch_first, batch_n;
+	unsigned char done[IDS];	/* id completed, by id % IDS */
+	uint64_t completed_to;		/* stream bytes whose sends all completed */
+	uint64_t violations, bad_ids;
+	uint64_t max_sends_inflight, max_bytes_inflight;
+	size_t first_bad_off;
+};
+
+static int write_sysctl(const char *path, long val)
+{
+	FILE *f = fopen(path, "we");
+	int ret = 0;
+
+	if (!f)
+		return -errno;
+	if (fprintf(f, "%ld\n", val) < 0)
+		ret = -EIO;
+	if (fclose(f) && !ret)
+		ret = -errno;
+	return ret;
+}
+
+static long read_sysctl(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static int lo_up(void)
+{
+	struct ifreq ifr = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		ret = -errno;
+	ifr.ifr_flags |= IFF_UP;
+	if (!ret && ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+static void on_complete(const struct dmt_tx_completion *c, void *arg)
+{
+	struct shadow *sh = arg;
+
+	for (uint32_t id = c->lo;; id++) {
+		if (sh->done[id % IDS])
+			sh->bad_ids++;	/* reported twice */
+		sh->done[id % IDS] = 1;
+		if (id == c->hi)
+			break;
+	}
+}
+
+/* Clear the marks of every stream byte below completed_to. */
+static void clear_completed(struct shadow *sh)
+{
+	while (sh->batch_n) {
+		unsigned b = sh->batch_first;
+		bool all = true;
+
+		for (uint32_t id = sh->batch[b].first_id;; id++) {
+			all &= sh->done[id % IDS];
+			if (id == sh->batch[b].last_id)
+				break;
+		}
+		if (!all)
+			break;
+		for (uint32_t id = sh->batch[b].first_id;; id++) {
+			sh->done[id % IDS] = 0;
+			if (id == sh->batch[b].last_id)
+				break;
+		}
+		sh->completed_to = sh->batch[b].end;
+		sh->batch_first = (b + 1) % NBATCH;
+		sh->batch_n--;
+	}
+	while (sh->reg_n) {
+		unsigned i = sh->reg_first;
+		uint64_t done = sh->completed_to > sh->reg[i].spos ?
+				sh->completed_to - sh->reg[i].spos : 0;
+		size_t upto = done < sh->reg[i].len ? done : sh->reg[i].len;
+
+		if (upto > sh->reg_cleared) {
+			memset(sh->mark + sh->reg[i].off + sh->reg_cleared, 0,
+			       upto - sh->reg_cleared);
+			sh->reg_cleared = upto;
+		}
+		if (upto < sh->reg[i].len)
+			break;
+		sh->reg_first = (i + 1) % NREG;
+		sh->reg_n--;
+		sh->reg_cleared = 0;
+	}
+}
+
+/* After a call that may have sent: the ids it used carried its bytes. */
+static void note_sends(struct shadow *sh, const struct dmt_tx_stats *before,
+		       const struct dmt_tx_stats *after)
+{
+	unsigned b;
+
+	if (after->sends == before->sends)
+		return;
+	b = (sh->batch_first + sh->batch_n++) % NBATCH;
+	sh->batch[b].end = after->bytes;
+	sh->batch[b].first_id = (uint32_t)before->sends;
+	sh->batch[b].last_id = (uint32_t)(after->sends - 1);
+}
+
+static void check_free(struct shadow *sh, const struct dmt_region *r)
+{
+	for (size_t i = 0; i < r->len; i++) {
+		if (sh->mark[r->off + i]) {
+			if (!sh->violations++)
+				sh->first_bad_off = r->off + i;
+			return;
+		}
+	}
+}
+
+/* Stream TOTAL bytes; 0 or -errno. */
+static int run(struct dmt_tx *tx, struct dmt_dmabuf *buf, struct shadow *sh)
+{
+	struct dmt_tx_stats before, after;
+	uint64_t pos = 0, phase = ~0ull;
+	uint32_t seed = 7;
+	int ret;
+
+	while (pos < TOTAL) {
+		struct dmt_region r;
+		size_t len;
+		ssize_t n;
+
+		/*
+		 * Tiny optmem: ENOBUFS on nearly every send, one record in
+		 * flight at a time.  Roomy: many sends in flight, the window
+		 * wrapping under them, max_inflight reached.  Alternate.
+		 */
+		if (pos >> PHASE_SHIFT != phase) {
+			phase = pos >> PHASE_SHIFT;
+			ret = write_sysctl(OPTMEM_PATH, phase & 1 ? OPTMEM_ROOMY : OPTMEM_TINY);
+			if (ret < 0)
+				return ret;
+		}
+
+		seed = seed * 1103515245 + 12345;
+		len = 1 + (seed >> 8) % (8 << 10);
+		if (len > TOTAL - pos)
+			len = TOTAL - pos;
+		ret = dmt_tx_alloc(tx, len, &r);
+		if (ret == -EAGAIN) {
+			ret = dmt_tx_poll(tx, 1000);
+			if (ret < 0)
+				return ret;
+			clear_completed(sh);
+			continue;
+		}
+		if (ret < 0)
+			return ret;
+		check_free(sh, &r);
+		/* rewrite at once: early reuse would corrupt the stream */
+		ret = dmt_dmabuf_fill(buf, r.off, r.len, pos, TX_PERIOD);
+		if (ret < 0)
+			return ret;
+		memset(sh->mark + r.off, 1, r.len);
+		sh->reg[(sh->reg_first + sh->reg_n++) % NREG].off = r.off;
+		sh->reg[(sh->reg_first + sh->reg_n - 1) % NREG].len = r.len;
+		sh->reg[(sh->reg_first + sh->reg_n - 1) % NREG].spos = pos;
+		dmt_tx_get_stats(tx, &before);
+		n = dmt_tx_send(tx, &r, 1);
+		dmt_tx_get_stats(tx, &after);
+		note_sends(sh, &before, &after);
+		if (n < 0)
+			return n;
+		if (after.sends - after.completions > sh->max_sends_inflight)
+			sh->max_sends_inflight = after.sends - after.completions;
+		if (after.inflight_bytes > sh->max_bytes_inflight)
+			sh->max_bytes_inflight = after.inflight_bytes;
+		pos += len;
+		clear_completed(sh);
+	}
+	dmt_tx_get_stats(tx, &before);
+	ret = dmt_tx_drain(tx, 30000);
+	dmt_tx_get_stats(tx, &after);
+	note_sends(sh, &before, &after);
+	clear_completed(sh);
+	return ret;
+}
+
+static void storm(struct ktap *t, struct dmt_txbind *bind, struct dmt_dmabuf *buf)
+{
+	DMT_OPTS(dmt_tx_opts, to, .window_len = WINDOW, .max_inflight = 64);
+	struct rx rx = { .lfd = -1, .bad = -1, .chunk = 2048, .delay_us = 20 };
+	struct dmt_tx_stats st = { 0 };
+	struct shadow *sh = calloc(1, sizeof(*sh));
+	struct dmt_tx *tx = NULL;
+	struct timespec t0;
+	int fd = -1, ret, sndbuf = 4096;
+	uint16_t port = 0;
+	struct dmt_err err;
+	double s;
+
+	to.on_complete = on_complete;
+	to.arg = sh;
+	rx.lfd = listen_in(NULL, "127.0.0.1", 32768, &port);
+	fd = tcp_socket_for("127.0.0.1");
+	if (!sh || rx.lfd < 0 || fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0) {
+		check(t, false, "storm: sockets");
+		goto out;
+	}
+	tx = dmt_tx_new(fd, bind, &to, &err);
+	if (!check(t, tx, "storm: engine in %s mode", dmt_mode_name(dmt_txbind_mode(bind)))) {
+		diag_err("dmt_tx_new", &err);
+		goto out;
+	}
+	ret = rx_start(&rx);
+	if (!ret)
+		ret = tcp_connect(fd, "127.0.0.1", port);
+	if (!check(t, !ret, "storm: connect")) {
+		shutdown(rx.lfd, SHUT_RDWR);
+		rx_join(&rx);
+		goto out;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ret = run(tx, buf, sh);
+	s = secs_since(&t0);
+	if (!check(t, !ret, "storm: %llu bytes sent, every send completed",
+		   (unsigned long long)TOTAL))
+		diag_err("send", dmt_tx_error(tx));
+	shutdown(fd, SHUT_WR);
+	rx_join(&rx);
+	dmt_tx_get_stats(tx, &st);
+	printf("# %llu bytes in %.2f s through a %u KiB window: %llu sends (%llu partial), "
+	       "%llu completions in %llu notifications (%llu copied)\n",
+	       (unsigned long long)st.bytes, s, WINDOW >> 10, (unsigned long long)st.sends,
+	       (unsigned long long)st.partial, (unsigned long long)st.completions,
+	       (unsigned long long)st.notifications, (unsigned long long)st.copied);
+	printf("# at most %llu sends (%llu bytes) in flight at once\n",
+	       (unsigned long long)sh->max_sends_inflight,
+	       (unsigned long long)sh->max_bytes_inflight);
+	printf("# ENOBUFS %llu, EAGAIN %llu; test's account: %llu early reuses, "
+	       "%llu ids reported twice, %u sends left uncleared\n",
+	       (unsigned long long)st.enobufs, (unsigned long long)st.eagain,
+	       (unsigned long long)sh->violations, (unsigned long long)sh->bad_ids,
+	       sh->batch_n);
+	if (sh->violations)
+		printf("# first early reuse at buffer offset %zu\n", sh->first_bad_off);
+	check(t, st.enobufs > 0, "storm: ENOBUFS happened (%llu times) and was survived",
+	      (unsigned long long)st.enobufs);
+	check(t, !sh->violations && !sh->bad_ids && !sh->batch_n && !sh->reg_n,
+	      "storm: dmt_tx_alloc never handed out a byte still in flight");
+	if (rx.err)
+		printf("# receiver: %s\n", strerror(-rx.err));
+	if (rx.bad >= 0)
+		printf("# first wrong byte at stream position %lld\n", (long long)rx.bad);
+	check(t, !rx.err && rx.bytes == TOTAL && rx.bad < 0,
+	      "storm: slow receiver validated all %llu bytes (got %llu)",
+	      (unsigned long long)TOTAL, (unsigned long long)rx.bytes);
+	check(t, st.completions == st.sends && !st.inflight_bytes,
+	      "storm: one completion per send (%llu of %llu)",
+	      (unsigned long long)st.completions, (unsigned long long)st.sends);
+out:
+	dmt_tx_free(tx);
+	if (fd >= 0)
+		close(fd);
+	if (rx.lfd >= 0)
+		close(rx.lfd);
+	free(sh);
+}
+
+/* optmem_max below one record: a clear -ENOBUFS, not a hang. */
+static void no_optmem(struct ktap *t, struct dmt_txbind *bind, struct dmt_dmabuf *buf)
+{
+	struct dmt_region r;
+	struct dmt_tx *tx = NULL;
+	struct dmt_err err;
+	uint16_t port = 0;
+	int lfd, fd, ret;
+	ssize_t n = 0;
+	char s[768];
+
+	lfd = listen_in(NULL, "127.0.0.1", 0, &port);
+	fd = tcp_socket_for("127.0.0.1");
+	tx = lfd >= 0 && fd >= 0 ? dmt_tx_new(fd, bind, NULL, &err) : NULL;
+	ret = tx ? tcp_connect(fd, "127.0.0.1", port) : -EINVAL;
+	if (!ret)
+		ret = write_sysctl(OPTMEM_PATH, 64);
+	if (!ret)
+		ret = dmt_tx_alloc(tx, 4096, &r);
+	if (!ret)
+		ret = dmt_dmabuf_fill(buf, r.off, r.len, 0, TX_PERIOD);
+	if (!check(t, !ret, "no optmem: setup")) {
+		printf("# %s\n", strerror(-ret));
+		goto out;
+	}
+	n = dmt_tx_send(tx, &r, 1);
+	printf("# dmt_tx_send: %zd: %s\n", n, dmt_err_str(dmt_tx_error(tx), s, sizeof(s)));
+	check(t, n == -ENOBUFS && strstr(dmt_tx_error(tx)->fix, "net.core.optmem_max"),
+	      "optmem_max below one record: -ENOBUFS naming net.core.optmem_max");
+out:
+	dmt_tx_free(tx);
+	if (fd >= 0)
+		close(fd);
+	if (lfd >= 0)
+		close(lfd);
+}
+
+int main(void)
+{
+	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = test_provider(), .size = WINDOW);
+	DMT_OPTS(dmt_txbind_opts, po, .policy = DMT_MODE_ZEROCOPY);
+	struct dmt_txbind *bind = NULL;
+	struct dmt_dmabuf *buf;
+	struct ktap t = { 0 };
+	struct dmt_err err;
+	long saved;
+	int ret;
+
+	if (unshare(CLONE_NEWNET) < 0) {
+		skip(&t, "tx-reuse", errno == EPERM ? "needs CAP_SYS_ADMIN for a private netns" :
+			 "cannot create a network namespace");
+		return ktap_exit(&t);
+	}
+	ret = lo_up();
+	saved = read_sysctl(OPTMEM_PATH);
+	if (!ret)
+		ret = write_sysctl(OPTMEM_PATH, OPTMEM_TINY);
+	if (!check(&t, !ret && saved > 0,
+		   "private netns: lo up, net.core.optmem_max %d (was %ld)", OPTMEM_TINY, saved)) {
+		printf("# %s\n", strerror(-ret));
+		return ktap_exit(&t);
+	}
+	buf = dmt_dmabuf_new(&bo, &err);
+	bind = buf ? dmt_txbind_new("lo", buf, &po, &err) : NULL;
+	if (!check(&t, bind, "%s buffer, zerocopy binding on lo", dmt_provider_name(bo.provider))) {
+		diag_err("setup", &err);
+		goto out;
+	}
+	storm(&t, bind, buf);
+	no_optmem(&t, bind, buf);
+out:
+	/* the namespace dies with this process; restore anyway */
+	write_sysctl(OPTMEM_PATH, saved);
+	dmt_txbind_free(bind);
+	dmt_dmabuf_free(buf);
+	return ktap_exit(&t);
+}
