@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tool.h - what the devmemtcp tool's files share: exit codes, the error
+ * helper, argument parsing helpers, the command functions.
+ */
+#ifndef DMT_TOOL_H
+#define DMT_TOOL_H
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "devmemtcp.h"
+
+/* Exit codes: one per failure class (devmemtcp(8), `devmemtcp --help`). */
+enum {
+	EXIT_OK = 0,
+	EXIT_RUNTIME = 1,	/* any other runtime error */
+	EXIT_USAGE = 2,		/* bad command line */
+	EXIT_NODEV = 3,		/* no such interface */
+	EXIT_NODEVMEM = 4,	/* devmem TX refused for this device/buffer */
+	EXIT_BUFFER = 5,	/* bad buffer: not a dma-buf, provider missing */
+	EXIT_RANGE = 6,		/* size/offset/length zero or past the buffer */
+	EXIT_PEER = 7,		/* peer unreachable, refused, unknown */
+	EXIT_CLOSED = 8,	/* peer closed or reset the connection mid-stream */
+	EXIT_SIGINT = 130,
+	EXIT_SIGTERM = 143,
+};
+
+/* Set by the SIGINT/SIGTERM handler: the signal number, 0 if none. */
+extern volatile sig_atomic_t tool_stop;
+
+/*
+ * Fill err: code a negative errno (0 when no errno describes it: then what
+ * carries the reason), fix may be NULL.
+ */
+void tool_err(struct dmt_err *err, int code, const char *fix,
+	      const char *what, ...) __attribute__((format(printf, 4, 5)));
+/* Print a usage error (text or JSON) and return EXIT_USAGE. */
+int tool_usage_err(const char *fix, const char *what, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* "64K", "16M", "1G", "4096": binary suffixes K, M, G, T; -EINVAL/-ERANGE. */
+int parse_size(const char *s, uint64_t *val);
+/* A decimal unsigned number within [min, max]. */
+int parse_uint(const char *s, unsigned long min, unsigned long max,
+	       unsigned long *val);
+/* Seconds, fractions allowed, > 0. */
+int parse_seconds(const char *s, double *val);
+/*
+ * "HOST", "HOST:PORT", "[V6]", "[V6]:PORT", or a bare IPv6 address: host
+ * is copied into host (hostlen bytes), *port set only when given.
+ */
+int parse_hostport(const char *s, char *host, size_t hostlen,
+		   unsigned long *port);
+
+double now_s(void);
+
+int cmd_send(int argc, char **argv);
+void send_usage(FILE *f);
+
+#endif /* DMT_TOOL_H */
