@@ -33,8 +33,9 @@ KMOD_FILES := $(wildcard kernel/*/*.c kernel/*/*.h)
 
 all: lib $(if $(TOOL_SRCS),$(TOOL)) $(TEST_PROGS) $(BENCH_PROGS)
 
-# libdevmemtcp: shared (soname + version script) and static, and its .pc.
-lib: $(if $(LIB_SRCS),$(LIB_SO) $(LIB_A) $(BUILD)/lib/devmemtcp.pc)
+# libdevmemtcp: shared (soname + version script) and static; `make install`
+# writes its devmemtcp.pc for the PREFIX given then.
+lib: $(if $(LIB_SRCS),$(LIB_SO) $(LIB_A))
 
 $(BUILD)/lib/pic/%.o: lib/%.c $(LIB_HDRS)
 	@mkdir -p $(@D)
@@ -54,9 +55,6 @@ $(LIB_A): $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-$(BUILD)/lib/devmemtcp.pc: lib/devmemtcp.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
-
 # The tool links the static library: one file to run in the VM or copy.
 $(TOOL): $(TOOL_SRCS) $(wildcard tools/devmemtcp/*.h) $(LIB_A)
 	@mkdir -p $(@D)
@@ -69,7 +67,8 @@ install: all
 	ln -sf $(notdir $(LIB_SO)) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libdevmemtcp.so
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 $(BUILD)/lib/devmemtcp.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' lib/devmemtcp.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/devmemtcp.pc
 	$(if $(TOOL_SRCS),install -m 755 $(TOOL) $(DESTDIR)$(PREFIX)/bin/)
 	$(if $(wildcard man/man3/*.3),install -d $(DESTDIR)$(PREFIX)/share/man/man3 && install -m 644 man/man3/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/)
 	$(if $(wildcard man/man7/*.7),install -d $(DESTDIR)$(PREFIX)/share/man/man7 && install -m 644 man/man7/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/)

@@ -114,7 +114,7 @@ apt_fetch() {
 HOST_PKGS="qemu-system-x86 qemu-utils flex bison libelf-dev libssl-dev bc ccache
 	make gcc rsync cpio xz-utils zstd kmod ethtool iproute2 socat busybox-static
 	python3 python3-argcomplete python3-requests python3-yaml python3-jsonschema
-	libmnl-dev libcap-dev pkg-config perl iputils-ping"
+	libmnl-dev libcap-dev pkg-config perl iputils-ping groff-base binutils"
 
 host_deps() {
 	local missing=() p
