@@ -4,7 +4,7 @@
 # dmveth -> devmem RX into `ncdevmem -l -v 7` (which validates every byte of
 # the pattern), IPv4 and IPv6, from ncdevmem's own client (one sendmsg per
 # 7-byte line, so a small amount) and from tests/progs/devmem-tx (large
-# sends: 64 MiB on the normal kernel), with and without TX chunking.
+# sends: 64 MiB), with and without TX chunking.
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/ktap.sh"
 . "$TOP/tests/lib/dmveth.sh"
@@ -62,7 +62,9 @@ small=$(scale 7000 700)
 transfer "ncdevmem client -> ncdevmem -l -v 7, IPv4" $DMV_B4 $DMV_A4 "$small" ncdevmem
 transfer "ncdevmem client -z 3 (TX chunks) -> ncdevmem -l -v 7, IPv4" $DMV_B4 $DMV_A4 "$small" ncdevmem -z 3
 transfer "ncdevmem client -> ncdevmem -l -v 7, IPv6" $DMV_B6 $DMV_A6 "$small" ncdevmem
-big=$(scale $((64 << 20)))
+# 64 MiB on the debug kernel too (issue 3 asks for >= 64 MiB there): about
+# 0.5 MB/s under TCG + KASAN, 2-3 minutes per transfer.
+big=$((64 << 20))
 transfer "devmem-tx -> ncdevmem -l -v 7, IPv4" $DMV_B4 $DMV_A4 "$big" devmem-tx
 transfer "devmem-tx -z 4000 (TX chunks) -> ncdevmem -l -v 7, IPv4" $DMV_B4 $DMV_A4 "$big" devmem-tx -z 4000
 transfer "devmem-tx -> ncdevmem -l -v 7, IPv6" $DMV_B6 $DMV_A6 "$big" devmem-tx
