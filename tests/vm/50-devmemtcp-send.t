@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# vm-suite: debug
+# libdevmemtcp TX and `devmemtcp send` in the VM:
+# - the library's own test programs where the VM has what the host lacks
+#   (udmabuf, bind-tx);
+# - devmem mode over dmveth into the kernel's `ncdevmem -l -v 7`, which
+#   validates every byte: 64 MiB over IPv4 and IPv6, and with a small --chunk;
+# - on a veth pair (no netmem TX): --mode devmem fails with the kernel's own
+#   "Driver does not support netmem TX" and exit code 4; --mode auto falls
+#   back to zerocopy and says so, and the bytes still arrive validated.
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+. "$TOP/tests/lib/ktap.sh"
+. "$TOP/tests/lib/dmveth.sh"
+LOG=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; dmveth_unpair; rm -rf "$LOG"' EXIT
+command -v devmemtcp >/dev/null || { ktap_fail "devmemtcp built (make all)"; exit 1; }
+command -v ncdevmem >/dev/null || { ktap_skip ncdevmem "ncdevmem not built (vm/build)"; exit 0; }
+
+# relay LABEL CMD...: CMD's KTAP lines as this file's, prefixed with LABEL;
+# a non-zero exit of CMD is a failure of its own.
+relay() {
+	local label=$1 rc l name
+	shift
+	"$@" >"$LOG/relay" 2>&1
+	rc=$?
+	while read -r l; do
+		name=$(sed -E 's/^(not )?ok ([0-9]+|-) //' <<<"$l")
+		case $l in
+		"not ok "*) ktap_fail "$label: $name" ;;
+		*"# SKIP"*) ktap_skip "$label: ${name%% # SKIP*}" "${name#* # SKIP }" ;;
+		*) ktap_ok "$label: $name" ;;
+		esac
+	done < <(grep -E '^(not )?ok ' "$LOG/relay")
+	if [ $rc != 0 ]; then
+		grep '^#' "$LOG/relay" | tail -n 10
+		ktap_fail "$label exits 0 (exit $rc)"
+	fi
+}
+
+# The library's programs, here with /dev/udmabuf and bind-tx.
+for p in lib-dmabuf lib-netlink; do
+	relay "$p (vm)" "$p"
+done
+relay "tx.t (vm, udmabuf)" env BUILD="$TOP/build" "$TOP/tests/host/tx.t"
+
+dmveth_pair 4 || { ktap_fail "create a dmveth pair in netns a and b"; exit 1; }
+
+# json FILE KEY: a top-level (or dotted) value from devmemtcp -j output
+json() {
+	python3 -c '
+import json, sys
+v = json.load(open(sys.argv[1]))
+for k in sys.argv[2].split("."):
+    v = v.get(k) if isinstance(v, dict) else None
+print("" if v is None else v)' "$1" "$2" 2>/dev/null
+}
+
+port=5400
+# send_ncdevmem NAME SRV CLI BYTES ARGS...: ncdevmem -l -v 7 on dmb (netns
+# b), devmemtcp send -j --mode devmem from dma (netns a).
+send_ncdevmem() {
+	local name=$1 srv=$2 cli=$3 bytes=$4 crc src spid host
+	shift 4
+	port=$((port + 1))
+	ip netns exec b ncdevmem -l -f $DMV_B -s "$srv" -c "$cli" -p $port -v 7 >"$LOG/srv" 2>&1 &
+	spid=$!
+	if ! wait_listen b $port 60; then
+		tail -n 20 "$LOG/srv" | sed 's/^/# /'
+		ktap_fail "$name: ncdevmem listening"
+		kill $spid 2>/dev/null
+		return
+	fi
+	case $srv in *:*) host="[$srv]:$port" ;; *) host="$srv:$port" ;; esac
+	case $cli in *:*) cli="[$cli]" ;; esac
+	ip netns exec a devmemtcp -j send "$host" --dev $DMV_A --provider udmabuf \
+		--size 8M --bytes "$bytes" --validate 7 --bind "$cli:$port" --mode devmem "$@" \
+		>"$LOG/cli" 2>"$LOG/cli.err"
+	crc=$?
+	timeout 120 tail --pid=$spid -f /dev/null
+	wait $spid
+	src=$?
+	if [ $crc = 0 ] && [ $src = 0 ] && grep -q 'client exited' "$LOG/srv" &&
+		[ "$(json "$LOG/cli" mode)" = devmem ] &&
+		[ "$(json "$LOG/cli" bytes)" = "$bytes" ]; then
+		ktap_ok "$name: $bytes bytes validated by ncdevmem, mode devmem, $(json "$LOG/cli" mbytes_per_sec) MB/s, $(json "$LOG/cli" sends) sends, $(json "$LOG/cli" completions) completions"
+	else
+		echo "# devmemtcp exit $crc, ncdevmem exit $src"
+		sed 's/^/# devmemtcp: /' "$LOG/cli" "$LOG/cli.err" | tail -n 15
+		grep -v -E 'received frag_page|Validated buffer' "$LOG/srv" | tail -n 15 | sed 's/^/# ncdevmem: /'
+		ktap_fail "$name"
+	fi
+}
+
+big=$(scale $((64 << 20)))
+send_ncdevmem "devmemtcp send --mode devmem -> ncdevmem -l -v 7, IPv4" $DMV_B4 $DMV_A4 "$big"
+send_ncdevmem "devmemtcp send --mode devmem --chunk 3000 -> ncdevmem -l -v 7, IPv4" $DMV_B4 $DMV_A4 "$(scale $((16 << 20)))" --chunk 3000
+send_ncdevmem "devmemtcp send --mode devmem -> ncdevmem -l -v 7, IPv6" $DMV_B6 $DMV_A6 "$big"
+
+# A veth pair (no netmem TX) between the same namespaces.
+ip link add vta netns a type veth peer name vtb netns b
+ip -n a addr add 10.56.0.1/24 dev vta
+ip -n b addr add 10.56.0.2/24 dev vtb
+ip -n a link set vta up
+ip -n b link set vtb up
+
+ip netns exec a devmemtcp send 10.56.0.2:5999 --dev vta --provider udmabuf --size 1M \
+	--bytes 1M --mode devmem >"$LOG/out" 2>"$LOG/err"
+rc=$?
+if [ $rc = 4 ] && [ "$(wc -l <"$LOG/err")" = 1 ] && grep -q 'Driver does not support netmem TX' "$LOG/err"; then
+	ktap_ok "--mode devmem on veth: exit 4, one line with the kernel's reason"
+else
+	sed 's/^/# /' "$LOG/err"
+	ktap_fail "--mode devmem on veth: exit 4, one line with the kernel's reason (exit $rc)"
+fi
+
+ip netns exec b python3 "$TOP/tests/lib/pattern-sink.py" --listen 10.56.0.2 --port 5998 \
+	--period 7 --ready "$LOG/ready" >"$LOG/sink" 2>&1 &
+spid=$!
+for _ in $(seq 600); do [ -e "$LOG/ready" ] && break; sleep 0.1; done
+n=$(scale $((8 << 20)))
+ip netns exec a devmemtcp -j send 10.56.0.2:5998 --dev vta --provider udmabuf --size 1M \
+	--bytes "$n" --validate 7 --mode auto >"$LOG/out" 2>"$LOG/err"
+rc=$?
+wait $spid
+src=$?
+if [ $rc = 0 ] && [ $src = 0 ] && [ "$(json "$LOG/out" mode)" = zerocopy ] &&
+	[ -n "$(json "$LOG/out" fallback_reason)" ] && grep -q "^validated $n " "$LOG/sink"; then
+	ktap_ok "--mode auto on veth falls back to zerocopy ($(json "$LOG/out" fallback_reason)); $n bytes validated"
+else
+	sed 's/^/# /' "$LOG/out" "$LOG/err" "$LOG/sink" | tail -n 20
+	ktap_fail "--mode auto on veth falls back to zerocopy and says why (exit $rc, sink $src)"
+fi
