@@ -14,9 +14,10 @@
  * cleared only once every send id that could have carried it has been
  * reported complete through on_complete (ids: one per sendmsg that queued
  * bytes, counted by stats.sends; contract 3.5).  Each region dmt_tx_alloc
- * returns must be entirely unmarked, and the sender rewrites it with the
- * pattern at once; a region handed out early would be rewritten under a
- * zerocopy send that still references its pages.
+ * returns must be entirely unmarked, and the sender poisons it (0xA5) and
+ * then rewrites it with the pattern at once; a region handed out early
+ * would be rewritten under a zerocopy send that still references its pages,
+ * and the receiver, which checks every byte, would see it.
  *
  * Last, optmem_max below one completion record: the send must fail with
  * -ENOBUFS and an error naming net.core.optmem_max.
@@ -176,6 +177,22 @@ static void check_free(struct shadow *sh, const struct dmt_region *r)
 }
 
 /* Stream TOTAL bytes; 0 or -errno. */
+/* Overwrite a freshly handed-out region with 0xA5 (never in the pattern). */
+static int poison(struct dmt_dmabuf *buf, const struct dmt_region *r)
+{
+	static const unsigned char junk[4096] = { [0 ... 4095] = 0xA5 };
+	size_t done, n;
+	int ret;
+
+	for (done = 0; done < r->len; done += n) {
+		n = r->len - done < sizeof(junk) ? r->len - done : sizeof(junk);
+		ret = dmt_dmabuf_write(buf, r->off + done, junk, n);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 static int run(struct dmt_tx *tx, struct dmt_dmabuf *buf, struct shadow *sh)
 {
 	struct dmt_tx_stats before, after;
@@ -215,7 +232,15 @@ static int run(struct dmt_tx *tx, struct dmt_dmabuf *buf, struct shadow *sh)
 		if (ret < 0)
 			return ret;
 		check_free(sh, &r);
-		/* rewrite at once: early reuse would corrupt the stream */
+		/*
+		 * Poison the region the moment it is handed out, then write
+		 * the pattern: a region still referenced by a zerocopy send
+		 * would carry poison or a later stream position to the
+		 * receiver, which checks every byte.
+		 */
+		ret = poison(buf, &r);
+		if (ret < 0)
+			return ret;
 		ret = dmt_dmabuf_fill(buf, r.off, r.len, pos, TX_PERIOD);
 		if (ret < 0)
 			return ret;
