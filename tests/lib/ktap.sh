@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # KTAP helpers for shell tests.  Source it; each test prints one line per
 # check: "ok N name", "not ok N name" or "ok N name # SKIP reason".
-# The exit code of a .t file does not count; its lines do.
+# A .t file's lines count; its exit status counts only when it is 2 or more
+# (a syntax error, a crash, a timeout): that is one more failure.
 KTAP_N=0
 TOP=${TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 BUILD=${BUILD:-$TOP/build}

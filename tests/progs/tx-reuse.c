@@ -29,7 +29,7 @@
 #include <sys/ioctl.h>
 
 #define WINDOW (256u << 10)
-#define TOTAL (24ull << 20)
+#define TOTAL_MIB 24ull
 #define OPTMEM_TINY 1024		/* one completion record fits, two do not */
 #define OPTMEM_ROOMY 131072
 #define PHASE_SHIFT 21			/* optmem flips every 2 MiB of stream */
@@ -176,7 +176,7 @@ static void check_free(struct shadow *sh, const struct dmt_region *r)
 	}
 }
 
-/* Stream TOTAL bytes; 0 or -errno. */
+/* Stream total bytes; 0 or -errno. */
 /* Overwrite a freshly handed-out region with 0xA5 (never in the pattern). */
 static int poison(struct dmt_dmabuf *buf, const struct dmt_region *r)
 {
@@ -193,14 +193,15 @@ static int poison(struct dmt_dmabuf *buf, const struct dmt_region *r)
 	return 0;
 }
 
-static int run(struct dmt_tx *tx, struct dmt_dmabuf *buf, struct shadow *sh)
+static int run(struct dmt_tx *tx, struct dmt_dmabuf *buf, struct shadow *sh,
+	       uint64_t total)
 {
 	struct dmt_tx_stats before, after;
 	uint64_t pos = 0, phase = ~0ull;
 	uint32_t seed = 7;
 	int ret;
 
-	while (pos < TOTAL) {
+	while (pos < total) {
 		struct dmt_region r;
 		size_t len;
 		ssize_t n;
@@ -219,8 +220,8 @@ static int run(struct dmt_tx *tx, struct dmt_dmabuf *buf, struct shadow *sh)
 
 		seed = seed * 1103515245 + 12345;
 		len = 1 + (seed >> 8) % (8 << 10);
-		if (len > TOTAL - pos)
-			len = TOTAL - pos;
+		if (len > total - pos)
+			len = total - pos;
 		ret = dmt_tx_alloc(tx, len, &r);
 		if (ret == -EAGAIN) {
 			ret = dmt_tx_poll(tx, 1000);
@@ -269,7 +270,15 @@ static int run(struct dmt_tx *tx, struct dmt_dmabuf *buf, struct shadow *sh)
 	return ret;
 }
 
-static void storm(struct ktap *t, struct dmt_txbind *bind, struct dmt_dmabuf *buf)
+/* Where the storm runs: lo in a private netns, or IFNAME towards ADDR in NS. */
+struct path {
+	const char *addr;
+	const char *netns;	/* the receiver's, NULL: this one */
+	uint64_t total;
+};
+
+static void storm(struct ktap *t, struct dmt_txbind *bind, struct dmt_dmabuf *buf,
+		  const struct path *p)
 {
 	DMT_OPTS(dmt_tx_opts, to, .window_len = WINDOW, .max_inflight = 64);
 	struct rx rx = { .lfd = -1, .bad = -1, .chunk = 2048, .delay_us = 20 };
@@ -284,8 +293,8 @@ static void storm(struct ktap *t, struct dmt_txbind *bind, struct dmt_dmabuf *bu
 
 	to.on_complete = on_complete;
 	to.arg = sh;
-	rx.lfd = listen_in(NULL, "127.0.0.1", 32768, &port);
-	fd = tcp_socket_for("127.0.0.1");
+	rx.lfd = listen_in(p->netns, p->addr, 32768, &port);
+	fd = tcp_socket_for(p->addr);
 	if (!sh || rx.lfd < 0 || fd < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0) {
 		check(t, false, "storm: sockets");
@@ -298,17 +307,17 @@ static void storm(struct ktap *t, struct dmt_txbind *bind, struct dmt_dmabuf *bu
 	}
 	ret = rx_start(&rx);
 	if (!ret)
-		ret = tcp_connect(fd, "127.0.0.1", port);
+		ret = tcp_connect(fd, p->addr, port);
 	if (!check(t, !ret, "storm: connect")) {
 		shutdown(rx.lfd, SHUT_RDWR);
 		rx_join(&rx);
 		goto out;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	ret = run(tx, buf, sh);
+	ret = run(tx, buf, sh, p->total);
 	s = secs_since(&t0);
 	if (!check(t, !ret, "storm: %llu bytes sent, every send completed",
-		   (unsigned long long)TOTAL))
+		   (unsigned long long)p->total))
 		diag_err("send", dmt_tx_error(tx));
 	shutdown(fd, SHUT_WR);
 	rx_join(&rx);
@@ -336,9 +345,9 @@ static void storm(struct ktap *t, struct dmt_txbind *bind, struct dmt_dmabuf *bu
 		printf("# receiver: %s\n", strerror(-rx.err));
 	if (rx.bad >= 0)
 		printf("# first wrong byte at stream position %lld\n", (long long)rx.bad);
-	check(t, !rx.err && rx.bytes == TOTAL && rx.bad < 0,
+	check(t, !rx.err && rx.bytes == p->total && rx.bad < 0,
 	      "storm: slow receiver validated all %llu bytes (got %llu)",
-	      (unsigned long long)TOTAL, (unsigned long long)rx.bytes);
+	      (unsigned long long)p->total, (unsigned long long)rx.bytes);
 	check(t, st.completions == st.sends && !st.inflight_bytes,
 	      "storm: one completion per send (%llu of %llu)",
 	      (unsigned long long)st.completions, (unsigned long long)st.sends);
@@ -388,16 +397,72 @@ out:
 		close(lfd);
 }
 
-int main(void)
+/*
+ * tx-reuse -i IFNAME -a ADDR -n NETNS [-m MIB]: the storm in devmem mode
+ * from IFNAME (in this netns, which gets the tiny optmem_max) to a receiver
+ * at ADDR in NETNS; a device whose transmit holds the pages (dmveth's DMA
+ * engine copies on the peer's NAPI poll, retransmits re-read them) is where
+ * an early reuse reaches the receiver.
+ */
+static int devmem_storm(const char *ifname, const struct path *p)
 {
-	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = test_provider(), .size = WINDOW);
-	DMT_OPTS(dmt_txbind_opts, po, .policy = DMT_MODE_ZEROCOPY);
+	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = DMT_PROVIDER_UDMABUF, .size = WINDOW);
+	DMT_OPTS(dmt_txbind_opts, po, .policy = DMT_MODE_DEVMEM);
 	struct dmt_txbind *bind = NULL;
 	struct dmt_dmabuf *buf;
 	struct ktap t = { 0 };
 	struct dmt_err err;
+	long saved = read_sysctl(OPTMEM_PATH);
+	int ret = saved > 0 ? write_sysctl(OPTMEM_PATH, OPTMEM_TINY) : -EIO;
+
+	if (!check(&t, !ret, "devmem storm: net.core.optmem_max %d (was %ld)",
+		   OPTMEM_TINY, saved))
+		return ktap_exit(&t);
+	buf = dmt_dmabuf_new(&bo, &err);
+	bind = buf ? dmt_txbind_new(ifname, buf, &po, &err) : NULL;
+	if (check(&t, bind, "udmabuf buffer, devmem binding on %s (id %u)", ifname,
+		  bind ? dmt_txbind_id(bind) : 0))
+		storm(&t, bind, buf, p);
+	else
+		diag_err("setup", &err);
+	write_sysctl(OPTMEM_PATH, saved);
+	dmt_txbind_free(bind);
+	dmt_dmabuf_free(buf);
+	return ktap_exit(&t);
+}
+
+int main(int argc, char **argv)
+{
+	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = test_provider(), .size = WINDOW);
+	DMT_OPTS(dmt_txbind_opts, po, .policy = DMT_MODE_ZEROCOPY);
+	struct path lo = { .addr = "127.0.0.1", .total = TOTAL_MIB << 20 };
+	struct path dev = { .total = TOTAL_MIB << 20 };
+	struct dmt_txbind *bind = NULL;
+	const char *ifname = NULL;
+	struct dmt_dmabuf *buf;
+	struct ktap t = { 0 };
+	struct dmt_err err;
 	long saved;
-	int ret;
+	int ret, c;
+
+	while ((c = getopt(argc, argv, "i:a:n:m:")) != -1) {
+		switch (c) {
+		case 'i': ifname = optarg; break;
+		case 'a': dev.addr = optarg; break;
+		case 'n': dev.netns = optarg; break;
+		case 'm': dev.total = strtoull(optarg, NULL, 0) << 20; break;
+		default:
+			fprintf(stderr, "usage: tx-reuse [-i IFNAME -a ADDR -n NETNS [-m MIB]]\n");
+			return 2;
+		}
+	}
+	if (ifname) {
+		if (!dev.addr || !dev.total) {
+			fprintf(stderr, "tx-reuse: -i needs -a ADDR (and -m > 0)\n");
+			return 2;
+		}
+		return devmem_storm(ifname, &dev);
+	}
 
 	if (unshare(CLONE_NEWNET) < 0) {
 		skip(&t, "tx-reuse", errno == EPERM ? "needs CAP_SYS_ADMIN for a private netns" :
@@ -419,7 +484,7 @@ int main(void)
 		diag_err("setup", &err);
 		goto out;
 	}
-	storm(&t, bind, buf);
+	storm(&t, bind, buf, &lo);
 	no_optmem(&t, bind, buf);
 out:
 	/* the namespace dies with this process; restore anyway */

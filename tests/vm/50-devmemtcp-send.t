@@ -3,6 +3,7 @@
 # libdevmemtcp TX and `devmemtcp send` in the VM:
 # - the library's own test programs where the VM has what the host lacks
 #   (udmabuf, bind-tx);
+# - the send engine's reuse proof in devmem mode over dmveth;
 # - devmem mode over dmveth into the kernel's `ncdevmem -l -v 7`, which
 #   validates every byte: 64 MiB over IPv4 and IPv6, and with a small --chunk;
 # - on a veth pair (no netmem TX): --mode devmem fails with the kernel's own
@@ -44,6 +45,11 @@ done
 relay "tx.t (vm, udmabuf)" env BUILD="$TOP/build" "$TOP/tests/host/tx.t"
 
 dmveth_pair 4 || { ktap_fail "create a dmveth pair in netns a and b"; exit 1; }
+
+# The reuse proof in devmem mode: regions poisoned as they are handed out,
+# tiny optmem_max, a slow receiver on the peer checking every byte.
+relay "tx-reuse (vm, devmem over dmveth)" ip netns exec a tx-reuse -i $DMV_A -a $DMV_B4 -n b \
+	-m "$(scale 24 2)"
 
 # json FILE KEY: a top-level (or dotted) value from devmemtcp -j output
 json() {
