@@ -22,55 +22,9 @@
 #include <unistd.h>
 
 #include "devmemtcp.h"
+#include "ktap.h"
 
 #define UDMABUF_LIMIT "/sys/module/udmabuf/parameters/size_limit_mb"
-
-struct ktap {
-	int n, failed, skipped;
-};
-
-static __attribute__((format(printf, 3, 4)))
-bool check(struct ktap *t, bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d ", ok ? "" : "not ", ++t->n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	t->failed += !ok;
-	return ok;
-}
-
-static void skip(struct ktap *t, const char *name, const char *why)
-{
-	printf("ok %d %s # SKIP %s\n", ++t->n, name, why);
-	t->skipped++;
-}
-
-static int ktap_exit(const struct ktap *t)
-{
-	if (t->failed)
-		return 1;
-	return t->skipped == t->n ? 4 : 0;
-}
-
-/* Open fds of this process, not counting the one opendir() uses. */
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *de;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((de = readdir(d)))
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1;
-}
 
 static void show_err(const struct dmt_err *err)
 {

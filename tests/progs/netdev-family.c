@@ -24,14 +24,11 @@
 #include <linux/netlink.h>
 
 #include "dmt-uapi.h"
+#include "ktap.h"
 
 #define BUF_SIZE 32768
 #define DMABUF_SIZE (64u << 10)
 #define BIND_TX_REFUSAL "Driver does not support netmem TX"
-
-struct ktap {
-	int n, failed, skipped;
-};
 
 /* What one request/reply exchange saw. */
 struct exchange {
@@ -49,33 +46,6 @@ struct family {
 	bool mgmt, page_pool;
 	char groups[128];	/* names, for the log */
 };
-
-static __attribute__((format(printf, 3, 4)))
-bool check(struct ktap *t, bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d ", ok ? "" : "not ", ++t->n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	t->failed += !ok;
-	return ok;
-}
-
-static void skip(struct ktap *t, const char *name, const char *why)
-{
-	printf("ok %d %s # SKIP %s\n", ++t->n, name, why);
-	t->skipped++;
-}
-
-static int ktap_exit(const struct ktap *t)
-{
-	if (t->failed)
-		return 1;
-	return t->skipped == t->n ? 4 : 0;
-}
 
 static const char *errname(int e)
 {

@@ -25,41 +25,9 @@
 #include <unistd.h>
 
 #include "devmemtcp.h"
+#include "ktap.h"
 
 #define TX_PERIOD 251	/* pattern period: not a divisor of any chunk size */
-
-struct ktap {
-	int n, failed, skipped;
-};
-
-static inline __attribute__((format(printf, 3, 4)))
-bool check(struct ktap *t, bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d ", ok ? "" : "not ", ++t->n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-	t->failed += !ok;
-	return ok;
-}
-
-static inline void skip(struct ktap *t, const char *name, const char *why)
-{
-	printf("ok %d %s # SKIP %s\n", ++t->n, name, why);
-	fflush(stdout);
-	t->skipped++;
-}
-
-static inline int ktap_exit(const struct ktap *t)
-{
-	if (t->failed)
-		return 1;
-	return t->skipped == t->n ? 4 : 0;
-}
 
 static inline void diag_err(const char *what, const struct dmt_err *e)
 {
