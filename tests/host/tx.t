@@ -2,7 +2,8 @@
 # The send engine on this machine: tx-modes (zerocopy, copy, auto over lo,
 # then over a veth pair between two network namespaces) and tx-reuse (no
 # region reused before its send completed, under ENOBUFS storms in a
-# private netns).  The namespaces are removed on every exit path.
+# private netns), tx-noalloc (no heap allocation per send in steady state).
+# The namespaces are removed on every exit path.
 . "$(dirname "$0")/../lib/ktap.sh"
 
 NS_A=dmt-tx-$$-a NS_B=dmt-tx-$$-b
@@ -20,7 +21,7 @@ run() {
 	"$@" 2>&1 | sed "s/^\(\(not \)\{0,1\}ok \)[0-9]* /\1- $label: /"
 }
 
-for p in tx-modes tx-reuse; do
+for p in tx-modes tx-reuse tx-noalloc; do
 	[ -x "$BUILD/tests/$p" ] || ktap_fail "$p built (make all)"
 done
 
@@ -45,4 +46,5 @@ if [ -x "$BUILD/tests/tx-modes" ]; then
 fi
 
 [ -x "$BUILD/tests/tx-reuse" ] && run "tx-reuse" "$BUILD/tests/tx-reuse"
+[ -x "$BUILD/tests/tx-noalloc" ] && run "tx-noalloc" "$BUILD/tests/tx-noalloc"
 exit 0
