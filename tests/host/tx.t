@@ -2,7 +2,8 @@
 # The send engine on this machine: tx-modes (zerocopy, copy, auto over lo,
 # then over a veth pair between two network namespaces) and tx-reuse (no
 # region reused before its send completed, under ENOBUFS storms in a
-# private netns), tx-noalloc (no heap allocation per send in steady state).
+# private netns), tx-noalloc (no heap allocation per send in steady state),
+# tx-epoll (8 non-blocking connections driven by one epoll thread).
 # The namespaces are removed on every exit path.
 . "$(dirname "$0")/../lib/ktap.sh"
 
@@ -21,7 +22,7 @@ run() {
 	"$@" 2>&1 | sed "s/^\(\(not \)\{0,1\}ok \)[0-9]* /\1- $label: /"
 }
 
-for p in tx-modes tx-reuse tx-noalloc; do
+for p in tx-modes tx-reuse tx-noalloc tx-epoll; do
 	[ -x "$BUILD/tests/$p" ] || ktap_fail "$p built (make all)"
 done
 
@@ -47,4 +48,5 @@ fi
 
 [ -x "$BUILD/tests/tx-reuse" ] && run "tx-reuse" "$BUILD/tests/tx-reuse"
 [ -x "$BUILD/tests/tx-noalloc" ] && run "tx-noalloc" "$BUILD/tests/tx-noalloc"
+[ -x "$BUILD/tests/tx-epoll" ] && run "tx-epoll" "$BUILD/tests/tx-epoll"
 exit 0
