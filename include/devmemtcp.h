@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -305,6 +306,150 @@ int dmt_tx_drain(struct dmt_tx *tx, int timeout_ms);
 /* POLLOUT when bytes are queued, POLLERR always: events for poll/epoll. */
 short dmt_tx_poll_events(const struct dmt_tx *tx);
 void dmt_tx_get_stats(const struct dmt_tx *tx, struct dmt_tx_stats *st);
+
+/* ------------------------------------------------------- NIC setup (RX) */
+
+/*
+ * What devmem RX needs of a NIC, read with ethtool netlink (channels,
+ * rings) and the ethtool ioctl (RSS indirection table, ntuple rules).
+ * A field the device does not report is 0 / false.
+ */
+struct dmt_nic_state {
+	unsigned ifindex;
+	uint32_t rx_queues;		/* real RX queues (queue-get dump) */
+	uint32_t combined, combined_max;	/* channels */
+	uint32_t rx, rx_max, tx, tx_max;
+	uint32_t ring_rx, ring_rx_max;	/* rings */
+	bool has_rings;
+	uint8_t tcp_data_split;		/* 0 unknown, 1 disabled, 2 enabled */
+	bool has_hds_thresh;
+	uint32_t hds_thresh, hds_thresh_max;
+	uint32_t rss_indir_size;	/* 0: no RSS indirection table */
+	bool ntuple;			/* the driver has an ntuple rule table
+					 * and the ntuple feature is on (or its
+					 * state cannot be read) */
+	uint32_t ntuple_rules;		/* rules in place now */
+	uint32_t ntuple_max;		/* rule table size, 0 if unknown */
+	bool xdp;			/* an XDP program is attached */
+};
+
+/* A flow to steer: the peer's address (port 0: any) and our local one. */
+struct dmt_flow {
+	struct sockaddr_storage peer;
+	struct sockaddr_storage local;
+};
+
+struct dmt_nic;
+
+/*
+ * Open a NIC for devmem RX setup.  Nothing is changed until a prepare or
+ * steer call; every change is recorded and undone, newest first, by
+ * dmt_nic_restore and dmt_nic_close (also after an error part way).
+ * Settings and rules this handle did not create are never touched.
+ */
+struct dmt_nic *dmt_nic_open(const char *ifname, struct dmt_err *err);
+const struct dmt_err *dmt_nic_error(const struct dmt_nic *nic);
+unsigned dmt_nic_ifindex(const struct dmt_nic *nic);
+int dmt_nic_get_state(struct dmt_nic *nic, struct dmt_nic_state *st);
+/*
+ * Make queues [start, start+count) ready for bind-rx: tcp-data-split
+ * enabled and hds-thresh 0 (rings set through ethtool netlink), and the
+ * queues out of the default RSS context (the indirection table spreads
+ * over the other queues), and the ntuple feature on where the driver has a
+ * rule table and the feature can be changed.  Needs at least count+1 RX
+ * queues.  tcp-data-split is restored to the value reported before.
+ */
+int dmt_nic_prepare_rx(struct dmt_nic *nic, unsigned start, unsigned count);
+/*
+ * Steer a TCP flow (IPv4 or IPv6, both addresses of one family) to queue
+ * with an ntuple rule at RX_CLS_LOC_ANY, or the first free slot when the
+ * driver needs one; *loc gets the rule's location.
+ */
+int dmt_nic_steer(struct dmt_nic *nic, const struct dmt_flow *flow,
+		  unsigned queue, uint32_t *loc);
+/*
+ * Undo every recorded change, newest first.  Call it after the RX binding
+ * is gone (dmt_rxbind_free): while bound, the kernel refuses to turn
+ * tcp-data-split off.  Returns 0 or the first error (it goes on with the
+ * rest).
+ */
+int dmt_nic_restore(struct dmt_nic *nic);
+/* dmt_nic_restore, then free. */
+void dmt_nic_close(struct dmt_nic *nic);
+
+/* ------------------------------------------------------------- receiving */
+
+/* bind-rx: bind dmabuf_fd to RX queues of ifindex; *id gets the dmabuf id. */
+int dmt_bind_rx(struct dmt_nl *nl, unsigned ifindex, int dmabuf_fd,
+		const uint32_t *queues, unsigned nqueues, uint32_t *id);
+
+struct dmt_rxbind_opts {
+	size_t sz;
+	enum dmt_mode policy;	/* DMT_MODE_DEVMEM; DMT_MODE_AUTO: copy into
+				 * the host-mapped buffer if refused;
+				 * DMT_MODE_COPY: plain recv into it */
+	unsigned queue_start;
+	unsigned queue_count;	/* 0: 1 */
+};
+
+struct dmt_rxbind;
+
+/* bind-rx of buf on queues of ifname (through its own netlink socket). */
+struct dmt_rxbind *dmt_rxbind_new(const char *ifname, struct dmt_dmabuf *buf,
+				  const struct dmt_rxbind_opts *opts,
+				  struct dmt_err *err);
+/* Closes the netlink socket: the kernel unbinds and restarts the queues. */
+void dmt_rxbind_free(struct dmt_rxbind *bind);
+enum dmt_mode dmt_rxbind_mode(const struct dmt_rxbind *bind); /* DEVMEM, COPY */
+uint32_t dmt_rxbind_id(const struct dmt_rxbind *bind);
+const char *dmt_rxbind_fallback_reason(const struct dmt_rxbind *bind);
+
+/* One piece of the received stream, in stream order. */
+struct dmt_rx_frag {
+	uint64_t off;		/* offset into the dma-buf (not linear) */
+	uint32_t len;
+	bool linear;		/* payload that did not land in the dma-buf */
+	const void *data;	/* linear: the bytes; copy mode: in the map;
+				 * NULL for a devmem fragment (read it with
+				 * dmt_dmabuf_read at off) */
+};
+
+struct dmt_rx_opts {
+	size_t sz;
+	unsigned max_frags;	/* per dmt_rx_recv, 0: 256 */
+	size_t max_bytes;	/* per dmt_rx_recv, 0: 1 MiB */
+};
+
+struct dmt_rx_stats {
+	uint64_t bytes;		/* all payload */
+	uint64_t frags;		/* dma-buf fragments (copy mode: ring pieces) */
+	uint64_t linear_bytes;	/* payload delivered as SCM_DEVMEM_LINEAR */
+	uint64_t tokens;	/* tokens returned */
+	uint64_t dontneed_calls;
+	uint64_t recv_calls;
+};
+
+struct dmt_rx;
+
+/* A receive engine on a connected TCP socket (fd stays the caller's). */
+struct dmt_rx *dmt_rx_new(int fd, struct dmt_rxbind *bind,
+			  const struct dmt_rx_opts *opts, struct dmt_err *err);
+/* Returns every token still held, then frees. */
+void dmt_rx_free(struct dmt_rx *rx);
+const struct dmt_err *dmt_rx_error(const struct dmt_rx *rx);
+/*
+ * Receive: returns the number of fragments stored in frags (at most max,
+ * clamped to opts.max_frags; a copy-mode call returns at most
+ * min(max_bytes, buffer size) bytes),
+ * 0 at end of stream, -EAGAIN on a non-blocking socket with nothing to
+ * read, or -errno.  The fragments of the previous call are given back to
+ * the kernel first (SO_DEVMEM_DONTNEED in merged token ranges), so a
+ * fragment is valid until the next dmt_rx_recv or dmt_rx_release.
+ */
+int dmt_rx_recv(struct dmt_rx *rx, struct dmt_rx_frag *frags, unsigned max);
+/* Give back the fragments of the last call now; tokens returned or -errno. */
+int dmt_rx_release(struct dmt_rx *rx);
+void dmt_rx_get_stats(const struct dmt_rx *rx, struct dmt_rx_stats *st);
 
 #ifdef __cplusplus
 }

@@ -69,6 +69,7 @@ enum {
 
 	DMT_VAL_ETHTOOL_A_RINGS_TCP_DATA_SPLIT	= 11,
 	DMT_VAL_ETHTOOL_A_RINGS_HDS_THRESH	= 17,
+	DMT_VAL_ETHTOOL_A_RINGS_HDS_THRESH_MAX	= 18,
 
 	DMT_VAL_UDMABUF_CREATE			= 0x40187542,
 	DMT_VAL_DMA_BUF_IOCTL_SYNC		= 0x40086200,
@@ -157,8 +158,9 @@ enum {
 #define NETDEV_A_QUEUE_IO_URING	6
 #endif
 
-/* ethtool rings: tcp-data-split is in 6.1's header, hds-thresh came later
- * (6.14 per the contract, gated at 6.16 to stay on the safe side). */
+/* ethtool rings: tcp-data-split is in 6.1's header, hds-thresh and its max
+ * came later (6.14 per the contract, gated at 6.16 to stay on the safe
+ * side). */
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 1, 0)
 #define DMT_FALLBACK_ETHTOOL_SPLIT 1
 #define ETHTOOL_A_RINGS_TCP_DATA_SPLIT	11
@@ -166,6 +168,7 @@ enum {
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 16, 0)
 #define DMT_FALLBACK_ETHTOOL_HDS 1
 #define ETHTOOL_A_RINGS_HDS_THRESH	17
+#define ETHTOOL_A_RINGS_HDS_THRESH_MAX	18
 #endif
 
 /* include/uapi/linux/uio.h, 6.12 on; see the note at the top. */

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * internal.h - what the library's files share and users never see.
- * One .c per area: error.c dmabuf.c pattern.c netlink.c tx.c (the TX
- * binding, the send engine, its region allocator and the error-queue
- * reader).
+ * One .c per area: error.c dmabuf.c pattern.c genl.c (the netlink exchange
+ * netlink.c and ethtool.c share) netlink.c ethtool.c tx.c (the TX binding,
+ * the send engine, its region allocator and the error-queue reader) rx.c.
  */
 #ifndef DMT_INTERNAL_H
 #define DMT_INTERNAL_H
@@ -73,13 +73,71 @@ struct dmt_dmabuf_ops {
 int dmt_dmabuf_sync(const struct dmt_dmabuf *buf, bool start,
 		    unsigned long rw);
 
+/* ----------------------------------------------------------------- genl.c */
+
+struct mnl_socket;
+struct nlmsghdr;
+
+/* A netlink socket with NETLINK_EXT_ACK and NETLINK_CAP_ACK on. */
+struct dmt_nls {
+	struct mnl_socket *sock;
+	uint32_t portid;
+	uint32_t seq;		/* of the last request */
+};
+
+/*
+ * A request, and names for its attributes so that an extack pointing at
+ * one (NLMSGERR_ATTR_OFFS) reads "bad attribute fd": names[type], or the
+ * number where names has none.  With nest_names, attributes one level
+ * inside a nest are named too ("queues[2].id").
+ */
+struct dmt_nlreq {
+	struct nlmsghdr *nlh;
+	size_t hdrlen;		/* family header; 0: a genlmsghdr */
+	const char *const *names;	/* NULL: numbers */
+	unsigned nr_names;
+	const char *const *nest_names;	/* NULL: nests not looked into */
+	unsigned nr_nest_names;
+};
+
+/* A data message of the reply: >= 0 to go on, < 0 (a -errno) to stop. */
+typedef int (*dmt_nl_cb)(const struct nlmsghdr *nlh, void *arg);
+
+/*
+ * Open and bind s on bus (NETLINK_GENERIC, NETLINK_ROUTE); on failure err
+ * says which step and s->sock may be open: dmt_nls_close it.
+ */
+int dmt_nls_open(struct dmt_nls *s, int bus, struct dmt_err *err);
+void dmt_nls_close(struct dmt_nls *s);
+/*
+ * Start a generic netlink request in buf (len bytes, zeroed): NLM_F_REQUEST,
+ * NLM_F_ACK and flags (NLM_F_DUMP), the next sequence number of s.
+ */
+struct nlmsghdr *dmt_genl_msg(struct dmt_nls *s, void *buf, size_t len,
+			      uint16_t family, uint8_t cmd, uint8_t version,
+			      uint16_t flags);
+/*
+ * Send req (NLM_F_ACK set) and read until its ack, error or NLMSG_DONE,
+ * handing data messages to cb (NULL: none).  Returns 0, cb's first negative
+ * value, -EAGAIN for a dump the kernel marked interrupted, or -errno with
+ * the kernel's extack in err->extack (err's other fields are left alone).
+ * Once cb stops, the rest is read and dropped.
+ */
+int dmt_nls_exchange(struct dmt_nls *s, const struct dmt_nlreq *req,
+		     dmt_nl_cb cb, void *arg, struct dmt_err *err);
+/*
+ * Resolve the generic netlink family name: *id, and *ops (NULL: not
+ * wanted) with bit n set for each command n < 64 it offers.  -ENOENT: no
+ * such family; -EPROTO: a reply without an id.
+ */
+int dmt_genl_family(struct dmt_nls *s, const char *name, uint16_t *id,
+		    uint64_t *ops, struct dmt_err *err);
+
 /* -------------------------------------------------------------- netlink.c */
 
 struct dmt_nl {
-	struct mnl_socket *sock;
+	struct dmt_nls nls;
 	uint16_t family;	/* resolved netdev family id */
-	uint32_t seq;
-	uint32_t portid;
 	struct dmt_err err;	/* last error */
 };
 
@@ -93,6 +151,19 @@ struct dmt_txbind {
 	struct dmt_dmabuf *buf;	/* not owned */
 	struct dmt_nl *nl;	/* devmem: owns the binding */
 	char reason[384];	/* why not devmem, "" if devmem */
+};
+
+/* ------------------------------------------------------------------ rx.c */
+
+struct dmt_rxbind {
+	enum dmt_mode mode;	/* DMT_MODE_DEVMEM or DMT_MODE_COPY */
+	unsigned ifindex;
+	char ifname[16];
+	unsigned queue_start, queue_count;
+	uint32_t id;		/* devmem: the dmabuf id */
+	struct dmt_dmabuf *buf;	/* not owned */
+	struct dmt_nl *nl;	/* devmem: owns the binding */
+	char reason[640];	/* why not devmem, "" if devmem */
 };
 
 #endif /* DMT_INTERNAL_H */

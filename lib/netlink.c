@@ -1,20 +1,16 @@
 // SPDX-License-Identifier: MIT
 /*
  * netlink.c - the generic netlink family "netdev" through libmnl: bind-tx,
- * dev-get and the queue-get dump.
+ * bind-rx, dev-get and the queue-get dump.
  *
- * Every request carries NLM_F_ACK and runs until its ack (or NLMSG_DONE for
- * a dump); replies with another sequence number or port are left alone (a
- * dump stopped early leaves such replies behind).  The kernel's extended
- * ack is parsed here, because libmnl's default NLMSG_ERROR handling drops
- * it, and kept in nl->err.
+ * The exchange itself (acks, dumps, the kernel's extended ack) is genl.c's;
+ * the extack of a failed request is kept in nl->err.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <libmnl/libmnl.h>
 #include <linux/genetlink.h>
@@ -22,211 +18,6 @@
 
 #include "internal.h"
 #include "dmt-uapi.h"
-
-#define NL_RECV_SIZE 32768	/* what the kernel fills a dump skb up to */
-
-/* Attribute names of one request, for "bad attribute fd" in errors. */
-struct nl_req {
-	struct nlmsghdr *nlh;
-	const char *const *attr_names;
-	unsigned nr_attr_names;
-};
-
-/* Returns >= 0 to go on, < 0 (a -errno) to stop. */
-typedef int (*nl_data_cb)(const struct nlmsghdr *nlh, void *arg);
-
-static struct nlmsghdr *nl_msg(struct dmt_nl *nl, void *buf, size_t len,
-			       uint16_t type, uint8_t cmd, uint8_t version,
-			       uint16_t flags)
-{
-	struct nlmsghdr *nlh;
-	struct genlmsghdr *genl;
-
-	memset(buf, 0, len);
-	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = type;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-	nlh->nlmsg_seq = ++nl->seq;
-	genl = mnl_nlmsg_put_extra_header(nlh, sizeof(*genl));
-	genl->cmd = cmd;
-	genl->version = version;
-	return nlh;
-}
-
-/* The name of the request's attribute at byte offset offs, or NULL. */
-static const char *attr_at(const struct nl_req *req, uint32_t offs,
-			   char *buf, size_t len)
-{
-	const struct nlattr *a;
-	unsigned type;
-
-	mnl_attr_for_each(a, req->nlh, sizeof(struct genlmsghdr)) {
-		if ((const char *)a - (const char *)req->nlh != offs)
-			continue;
-		type = mnl_attr_get_type(a);
-		if (type < req->nr_attr_names && req->attr_names[type])
-			return req->attr_names[type];
-		snprintf(buf, len, "%u", type);
-		return buf;
-	}
-	return NULL;
-}
-
-struct extack {
-	const char *msg;
-	uint32_t offs;		/* NLMSGERR_ATTR_OFFS, 0: none */
-	int miss_type;		/* NLMSGERR_ATTR_MISS_TYPE, -1: none */
-};
-
-static int extack_attr_cb(const struct nlattr *a, void *data)
-{
-	struct extack *x = data;
-
-	switch (mnl_attr_get_type(a)) {
-	case NLMSGERR_ATTR_MSG:
-		if (!mnl_attr_validate(a, MNL_TYPE_NUL_STRING))
-			x->msg = mnl_attr_get_str(a);
-		break;
-	case NLMSGERR_ATTR_OFFS:
-		if (!mnl_attr_validate(a, MNL_TYPE_U32))
-			x->offs = mnl_attr_get_u32(a);
-		break;
-	case NLMSGERR_ATTR_MISS_TYPE:
-		if (!mnl_attr_validate(a, MNL_TYPE_U32))
-			x->miss_type = mnl_attr_get_u32(a);
-		break;
-	}
-	return MNL_CB_OK;
-}
-
-/*
- * Parse the TLVs that follow an NLMSG_ERROR or NLMSG_DONE payload of hdrlen
- * bytes into nl->err.extack: the message, and the attribute it points at.
- */
-static void nl_extack(struct dmt_nl *nl, const struct nl_req *req,
-		      const struct nlmsghdr *nlh, size_t hdrlen)
-{
-	struct extack x = { .miss_type = -1 };
-	char text[sizeof(nl->err.extack)], num[16];
-	const char *attr = NULL;
-
-	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS) ||
-	    mnl_nlmsg_size(MNL_ALIGN(hdrlen)) > nlh->nlmsg_len)
-		return;
-	mnl_attr_parse(nlh, hdrlen, extack_attr_cb, &x);
-
-	if (x.offs)
-		attr = attr_at(req, x.offs, num, sizeof(num));
-	if (x.msg && attr)
-		snprintf(text, sizeof(text), "%s (attribute %s)", x.msg, attr);
-	else if (x.msg)
-		snprintf(text, sizeof(text), "%s", x.msg);
-	else if (attr)
-		snprintf(text, sizeof(text), "bad attribute %s", attr);
-	else if (x.miss_type >= 0)
-		snprintf(text, sizeof(text), "missing attribute %d", x.miss_type);
-	else
-		return;
-	dmt_err_extack(&nl->err, text);
-}
-
-/* NLMSG_ERROR: 0 for an ack, else -errno with the extack kept. */
-static int nl_error_msg(struct dmt_nl *nl, const struct nl_req *req,
-			const struct nlmsghdr *nlh)
-{
-	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
-	size_t hdrlen = sizeof(*e);
-
-	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
-		return -EBADMSG;
-	if (!e->error)
-		return 0;
-	/* without NETLINK_CAP_ACK the whole request is echoed */
-	if (!(nlh->nlmsg_flags & NLM_F_CAPPED) && e->msg.nlmsg_len > sizeof(e->msg))
-		hdrlen += e->msg.nlmsg_len - sizeof(e->msg);
-	nl_extack(nl, req, nlh, hdrlen);
-	return e->error < 0 ? e->error : -e->error;
-}
-
-/* NLMSG_DONE ends a dump; it carries the dump's error, and extack. */
-static int nl_done_msg(struct dmt_nl *nl, const struct nl_req *req,
-		       const struct nlmsghdr *nlh)
-{
-	int error;
-
-	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(int)))
-		return 0;
-	memcpy(&error, mnl_nlmsg_get_payload(nlh), sizeof(error));
-	if (error)
-		nl_extack(nl, req, nlh, sizeof(int));
-	return error < 0 ? error : -error;
-}
-
-/*
- * Send req and read until its ack, error or NLMSG_DONE, handing data
- * messages to cb.  Returns 0, cb's first negative value, or -errno (with
- * the extack in nl->err).  Once cb stops, the rest is read and dropped.
- */
-static int nl_exchange(struct dmt_nl *nl, const struct nl_req *req,
-		       nl_data_cb cb, void *arg)
-{
-	const struct nlmsghdr *nlh;
-	uint32_t seq = req->nlh->nlmsg_seq;
-	bool done = false, intr = false;
-	int ret = 0, r, n;
-	char *buf;
-
-	buf = malloc(NL_RECV_SIZE);
-	if (!buf)
-		return -ENOMEM;
-	if (mnl_socket_sendto(nl->sock, req->nlh, req->nlh->nlmsg_len) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	while (!done) {
-		n = mnl_socket_recvfrom(nl->sock, buf, NL_RECV_SIZE);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			ret = -errno;
-			break;
-		}
-		for (nlh = (const void *)buf; mnl_nlmsg_ok(nlh, n);
-		     nlh = mnl_nlmsg_next(nlh, &n)) {
-			if (nlh->nlmsg_seq != seq ||
-			    (nlh->nlmsg_pid && nlh->nlmsg_pid != nl->portid))
-				continue;	/* not ours, or left from before */
-			if (nlh->nlmsg_flags & NLM_F_DUMP_INTR)
-				intr = true;
-			switch (nlh->nlmsg_type) {
-			case NLMSG_ERROR:
-				r = nl_error_msg(nl, req, nlh);
-				done = true;
-				break;
-			case NLMSG_DONE:
-				r = nl_done_msg(nl, req, nlh);
-				done = true;
-				break;
-			case NLMSG_NOOP:
-			case NLMSG_OVERRUN:
-				r = 0;
-				break;
-			default:
-				r = cb && !ret ? cb(nlh, arg) : 0;
-				break;
-			}
-			if (r < 0 && !ret)
-				ret = r;
-			if (done)
-				break;
-		}
-	}
-	if (!ret && intr)
-		ret = -EAGAIN;
-out:
-	free(buf);
-	return ret;
-}
 
 /* A u32 or u64 attribute (the kernel's "uint" is either). */
 static bool attr_uint(const struct nlattr *a, uint64_t *v)
@@ -242,61 +33,12 @@ static bool attr_uint(const struct nlattr *a, uint64_t *v)
 	return false;
 }
 
-/* ------------------------------------------------------------- family */
-
-struct family {
-	uint16_t id;
-	uint64_t ops;		/* bit n: command n offered (n < 64) */
-};
-
-static int family_cb(const struct nlmsghdr *nlh, void *arg)
-{
-	struct family *f = arg;
-	const struct nlattr *a, *op, *oa;
-
-	mnl_attr_for_each(a, nlh, sizeof(struct genlmsghdr)) {
-		switch (mnl_attr_get_type(a)) {
-		case CTRL_ATTR_FAMILY_ID:
-			if (!mnl_attr_validate(a, MNL_TYPE_U16))
-				f->id = mnl_attr_get_u16(a);
-			break;
-		case CTRL_ATTR_OPS:
-			mnl_attr_for_each_nested(op, a)
-				mnl_attr_for_each_nested(oa, op)
-					if (mnl_attr_get_type(oa) == CTRL_ATTR_OP_ID &&
-					    !mnl_attr_validate(oa, MNL_TYPE_U32) &&
-					    mnl_attr_get_u32(oa) < 64)
-						f->ops |= 1ull << mnl_attr_get_u32(oa);
-			break;
-		}
-	}
-	return 0;
-}
-
-static int nl_family(struct dmt_nl *nl, struct family *f)
-{
-	static const char *const names[] = {
-		[CTRL_ATTR_FAMILY_NAME] = "family-name",
-	};
-	char buf[256] __attribute__((aligned(8)));
-	struct nl_req req = { .attr_names = names, .nr_attr_names = 3 };
-	int ret;
-
-	req.nlh = nl_msg(nl, buf, sizeof(buf), GENL_ID_CTRL, CTRL_CMD_GETFAMILY,
-			 1, 0);
-	mnl_attr_put_strz(req.nlh, CTRL_ATTR_FAMILY_NAME, NETDEV_FAMILY_NAME);
-	memset(f, 0, sizeof(*f));
-	ret = nl_exchange(nl, &req, family_cb, f);
-	if (!ret && !f->id)
-		ret = -EPROTO;
-	return ret;
-}
+/* ------------------------------------------------------------- handle */
 
 DMT_API struct dmt_nl *dmt_nl_open(struct dmt_err *err)
 {
-	struct family f;
 	struct dmt_nl *nl;
-	int one = 1, ret;
+	int ret;
 
 	dmt_err_clear(err);
 	nl = calloc(1, sizeof(*nl));
@@ -304,25 +46,10 @@ DMT_API struct dmt_nl *dmt_nl_open(struct dmt_err *err)
 		dmt_err_set(err, -ENOMEM, NULL, "allocate a netlink handle");
 		return NULL;
 	}
-	nl->sock = mnl_socket_open2(NETLINK_GENERIC, SOCK_CLOEXEC);
-	if (!nl->sock) {
-		dmt_err_set(err, -errno, NULL, "open a generic netlink socket");
+	if (dmt_nls_open(&nl->nls, NETLINK_GENERIC, err))
 		goto fail;
-	}
-	if (mnl_socket_setsockopt(nl->sock, NETLINK_EXT_ACK, &one, sizeof(one)) ||
-	    mnl_socket_setsockopt(nl->sock, NETLINK_CAP_ACK, &one, sizeof(one))) {
-		dmt_err_set(err, -errno, NULL,
-			    "set NETLINK_EXT_ACK and NETLINK_CAP_ACK");
-		goto fail;
-	}
-	if (mnl_socket_bind(nl->sock, 0, MNL_SOCKET_AUTOPID) < 0) {
-		dmt_err_set(err, -errno, NULL, "bind the generic netlink socket");
-		goto fail;
-	}
-	nl->portid = mnl_socket_get_portid(nl->sock);
-	nl->seq = time(NULL);
-
-	ret = nl_family(nl, &f);
+	ret = dmt_genl_family(&nl->nls, NETDEV_FAMILY_NAME, &nl->family, NULL,
+			      &nl->err);
 	if (ret) {
 		dmt_err_copy(err, &nl->err);
 		dmt_err_set(err, ret, ret == -ENOENT ?
@@ -332,7 +59,6 @@ DMT_API struct dmt_nl *dmt_nl_open(struct dmt_err *err)
 			    NETDEV_FAMILY_NAME);
 		goto fail;
 	}
-	nl->family = f.id;
 	return nl;
 fail:
 	dmt_nl_close(nl);
@@ -343,8 +69,7 @@ DMT_API void dmt_nl_close(struct dmt_nl *nl)
 {
 	if (!nl)
 		return;
-	if (nl->sock)
-		mnl_socket_close(nl->sock);
+	dmt_nls_close(&nl->nls);
 	free(nl);
 }
 
@@ -357,10 +82,12 @@ DMT_API const struct dmt_err *dmt_nl_error(const struct dmt_nl *nl)
 static bool nl_knows_cmd(struct dmt_nl *nl, unsigned cmd)
 {
 	struct dmt_err saved = nl->err;
-	struct family f;
+	uint64_t ops;
+	uint16_t id;
 	bool known;
 
-	known = nl_family(nl, &f) || (f.ops & (1ull << cmd));
+	known = dmt_genl_family(&nl->nls, NETDEV_FAMILY_NAME, &id, &ops,
+				&nl->err) || (ops & (1ull << cmd));
 	nl->err = saved;
 	return known;
 }
@@ -407,7 +134,10 @@ DMT_API int dmt_bind_tx(struct dmt_nl *nl, unsigned ifindex, int dmabuf_fd,
 		[NETDEV_A_DMABUF_FD] = "fd",
 	};
 	char buf[256] __attribute__((aligned(8)));
-	struct nl_req req = { .attr_names = names, .nr_attr_names = 4 };
+	struct dmt_nlreq req = {
+		.names = names,
+		.nr_names = sizeof(names) / sizeof(names[0]),
+	};
 	uint32_t got = 0;
 	int ret;
 
@@ -418,11 +148,11 @@ DMT_API int dmt_bind_tx(struct dmt_nl *nl, unsigned ifindex, int dmabuf_fd,
 		return dmt_err_set(&nl->err, -EBADF, "pass a dma-buf fd",
 				   "bind-tx of fd %d on ifindex %u", dmabuf_fd,
 				   ifindex);
-	req.nlh = nl_msg(nl, buf, sizeof(buf), nl->family, NETDEV_CMD_BIND_TX,
-			 NETDEV_FAMILY_VERSION, 0);
+	req.nlh = dmt_genl_msg(&nl->nls, buf, sizeof(buf), nl->family,
+			       NETDEV_CMD_BIND_TX, NETDEV_FAMILY_VERSION, 0);
 	mnl_attr_put_u32(req.nlh, NETDEV_A_DMABUF_IFINDEX, ifindex);
 	mnl_attr_put_u32(req.nlh, NETDEV_A_DMABUF_FD, dmabuf_fd);
-	ret = nl_exchange(nl, &req, bind_cb, &got);
+	ret = dmt_nls_exchange(&nl->nls, &req, bind_cb, &got, &nl->err);
 	if (!ret && !got)
 		ret = -EPROTO;
 	if (ret)
@@ -432,6 +162,126 @@ DMT_API int dmt_bind_tx(struct dmt_nl *nl, unsigned ifindex, int dmabuf_fd,
 	if (id)
 		*id = got;
 	return 0;
+}
+
+/* ------------------------------------------------------------ bind-rx */
+
+#define BIND_RX_MAX_QUEUES 65536	/* bounds the request we build */
+
+static const char *bind_rx_fix(struct dmt_nl *nl, int ret)
+{
+	const char *x = nl->err.extack;
+
+	switch (ret) {
+	case -EPERM:
+		return "bind-rx needs CAP_NET_ADMIN (run as root)";
+	case -EOPNOTSUPP:
+		if (!x[0] && !nl_knows_cmd(nl, NETDEV_CMD_BIND_RX))
+			return "bind-rx needs Linux >= 6.12";
+		/* no message, or only "bad attribute ifindex" (no ops lock) */
+		if (!x[0] || !strcmp(x, "bad attribute ifindex"))
+			return "the driver has no queue management ops (devmem RX "
+			       "needs gve, bnxt, mlx5, fbnic or dmveth)";
+		return NULL;
+	case -ENODATA:
+		return "the driver ignores unreadable page pools "
+		       "(PP_FLAG_ALLOW_UNREADABLE_NETMEM): it cannot receive into a dma-buf";
+	case -ENODEV:
+		return "no such interface in this network namespace, or it is not present";
+	case -EBADF:
+		return "pass an fd open in this process";
+	case -EINVAL:
+		if (strstr(x, "tcp-data-split"))
+			return "enable header split: ethtool -G IF tcp-data-split on";
+		if (strstr(x, "hds-thresh"))
+			return "set the header-split threshold to 0: ethtool -G IF hds-thresh 0";
+		if (strstr(x, ".id"))
+			return "the queue index is not below the device's RX queue count";
+		if (!x[0])
+			return "pass a dma-buf fd (the kernel refuses other files "
+			       "with EINVAL)";
+		return NULL;
+	case -EEXIST:
+		if (strstr(x, "already memory provider bound"))
+			return "another binding (another process, or io_uring zcrx) holds "
+			       "the queue: free it or pick another queue";
+		if (strstr(x, "XDP"))
+			return "detach the XDP program: ip link set dev IF xdp off";
+		return NULL;
+	case -EBUSY:
+		if (strstr(x, "AF_XDP"))
+			return "an AF_XDP socket uses the queue: close it or pick another queue";
+		return NULL;
+	}
+	return NULL;
+}
+
+DMT_API int dmt_bind_rx(struct dmt_nl *nl, unsigned ifindex, int dmabuf_fd,
+			const uint32_t *queues, unsigned nqueues, uint32_t *id)
+{
+	static const char *const names[] = {
+		[NETDEV_A_DMABUF_IFINDEX] = "ifindex",
+		[NETDEV_A_DMABUF_QUEUES] = "queues",
+		[NETDEV_A_DMABUF_FD] = "fd",
+	};
+	static const char *const qnames[] = {
+		[NETDEV_A_QUEUE_ID] = "id",
+		[NETDEV_A_QUEUE_TYPE] = "type",
+	};
+	struct dmt_nlreq req = {
+		.names = names,
+		.nr_names = sizeof(names) / sizeof(names[0]),
+		.nest_names = qnames,
+		.nr_nest_names = sizeof(qnames) / sizeof(qnames[0]),
+	};
+	uint32_t got = 0;
+	size_t len;
+	void *buf;
+	int ret;
+
+	if (!nl)
+		return -EINVAL;
+	dmt_err_clear(&nl->err);
+	if (dmabuf_fd < 0)
+		return dmt_err_set(&nl->err, -EBADF, "pass a dma-buf fd",
+				   "bind-rx of fd %d on ifindex %u", dmabuf_fd,
+				   ifindex);
+	if (!queues || !nqueues || nqueues > BIND_RX_MAX_QUEUES)
+		return dmt_err_set(&nl->err, -EINVAL, "name 1 to 65536 RX queues",
+				   "bind-rx of dma-buf fd %d on ifindex %u with %u queues",
+				   dmabuf_fd, ifindex, queues ? nqueues : 0);
+	/* header, ifindex, fd, then per queue a nest with id and type */
+	len = MNL_ALIGN(sizeof(struct nlmsghdr)) + MNL_ALIGN(sizeof(struct genlmsghdr)) +
+	      2 * MNL_ATTR_HDRLEN + 2 * MNL_ALIGN(sizeof(uint32_t)) +
+	      (size_t)nqueues * (3 * MNL_ATTR_HDRLEN + 2 * MNL_ALIGN(sizeof(uint32_t)));
+	buf = malloc(len);
+	if (!buf)
+		return dmt_err_set(&nl->err, -ENOMEM, NULL,
+				   "bind-rx request for %u queues", nqueues);
+	req.nlh = dmt_genl_msg(&nl->nls, buf, len, nl->family,
+			       NETDEV_CMD_BIND_RX, NETDEV_FAMILY_VERSION, 0);
+	mnl_attr_put_u32(req.nlh, NETDEV_A_DMABUF_IFINDEX, ifindex);
+	mnl_attr_put_u32(req.nlh, NETDEV_A_DMABUF_FD, dmabuf_fd);
+	for (unsigned i = 0; i < nqueues; i++) {
+		struct nlattr *nest = mnl_attr_nest_start(req.nlh, NETDEV_A_DMABUF_QUEUES);
+
+		mnl_attr_put_u32(req.nlh, NETDEV_A_QUEUE_ID, queues[i]);
+		mnl_attr_put_u32(req.nlh, NETDEV_A_QUEUE_TYPE, NETDEV_QUEUE_TYPE_RX);
+		mnl_attr_nest_end(req.nlh, nest);
+		nest->nla_type |= NLA_F_NESTED;	/* the kernel parses it strictly */
+	}
+	ret = dmt_nls_exchange(&nl->nls, &req, bind_cb, &got, &nl->err);
+	if (!ret && !got)
+		ret = -EPROTO;
+	if (ret)
+		ret = dmt_err_set(&nl->err, ret, bind_rx_fix(nl, ret),
+				  nqueues > 1 ? "bind-rx of dma-buf fd %d on ifindex %u, %u queues from %u" :
+				  "bind-rx of dma-buf fd %d on ifindex %u, queue %.0u%u",
+				  dmabuf_fd, ifindex, nqueues > 1 ? nqueues : 0, queues[0]);
+	else if (id)
+		*id = got;
+	free(buf);
+	return ret;
 }
 
 /* ------------------------------------------------------------ dev-get */
@@ -473,17 +323,20 @@ DMT_API int dmt_dev_get(struct dmt_nl *nl, unsigned ifindex,
 		[NETDEV_A_DEV_IFINDEX] = "ifindex",
 	};
 	char buf[256] __attribute__((aligned(8)));
-	struct nl_req req = { .attr_names = names, .nr_attr_names = 2 };
+	struct dmt_nlreq req = {
+		.names = names,
+		.nr_names = sizeof(names) / sizeof(names[0]),
+	};
 	struct dmt_dev_info tmp = { 0 };
 	int ret;
 
 	if (!nl)
 		return -EINVAL;
 	dmt_err_clear(&nl->err);
-	req.nlh = nl_msg(nl, buf, sizeof(buf), nl->family, NETDEV_CMD_DEV_GET,
-			 NETDEV_FAMILY_VERSION, 0);
+	req.nlh = dmt_genl_msg(&nl->nls, buf, sizeof(buf), nl->family,
+			       NETDEV_CMD_DEV_GET, NETDEV_FAMILY_VERSION, 0);
 	mnl_attr_put_u32(req.nlh, NETDEV_A_DEV_IFINDEX, ifindex);
-	ret = nl_exchange(nl, &req, dev_cb, &tmp);
+	ret = dmt_nls_exchange(&nl->nls, &req, dev_cb, &tmp, &nl->err);
 	if (ret)
 		return dmt_err_set(&nl->err, ret, ret == -ENODEV ?
 				   "no such interface in this network namespace" :
@@ -548,18 +401,21 @@ DMT_API int dmt_queue_dump(struct dmt_nl *nl, unsigned ifindex,
 		[NETDEV_A_QUEUE_IFINDEX] = "ifindex",
 	};
 	char buf[256] __attribute__((aligned(8)));
-	struct nl_req req = { .attr_names = names, .nr_attr_names = 3 };
+	struct dmt_nlreq req = {
+		.names = names,
+		.nr_names = sizeof(names) / sizeof(names[0]),
+	};
 	struct queue_dump d = { .cb = cb, .arg = arg };
 	int ret;
 
 	if (!nl)
 		return -EINVAL;
 	dmt_err_clear(&nl->err);
-	req.nlh = nl_msg(nl, buf, sizeof(buf), nl->family, NETDEV_CMD_QUEUE_GET,
-			 NETDEV_FAMILY_VERSION, NLM_F_DUMP);
+	req.nlh = dmt_genl_msg(&nl->nls, buf, sizeof(buf), nl->family,
+			       NETDEV_CMD_QUEUE_GET, NETDEV_FAMILY_VERSION, NLM_F_DUMP);
 	if (ifindex)	/* 0: every device */
 		mnl_attr_put_u32(req.nlh, NETDEV_A_QUEUE_IFINDEX, ifindex);
-	ret = nl_exchange(nl, &req, queue_cb, &d);
+	ret = dmt_nls_exchange(&nl->nls, &req, queue_cb, &d, &nl->err);
 	if (d.stop)
 		return d.stop;	/* the caller's own value */
 	if (ret)

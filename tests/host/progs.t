@@ -2,7 +2,7 @@
 # Host-side runs of the C test programs that need no VM: our uapi numbers
 # against this system's headers, and the host kernel's netdev genl family.
 . "$(dirname "$0")/../lib/ktap.sh"
-for p in uapi-consts netdev-family udmabuf-smoke lib-dmabuf lib-netlink; do
+for p in uapi-consts netdev-family udmabuf-smoke lib-dmabuf lib-netlink rx-engine nic-setup; do
 	if [ ! -x "$BUILD/tests/$p" ]; then
 		ktap_fail "$p built (make all)"
 		continue

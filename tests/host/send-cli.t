@@ -194,7 +194,7 @@ expect "bad --mode" 2 "--mode" send 127.0.0.1 --dev lo --mode fast
 expect "--size garbage" 2 "--size" send 127.0.0.1 --dev lo --size lots
 expect "devmem needs --dev" 2 "--dev" send 127.0.0.1 --provider host
 expect "no HOST" 2 "HOST" send --dev lo
-expect "unknown command" 2 "unknown command 'recv'" recv
+expect "unknown command" 2 "unknown command 'frob'" frob
 
 start_recv short $((1 << 20))
 expect "peer closes mid-stream" 8 "" send 127.0.0.1:"$RPORT" --dev lo --provider host --mode zerocopy --size 1M --bytes 1G

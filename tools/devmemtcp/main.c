@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * devmemtcp - send TCP payload straight from a dma-buf (devmem TCP), with
- * the MSG_ZEROCOPY and copy fallbacks, on libdevmemtcp.
+ * devmemtcp - send TCP payload straight from a dma-buf and receive it
+ * straight into one (devmem TCP), with the MSG_ZEROCOPY and copy
+ * fallbacks, and probe what a NIC lacks for it; on libdevmemtcp.
  *
  * main.c: global options, the command table, signals, and the hidden
  * DEVMEMTCP_FD_CHECK=1 self-check (fds open at exit == fds open at start).
@@ -25,6 +26,8 @@ static const struct cmd {
 	const char *help;
 } cmds[] = {
 	{ "send", cmd_send, "send from a dma-buf to a TCP receiver" },
+	{ "recv", cmd_recv, "receive one TCP stream into a dma-buf bound to RX queues" },
+	{ "probe", cmd_probe, "check what devmem RX and TX need on interfaces" },
 };
 
 static void usage(FILE *f)
@@ -43,6 +46,10 @@ static void usage(FILE *f)
 		fprintf(f, "  %-14s  %s\n", cmds[i].name, cmds[i].help);
 	fprintf(f, "\n");
 	send_usage(f);
+	fprintf(f, "\n");
+	recv_usage(f);
+	fprintf(f, "\n");
+	probe_usage(f);
 	fprintf(f,
 		"\n"
 		"exit status:\n"
@@ -50,11 +57,20 @@ static void usage(FILE *f)
 		"  1  other runtime error\n"
 		"  2  usage error\n"
 		"  3  no such interface\n"
-		"  4  devmem TX refused (device, driver or buffer cannot do it)\n"
+		"  4  devmem refused (device, driver or buffer cannot do it); probe:\n"
+		"     devmem RX or TX would not work on an interface named\n"
 		"  5  bad buffer (not a dma-buf, provider unavailable)\n"
 		"  6  size, chunk, offset or length zero or past the buffer\n"
 		"  7  peer unknown, unreachable or refusing\n"
 		"  8  peer closed or reset the connection mid-stream\n"
+		"  9  recv: --queues out of range, or too few RX queues\n"
+		" 10  recv: queue already bound (another dma-buf, io_uring, AF_XDP)\n"
+		" 11  recv: header split (tcp-data-split) unsupported or off\n"
+		" 12  recv: no queue management ops (bind-rx EOPNOTSUPP)\n"
+		" 13  recv: listen port in use\n"
+		" 14  recv: a received byte is not the pattern's (--validate)\n"
+		" 15  recv: payload arrived linear, with --fail-on-linear\n"
+		" 16  recv: RSS or ntuple setup refused\n"
 		"  130, 143  stopped by SIGINT, SIGTERM (summary printed)\n"
 		"\n"
 		"see devmemtcp(8), devmemtcp(7)\n");

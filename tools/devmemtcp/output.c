@@ -17,6 +17,7 @@ static struct {
 	bool json;
 	int depth;			/* open JSON objects */
 	bool first[OUT_DEPTH];		/* nothing written in this one yet */
+	char close[OUT_DEPTH];		/* '}' or ']' */
 } o;
 
 void out_init(bool json)
@@ -64,19 +65,26 @@ static void json_key(const char *key)
 	}
 }
 
-static void json_open(const char *key)
+static void json_open_c(const char *key, char open, char close)
 {
 	json_key(key);
-	fputc('{', stdout);
-	if (o.depth < OUT_DEPTH)
+	fputc(open, stdout);
+	if (o.depth < OUT_DEPTH) {
 		o.first[o.depth] = true;
+		o.close[o.depth] = close;
+	}
 	o.depth++;
+}
+
+static void json_open(const char *key)
+{
+	json_open_c(key, '{', '}');
 }
 
 static void json_close(void)
 {
-	fputc('}', stdout);
 	o.depth--;
+	fputc(o.depth < OUT_DEPTH && o.close[o.depth] ? o.close[o.depth] : '}', stdout);
 }
 
 void out_begin(void)
@@ -107,6 +115,19 @@ void out_obj_close(void)
 {
 	if (o.json && o.depth > 1)
 		json_close();
+}
+
+void out_arr_open(const char *key, const char *text_fmt)
+{
+	if (o.json)
+		json_open_c(key, '[', ']');
+	else if (text_fmt)
+		fputs(text_fmt, stdout);
+}
+
+void out_arr_close(void)
+{
+	out_obj_close();
 }
 
 void out_str(const char *key, const char *text_fmt, const char *val)

@@ -23,6 +23,12 @@ void out_end(void);
 /* A nested object "key": { ... }; text_fmt (no conversion) prints in text. */
 void out_obj_open(const char *key, const char *text_fmt);
 void out_obj_close(void);
+/*
+ * An array "key": [ ... ] (key NULL inside an array); its elements are
+ * objects opened with out_obj_open(NULL, ...) or values with a NULL key.
+ */
+void out_arr_open(const char *key, const char *text_fmt);
+void out_arr_close(void);
 
 void out_str(const char *key, const char *text_fmt, const char *val);
 void out_u64(const char *key, const char *text_fmt, uint64_t val);

@@ -25,6 +25,15 @@ enum {
 	EXIT_RANGE = 6,		/* size/offset/length zero or past the buffer */
 	EXIT_PEER = 7,		/* peer unreachable, refused, unknown */
 	EXIT_CLOSED = 8,	/* peer closed or reset the connection mid-stream */
+	/* recv (and probe: EXIT_NODEVMEM when devmem would not work) */
+	EXIT_QUEUE = 9,		/* --queues out of range, too few RX queues */
+	EXIT_QUEUE_BUSY = 10,	/* queue already bound (memory provider, AF_XDP) */
+	EXIT_NOHDS = 11,	/* header split (tcp-data-split) unsupported */
+	EXIT_NOQMGMT = 12,	/* no queue management ops: bind-rx EOPNOTSUPP */
+	EXIT_ADDRINUSE = 13,	/* the listen port is in use */
+	EXIT_VALIDATE = 14,	/* a received byte is not the pattern's */
+	EXIT_LINEAR = 15,	/* --fail-on-linear and payload arrived linear */
+	EXIT_STEER = 16,	/* RSS / ntuple setup refused */
 	EXIT_SIGINT = 130,
 	EXIT_SIGTERM = 143,
 };
@@ -60,5 +69,9 @@ double now_s(void);
 
 int cmd_send(int argc, char **argv);
 void send_usage(FILE *f);
+int cmd_recv(int argc, char **argv);
+void recv_usage(FILE *f);
+int cmd_probe(int argc, char **argv);
+void probe_usage(FILE *f);
 
 #endif /* DMT_TOOL_H */

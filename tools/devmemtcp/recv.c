@@ -1,0 +1,959 @@
+// SPDX-License-Identifier: MIT
+/*
+ * recv.c - `devmemtcp recv --dev IFNAME`: receive one TCP stream into a
+ * dma-buf bound to RX queues (devmem TCP), or with the copy fallback.
+ *
+ * Order matters:
+ *   1. the dma-buf;
+ *   2. the NIC: header split on, hds-thresh 0, the queues out of RSS
+ *      (dmt_nic_prepare_rx); every change is recorded to be undone;
+ *   3. bind-rx of the dma-buf on the queues (dmt_rxbind_new);
+ *   4. the listening socket, then the ntuple rule for the flow (it must be
+ *      in place before the first segment arrives, so before accept: on the
+ *      local address and port, plus the peer's with --peer);
+ *   5. accept one connection, receive to EOF, check every byte when
+ *      validating, give the tokens back as we go (dmt_rx_recv does);
+ *   6. teardown, newest first: the receive engine (tokens), the sockets,
+ *      the binding (unbind: the kernel restarts the queues), and only then
+ *      the NIC (the kernel refuses to turn header split off while bound).
+ * A signal only sets a flag; the loop stops, prints the summary and runs
+ * the same teardown, so the NIC ends as it started.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "output.h"
+#include "tool.h"
+
+#define DEFAULT_PORT 5201
+#define DEFAULT_SIZE (64ULL << 20)
+#define DEFAULT_PERIOD 7
+#define MAX_FRAGS 256		/* per dmt_rx_recv */
+#define BOUNCE (64 << 10)	/* devmem frags are read through this */
+#define POLL_MS 250		/* signals are checked at least this often */
+
+struct recv_cfg {
+	const char *dev;
+	const char *listen;	/* [ADDR][:PORT] as given, or NULL */
+	char listen_host[256];	/* "" for every address */
+	unsigned long port;
+	const char *peer;	/* ADDR[:PORT] as given, or NULL */
+	char peer_host[256];
+	unsigned long peer_port;	/* 0: any */
+	bool queues_set;
+	unsigned long queue_start, queue_count;
+	enum dmt_provider provider;
+	uint64_t size;
+	unsigned long validate;	/* pattern period, 0: off */
+	bool fail_on_linear;
+	enum dmt_mode mode;	/* devmem, auto or copy */
+	bool no_setup;
+	int argc;
+	char **argv;
+};
+
+struct recv_run {
+	struct dmt_dmabuf *buf;
+	struct dmt_nic *nic;
+	struct dmt_rxbind *bind;
+	struct dmt_rx *rx;
+	int lfd, fd;
+	struct dmt_err err;
+	int exit;		/* EXIT_OK unless err is set */
+	unsigned rx_queues;	/* the device's, 0 if not known */
+	bool steered;
+	uint32_t rule;		/* the ntuple rule's location */
+	enum dmt_mode mode;	/* what is used: devmem or copy */
+	char reason[512];	/* why devmem is not used, "" if it is */
+	bool listening, started, eof;
+	double t0, t1;
+	uint64_t pos;		/* stream position: bytes received */
+	uint64_t validated;	/* of those, checked against the pattern */
+	struct dmt_rx_stats st;	/* snapshot before teardown */
+	uint32_t dmabuf_id;
+	bool restored;		/* the NIC is as it was (or was not touched) */
+	struct dmt_err restore_err;
+	char local[INET6_ADDRSTRLEN + 8];
+	char remote[INET6_ADDRSTRLEN + 8];
+	struct sockaddr_storage laddr, paddr;
+	socklen_t laddrlen, paddrlen;
+	unsigned char bounce[BOUNCE];
+};
+
+void recv_usage(FILE *f)
+{
+	fprintf(f,
+		"devmemtcp [-j] recv --dev IFNAME [OPTIONS]   (port %d by default)\n"
+		"  --dev IFNAME        interface whose RX queues receive (required)\n"
+		"  --listen [ADDR][:PORT]  address and port to listen on (every IPv4\n"
+		"                      address; [::] with an IPv6 --peer)\n"
+		"  --queues START:COUNT  RX queues to bind (the last queue, COUNT 1);\n"
+		"                      the flow is steered to START\n"
+		"  --provider NAME     udmabuf|heap|cuda|fd|host (udmabuf)\n"
+		"  --size BYTES        buffer size (64M): what the queues may fill plus\n"
+		"                      what is held before the tokens go back\n"
+		"  --validate [N]      check every byte against `ncdevmem -v N` (N=7)\n"
+		"  --fail-on-linear    exit 15 if any payload arrived outside the dma-buf\n"
+		"  --mode MODE         devmem|auto|copy (auto: devmem, else copy, and the\n"
+		"                      reason is printed)\n"
+		"  --no-setup          leave the NIC as it is: no tcp-data-split, RSS\n"
+		"                      or ntuple change\n"
+		"  --peer ADDR[:PORT]  steer on the sender's address (and port) too\n",
+		DEFAULT_PORT);
+}
+
+/* "[ADDR][:PORT]": ":PORT", "ADDR", "ADDR:PORT", "[V6]:PORT", "V6". */
+static int parse_listen(const char *s, struct recv_cfg *c)
+{
+	if (s[0] == ':' && !strchr(s + 1, ':')) {
+		c->listen_host[0] = '\0';
+		return parse_uint(s + 1, 0, 65535, &c->port) ? -EINVAL : 0;
+	}
+	return parse_hostport(s, c->listen_host, sizeof(c->listen_host), &c->port);
+}
+
+/* "START:COUNT" or "START" (COUNT 1). */
+static int parse_queues(const char *s, struct recv_cfg *c)
+{
+	char start[16];
+	const char *colon = strchr(s, ':');
+	size_t len = colon ? (size_t)(colon - s) : strlen(s);
+
+	if (!len || len >= sizeof(start))
+		return -EINVAL;
+	memcpy(start, s, len);
+	start[len] = '\0';
+	if (parse_uint(start, 0, 65535, &c->queue_start))
+		return -EINVAL;
+	c->queue_count = 1;
+	if (colon && parse_uint(colon + 1, 1, 65536, &c->queue_count))
+		return -EINVAL;
+	return 0;
+}
+
+static int parse(int argc, char **argv, struct recv_cfg *c)
+{
+	enum { O_DEV = 256, O_LISTEN, O_QUEUES, O_PROVIDER, O_SIZE, O_VALIDATE,
+	       O_LINEAR, O_MODE, O_NOSETUP, O_PEER, O_HELP };
+	static const struct option opts[] = {
+		{ "dev", required_argument, NULL, O_DEV },
+		{ "listen", required_argument, NULL, O_LISTEN },
+		{ "queues", required_argument, NULL, O_QUEUES },
+		{ "provider", required_argument, NULL, O_PROVIDER },
+		{ "size", required_argument, NULL, O_SIZE },
+		{ "validate", optional_argument, NULL, O_VALIDATE },
+		{ "fail-on-linear", no_argument, NULL, O_LINEAR },
+		{ "mode", required_argument, NULL, O_MODE },
+		{ "no-setup", no_argument, NULL, O_NOSETUP },
+		{ "peer", required_argument, NULL, O_PEER },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, O_HELP },
+		{ 0 }
+	};
+	int o;
+
+	*c = (struct recv_cfg){ .port = DEFAULT_PORT, .provider = DMT_PROVIDER_UDMABUF,
+				.size = DEFAULT_SIZE, .mode = DMT_MODE_AUTO,
+				.argc = argc, .argv = argv };
+	optind = 0;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, ":j", opts, NULL)) != -1) {
+		const char *arg = optarg;
+
+		switch (o) {
+		case 'j':
+			out_init(true);
+			break;
+		case O_HELP:
+			recv_usage(stdout);
+			exit(EXIT_OK);
+		case O_DEV:
+			c->dev = arg;
+			break;
+		case O_LISTEN:
+			c->listen = arg;
+			if (parse_listen(arg, c))
+				return tool_usage_err("use ADDR, ADDR:PORT, :PORT or [IPV6]:PORT",
+						      "--listen %s: bad address", arg);
+			break;
+		case O_QUEUES:
+			if (parse_queues(arg, c))
+				return tool_usage_err("use START:COUNT, e.g. --queues 3:1 (`ethtool -l IFNAME` shows the queues)",
+						      "--queues %s: not START:COUNT", arg);
+			c->queues_set = true;
+			break;
+		case O_PROVIDER:
+			if (dmt_provider_parse(arg, &c->provider) || c->provider == DMT_PROVIDER_FD)
+				return tool_usage_err("use udmabuf, heap, cuda or host",
+						      "--provider %s: unknown provider", arg);
+			break;
+		case O_SIZE:
+			if (parse_size(arg, &c->size) || c->size > SIZE_MAX)
+				return tool_usage_err("give a number of bytes, e.g. 64M, 1G",
+						      "--size %s: not a size", arg);
+			break;
+		case O_VALIDATE:
+			if (!arg && optind < argc && argv[optind][0] >= '0' && argv[optind][0] <= '9')
+				arg = argv[optind++];
+			c->validate = DEFAULT_PERIOD;
+			if (arg && parse_uint(arg, 2, 255, &c->validate))
+				return tool_usage_err("use a period from 2 to 255, as ncdevmem -v does",
+						      "--validate %s: bad period", arg);
+			break;
+		case O_LINEAR:
+			c->fail_on_linear = true;
+			break;
+		case O_MODE:
+			if (dmt_mode_parse(arg, &c->mode) || c->mode == DMT_MODE_ZEROCOPY)
+				return tool_usage_err("use devmem, auto or copy (zerocopy is a send mode)",
+						      "--mode %s: not a receive mode", arg);
+			break;
+		case O_NOSETUP:
+			c->no_setup = true;
+			break;
+		case O_PEER:
+			c->peer = arg;
+			if (parse_hostport(arg, c->peer_host, sizeof(c->peer_host), &c->peer_port))
+				return tool_usage_err("use ADDR, ADDR:PORT or [IPV6]:PORT",
+						      "--peer %s: bad address", arg);
+			break;
+		default:
+			return tool_usage_err("see `devmemtcp --help`",
+					      o == ':' ? "recv: option '%s' needs a value" : "recv: bad option '%s'",
+					      argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return tool_usage_err("devmemtcp recv --dev IFNAME [--listen [ADDR][:PORT]] ...",
+				      "recv: unexpected argument '%s'", argv[optind]);
+	if (!c->dev)
+		return tool_usage_err("name the interface the stream arrives on: --dev IFNAME",
+				      "recv needs --dev IFNAME");
+	return 0;
+}
+
+/* Keep the library's error; add the tool's fix when it has none. */
+static int fail(struct recv_run *r, int exit_code, const struct dmt_err *e,
+		const char *fix)
+{
+	if (e != &r->err)
+		r->err = *e;
+	if (!r->err.fix[0] && fix)
+		snprintf(r->err.fix, sizeof(r->err.fix), "%s", fix);
+	r->exit = exit_code;
+	return -1;
+}
+
+static void addr_str(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const void *)sa;
+
+		inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
+		snprintf(buf, len, "%s:%u", a, ntohs(s->sin_port));
+	} else {
+		const struct sockaddr_in6 *s = (const void *)sa;
+
+		inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
+		snprintf(buf, len, "[%s]:%u", a, ntohs(s->sin6_port));
+	}
+}
+
+static int resolve(const char *host, unsigned long port, int family,
+		   struct sockaddr_storage *ss, socklen_t *sslen, struct dmt_err *err,
+		   const char *what)
+{
+	struct addrinfo hints = { .ai_family = family, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICSERV | AI_PASSIVE };
+	struct addrinfo *ai;
+	char service[8];
+	int rc;
+
+	snprintf(service, sizeof(service), "%lu", port);
+	rc = getaddrinfo(host[0] ? host : NULL, service, &hints, &ai);
+	if (rc) {
+		if (rc == EAI_SYSTEM)
+			tool_err(err, -errno, "check the name and the resolver", "%s %s", what, host);
+		else
+			tool_err(err, 0, "give an IPv4 or IPv6 address (both ends of one family)",
+				 "%s %s: %s", what, host, gai_strerror(rc));
+		return -1;
+	}
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	*sslen = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	return 0;
+}
+
+/* ------------------------------------------------------------- the queues */
+
+struct qcount {
+	unsigned rx;
+};
+
+static int count_rx(const struct dmt_queue_info *q, void *arg)
+{
+	if (q->type == 0)
+		((struct qcount *)arg)->rx++;
+	return 0;
+}
+
+/*
+ * The device's RX queue count from a queue-get dump (0 when it cannot be
+ * read), then the queues to bind: --queues, or the last one.
+ */
+static int pick_queues(struct recv_cfg *c, struct recv_run *r, unsigned ifindex)
+{
+	struct dmt_err e = { 0 };
+	struct qcount qc = { 0 };
+	struct dmt_nl *nl = dmt_nl_open(&e);
+
+	if (nl) {
+		if (dmt_queue_dump(nl, ifindex, count_rx, &qc) >= 0)
+			r->rx_queues = qc.rx;
+		dmt_nl_close(nl);
+	}
+	if (!c->queues_set) {
+		c->queue_count = 1;
+		c->queue_start = r->rx_queues ? r->rx_queues - 1 : 0;
+	}
+	if (c->queues_set && r->rx_queues &&
+	    c->queue_start + c->queue_count > r->rx_queues) {
+		tool_err(&e, -ERANGE, NULL,
+			 "--queues %lu:%lu: %s has %u RX queue%s (0..%u)",
+			 c->queue_start, c->queue_count, c->dev, r->rx_queues,
+			 r->rx_queues == 1 ? "" : "s", r->rx_queues - 1);
+		snprintf(e.fix, sizeof(e.fix),
+			 "pick queues below %u, or add channels: `ethtool -L %s combined N`",
+			 r->rx_queues, c->dev);
+		return fail(r, EXIT_QUEUE, &e, NULL);
+	}
+	return 0;
+}
+
+/* The devmem part needs count+1 queues: the rest keep RSS for other flows. */
+static int check_queue_room(const struct recv_cfg *c, struct recv_run *r,
+			    struct dmt_err *e)
+{
+	if (!r->rx_queues || c->queue_count + 1 <= r->rx_queues)
+		return 0;
+	tool_err(e, -ERANGE, NULL,
+		 "%s has %u RX queue%s: devmem on %lu needs %lu (the others keep RSS)",
+		 c->dev, r->rx_queues, r->rx_queues == 1 ? "" : "s",
+		 c->queue_count, c->queue_count + 1);
+	snprintf(e->fix, sizeof(e->fix), "add channels (`ethtool -L %s combined %lu`), or a NIC with more queues",
+		 c->dev, c->queue_count + 1);
+	return -1;
+}
+
+/* ------------------------------------------------------------- NIC setup */
+
+static int nic_exit(const struct dmt_err *e);
+
+/*
+ * Open the NIC (nothing changes yet) and check what no setup can give:
+ * header split support, then room for the queues.  Devmem: a refusal is
+ * the run's error; auto: it becomes the reason for copy mode.
+ */
+static int nic_check(const struct recv_cfg *c, struct recv_run *r)
+{
+	struct dmt_nic_state st;
+	struct dmt_err e = { 0 };
+	int code = EXIT_STEER;
+
+	r->nic = dmt_nic_open(c->dev, &e);
+	if (r->nic && dmt_nic_get_state(r->nic, &st) < 0) {
+		e = *dmt_nic_error(r->nic);
+	} else if (r->nic && (!st.has_rings || !st.tcp_data_split)) {
+		tool_err(&e, -EOPNOTSUPP, NULL,
+			 "%s does not support header split: its rings report no tcp-data-split",
+			 c->dev);
+		snprintf(e.fix, sizeof(e.fix), "devmem RX needs a NIC that splits headers from payload (mlx5, gve, fbnic, bnxt, dmveth); `devmemtcp probe %s` lists what is missing; or --mode copy",
+			 c->dev);
+		code = EXIT_NOHDS;
+	} else if (r->nic) {
+		if (st.rx_queues)
+			r->rx_queues = st.rx_queues;
+		if (!check_queue_room(c, r, &e))
+			return 0;
+		code = EXIT_QUEUE;
+	}
+	dmt_nic_close(r->nic);	/* nothing was changed */
+	r->nic = NULL;
+	if (!e.code && !e.what[0])
+		tool_err(&e, -EIO, NULL, "open %s for RX setup", c->dev);
+	if (c->mode == DMT_MODE_DEVMEM)
+		return fail(r, code == EXIT_STEER ? nic_exit(&e) : code, &e,
+			    "check `devmemtcp probe IFNAME`; use --mode auto to fall back to copy");
+	dmt_err_str(&e, r->reason, sizeof(r->reason));
+	return 0;
+}
+
+static bool extack_has(const struct dmt_err *e, const char *s)
+{
+	return strstr(e->extack, s) != NULL;
+}
+
+/* The exit code of a failed NIC setup step. */
+static int nic_exit(const struct dmt_err *e)
+{
+	if (e->code == -ENODEV)
+		return EXIT_NODEV;
+	if (extack_has(e, "data split") || extack_has(e, "tcp-data-split") ||
+	    strstr(e->what, "tcp-data-split") || strstr(e->what, "header split"))
+		return EXIT_NOHDS;
+	if (e->code == -ERANGE)
+		return EXIT_QUEUE;
+	return EXIT_STEER;
+}
+
+/* The exit code of a refused bind-rx. */
+static int bind_exit(const struct dmt_err *e)
+{
+	if (e->code == -ENODEV)
+		return EXIT_NODEV;
+	if ((e->code == -EEXIST && extack_has(e, "already")) || e->code == -EBUSY)
+		return EXIT_QUEUE_BUSY;
+	if (e->code == -EOPNOTSUPP && (!e->extack[0] || !strncmp(e->extack, "bad attribute", 13)))
+		return EXIT_NOQMGMT;	/* no message: no queue ops, or no ops lock */
+	if (extack_has(e, "tcp-data-split"))
+		return EXIT_NOHDS;
+	if (e->code == -EINVAL && strstr(e->extack, "queue"))
+		return EXIT_QUEUE;
+	return EXIT_NODEVMEM;
+}
+
+static const char *bind_fix(int exit_code, const struct recv_cfg *c)
+{
+	static char fix[192];
+
+	switch (exit_code) {
+	case EXIT_QUEUE_BUSY:
+		snprintf(fix, sizeof(fix), "another binding holds the queue: stop it, or pick other --queues (`ynl --family netdev --dump queue-get` shows dmabuf ids)");
+		return fix;
+	case EXIT_NOQMGMT:
+		return "the driver has no queue management ops: devmem RX needs a NIC that can restart one RX queue (mlx5, gve, fbnic, bnxt, dmveth); use --mode copy";
+	case EXIT_NOHDS:
+		snprintf(fix, sizeof(fix), "enable header split: `ethtool -G %s tcp-data-split on hds-thresh 0` (or drop --no-setup)", c->dev);
+		return fix;
+	}
+	return "check `devmemtcp probe IFNAME`; use --mode auto to fall back to copy";
+}
+
+/*
+ * The NIC and the binding.  Devmem mode: any refusal is the run's error.
+ * Auto: a refusal of the NIC becomes the reason for copy mode.
+ */
+static int setup_rx(struct recv_cfg *c, struct recv_run *r)
+{
+	DMT_OPTS(dmt_rxbind_opts, bo, .policy = c->mode, .queue_start = c->queue_start,
+		 .queue_count = c->queue_count);
+	bool devmem_possible = c->mode != DMT_MODE_COPY;
+	struct dmt_err e = { 0 };
+	char sentence[768];
+
+	if (devmem_possible && !dmt_dmabuf_is_dmabuf(r->buf)) {
+		if (c->mode == DMT_MODE_DEVMEM) {
+			tool_err(&e, -EINVAL, "use --provider udmabuf, heap or cuda, or --mode copy",
+				 "--provider %s is host memory, not a dma-buf: no devmem", dmt_provider_name(c->provider));
+			return fail(r, EXIT_BUFFER, &e, NULL);
+		}
+		snprintf(r->reason, sizeof(r->reason), "--provider %s is host memory, not a dma-buf",
+			 dmt_provider_name(c->provider));
+		devmem_possible = false;
+	}
+	if (devmem_possible && !c->no_setup && !r->nic)
+		devmem_possible = false;	/* nic_check gave the reason */
+	if (devmem_possible && !c->no_setup) {
+		if (dmt_nic_prepare_rx(r->nic, c->queue_start, c->queue_count) < 0) {
+			e = *dmt_nic_error(r->nic);
+			dmt_nic_close(r->nic);	/* undoes what was done */
+			r->nic = NULL;
+		}
+		if (!r->nic) {
+			if (c->mode == DMT_MODE_DEVMEM)
+				return fail(r, nic_exit(&e), &e,
+					    "check `devmemtcp probe IFNAME`; use --mode auto to fall back to copy");
+			snprintf(r->reason, sizeof(r->reason), "%s", dmt_err_str(&e, sentence, sizeof(sentence)));
+			devmem_possible = false;
+		}
+	}
+	/* copy: no bind-rx attempt at all (nothing set up for it) */
+	if (!devmem_possible)
+		bo.policy = DMT_MODE_COPY;
+	r->bind = dmt_rxbind_new(c->dev, r->buf, &bo, &e);
+	if (!r->bind) {
+		int code = bind_exit(&e);
+
+		return fail(r, code, &e, bind_fix(code, c));
+	}
+	r->mode = dmt_rxbind_mode(r->bind);
+	r->dmabuf_id = dmt_rxbind_id(r->bind);
+	if (r->mode != DMT_MODE_DEVMEM) {
+		const char *why = dmt_rxbind_fallback_reason(r->bind);
+
+		if (!r->reason[0] && why && *why)
+			snprintf(r->reason, sizeof(r->reason), "%s", why);
+		/* the NIC changes serve nothing now */
+		if (r->nic) {
+			dmt_nic_close(r->nic);
+			r->nic = NULL;
+		}
+	}
+	if (c->mode == DMT_MODE_AUTO && r->mode != DMT_MODE_DEVMEM && !out_json())
+		fprintf(stderr, "devmemtcp: devmem not used, receiving with %s: %s\n",
+			dmt_mode_name(r->mode), r->reason[0] ? r->reason : "(no reason given)");
+	return 0;
+}
+
+/* ------------------------------------------------------------ the socket */
+
+static int setup_listen(struct recv_cfg *c, struct recv_run *r)
+{
+	int family = AF_INET, one = 1;
+	struct dmt_err e = { 0 };
+
+	if (c->peer) {
+		if (resolve(c->peer_host, c->peer_port, AF_UNSPEC,
+			    &r->paddr, &r->paddrlen, &e, "--peer"))
+			return fail(r, EXIT_PEER, &e, NULL);
+		family = r->paddr.ss_family;
+	}
+	if (c->listen_host[0])
+		family = AF_UNSPEC;
+	if (resolve(c->listen_host, c->port, family, &r->laddr, &r->laddrlen, &e, "--listen"))
+		return fail(r, EXIT_USAGE, &e, NULL);
+	if (c->peer && r->paddr.ss_family != r->laddr.ss_family) {
+		tool_err(&e, -EAFNOSUPPORT, "give --listen and --peer addresses of one family",
+			 "--peer %s and --listen %s are of different families", c->peer, c->listen);
+		return fail(r, EXIT_USAGE, &e, NULL);
+	}
+	r->lfd = socket(r->laddr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (r->lfd < 0) {
+		tool_err(&e, -errno, NULL, "socket");
+		return fail(r, EXIT_RUNTIME, &e, NULL);
+	}
+	setsockopt(r->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(r->lfd, (struct sockaddr *)&r->laddr, r->laddrlen) || listen(r->lfd, 1)) {
+		int err = errno;
+
+		addr_str((struct sockaddr *)&r->laddr, r->local, sizeof(r->local));
+		tool_err(&e, -err, err == EADDRINUSE ?
+			 "another program listens there (`ss -ltnp` names it): stop it, or use --listen :PORT" :
+			 "use an address of this host (`ip addr`)",
+			 "listen on %s", r->local);
+		return fail(r, err == EADDRINUSE ? EXIT_ADDRINUSE : EXIT_RUNTIME, &e, NULL);
+	}
+	r->laddrlen = sizeof(r->laddr);
+	getsockname(r->lfd, (struct sockaddr *)&r->laddr, &r->laddrlen);
+	addr_str((struct sockaddr *)&r->laddr, r->local, sizeof(r->local));
+	return 0;
+}
+
+/* The ntuple rule, before any segment of the flow can arrive. */
+static int steer(struct recv_cfg *c, struct recv_run *r)
+{
+	struct dmt_flow flow;
+
+	memset(&flow, 0, sizeof(flow));
+	memcpy(&flow.local, &r->laddr, r->laddrlen);
+	if (c->peer)
+		memcpy(&flow.peer, &r->paddr, r->paddrlen);
+	/* else AF_UNSPEC: any peer address and port */
+	if (dmt_nic_steer(r->nic, &flow, c->queue_start, &r->rule) < 0) {
+		const struct dmt_err *e = dmt_nic_error(r->nic);
+
+		return fail(r, EXIT_STEER, e, "the flow needs an ntuple rule: `ethtool -K IFNAME ntuple on`, or a NIC with flow steering");
+	}
+	r->steered = true;
+	return 0;
+}
+
+static int stop_exit(void)
+{
+	return tool_stop == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT;
+}
+
+/* Wait for one connection; 1 when stopped by a signal. */
+static int accept_one(struct recv_run *r)
+{
+	struct pollfd p = { .fd = r->lfd, .events = POLLIN };
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	struct dmt_err e = { 0 };
+
+	for (;;) {
+		if (tool_stop)
+			return 1;
+		if (poll(&p, 1, POLL_MS) <= 0)
+			continue;
+		sslen = sizeof(ss);
+		r->fd = accept4(r->lfd, (struct sockaddr *)&ss, &sslen, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (r->fd >= 0)
+			break;
+		if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+			continue;
+		tool_err(&e, -errno, NULL, "accept on %s", r->local);
+		return fail(r, EXIT_RUNTIME, &e, NULL);
+	}
+	addr_str((struct sockaddr *)&ss, r->remote, sizeof(r->remote));
+	sslen = sizeof(ss);
+	if (!getsockname(r->fd, (struct sockaddr *)&ss, &sslen))
+		addr_str((struct sockaddr *)&ss, r->local, sizeof(r->local));
+	return 0;
+}
+
+static int setup(struct recv_cfg *c, struct recv_run *r)
+{
+	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = c->provider, .size = c->size);
+	struct dmt_err e = { 0 };
+	unsigned ifindex = 0;
+
+	if (!c->size) {
+		tool_err(&e, -EINVAL, "give a buffer size, e.g. --size 64M",
+			 "--size 0: the buffer would be empty");
+		return fail(r, EXIT_RANGE, &e, NULL);
+	}
+	if (c->dev && !(ifindex = if_nametoindex(c->dev))) {
+		tool_err(&e, -ENODEV, "`ip link` lists the interfaces", "--dev %s", c->dev);
+		return fail(r, EXIT_NODEV, &e, NULL);
+	}
+	if (c->mode != DMT_MODE_COPY && pick_queues(c, r, ifindex))
+		return -1;
+	/* the NIC's refusals first, before making a buffer */
+	if (c->mode != DMT_MODE_COPY && !c->no_setup && nic_check(c, r))
+		return -1;
+
+	r->buf = dmt_dmabuf_new(&bo, &e);
+	if (!r->buf)
+		return fail(r, e.code == -ERANGE ? EXIT_RANGE : EXIT_BUFFER, &e,
+			    "check the provider: /dev/udmabuf (modprobe udmabuf), /dev/dma_heap, libcuda");
+	if (setup_rx(c, r))
+		return -1;
+	if (setup_listen(c, r))
+		return -1;
+	if (r->mode == DMT_MODE_DEVMEM && r->nic && steer(c, r))
+		return -1;
+	r->listening = true;
+	fprintf(stderr, "listening on %s\n", r->local);
+	fflush(stderr);
+	return 0;
+}
+
+/* ----------------------------------------------------------- receiving */
+
+static unsigned char pattern_byte(uint64_t k, unsigned period)
+{
+	return k % period == period - 1 ? '\n' : k % period + 1;
+}
+
+/* Check len bytes at stream position pos; -1 with r->err on a mismatch. */
+static int check(const struct recv_cfg *c, struct recv_run *r,
+		 const unsigned char *p, size_t len, uint64_t pos, const char *where)
+{
+	ssize_t k = dmt_pattern_check(p, len, pos, c->validate);
+	struct dmt_err e;
+
+	if (k < 0) {
+		r->validated += len;
+		return 0;
+	}
+	tool_err(&e, 0, "the sender must send `ncdevmem`'s pattern with the same period (devmemtcp send --validate N); linear or misplaced data means steering or header split is wrong",
+		 "byte %" PRIu64 " of the stream (%s) is 0x%02x, the pattern's is 0x%02x (period %lu)",
+		 pos + k, where, p[k], pattern_byte(pos + k, c->validate), c->validate);
+	return fail(r, EXIT_VALIDATE, &e, NULL);
+}
+
+static int check_frag(const struct recv_cfg *c, struct recv_run *r,
+		      const struct dmt_rx_frag *f)
+{
+	char where[64];
+	uint32_t done = 0;
+
+	if (f->data || f->linear) {
+		snprintf(where, sizeof(where), f->linear ? "linear" : "copied");
+		return check(c, r, f->data, f->len, r->pos, where);
+	}
+	while (done < f->len) {
+		size_t n = f->len - done < BOUNCE ? f->len - done : BOUNCE;
+		int rc = dmt_dmabuf_read(r->buf, f->off + done, r->bounce, n);
+
+		if (rc < 0) {
+			const struct dmt_err *e = dmt_dmabuf_error(r->buf);
+
+			return fail(r, rc == -ERANGE ? EXIT_RANGE : EXIT_RUNTIME, e,
+				    "validation reads the dma-buf through the host: use a host-mappable provider (udmabuf, heap)");
+		}
+		snprintf(where, sizeof(where), "dma-buf offset %" PRIu64, f->off + done);
+		if (check(c, r, r->bounce, n, r->pos + done, where))
+			return -1;
+		done += n;
+	}
+	return 0;
+}
+
+struct progress {
+	double next_print;
+	bool tty;
+};
+
+static void progress(struct recv_run *r, struct progress *p, double t)
+{
+	double s;
+
+	if (!p->tty || t < p->next_print)
+		return;
+	s = t - r->t0;
+	fprintf(stderr, "\r%7.1f s %12.3f GB %9.2f Gb/s", s, r->pos / 1e9,
+		s > 0 ? r->pos * 8 / s / 1e9 : 0.0);
+	p->next_print = t + 1;
+}
+
+static int run_loop(const struct recv_cfg *c, struct recv_run *r)
+{
+	DMT_OPTS(dmt_rx_opts, ro, .max_frags = MAX_FRAGS);
+	struct progress p = { .next_print = r->t0 + 1, .tty = isatty(2) };
+	struct dmt_rx_frag frags[MAX_FRAGS];
+	struct dmt_err e = { 0 };
+	int rc = 0;
+
+	r->rx = dmt_rx_new(r->fd, r->bind, &ro, &e);
+	if (!r->rx)
+		return fail(r, EXIT_RUNTIME, &e, NULL);
+	while (!tool_stop) {
+		int n = dmt_rx_recv(r->rx, frags, MAX_FRAGS);
+
+		if (n == -EAGAIN || n == -EINTR) {
+			struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
+
+			poll(&pfd, 1, POLL_MS);
+			progress(r, &p, now_s());
+			continue;
+		}
+		if (n < 0) {
+			const struct dmt_err *le = dmt_rx_error(r->rx);
+
+			if (!le || !le->code) {
+				tool_err(&e, n, NULL, "receive from %s", r->remote);
+				le = &e;
+			}
+			if (n == -ECONNRESET || n == -EPIPE)
+				rc = fail(r, EXIT_CLOSED, le, "the sender reset the connection before the end: check its output");
+			else
+				rc = fail(r, EXIT_RUNTIME, le, NULL);
+			break;
+		}
+		if (n == 0) {
+			r->eof = true;
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			struct dmt_rx_frag f = frags[i];
+
+			/*
+			 * Devmem frags are at most a page; read adjacent ones
+			 * with one dmt_dmabuf_read (one pair of syncs).
+			 */
+			while (c->validate && !f.linear && !f.data && i + 1 < n &&
+			       !frags[i + 1].linear && !frags[i + 1].data &&
+			       frags[i + 1].off == f.off + f.len &&
+			       f.len + frags[i + 1].len <= BOUNCE)
+				f.len += frags[++i].len;
+			if (c->validate && check_frag(c, r, &f)) {
+				rc = -1;
+				break;
+			}
+			r->pos += f.len;
+		}
+		if (rc)
+			break;
+		progress(r, &p, now_s());
+	}
+	r->t1 = now_s();
+	if (p.tty)
+		fputs("\r\033[K", stderr);
+	dmt_rx_get_stats(r->rx, &r->st);
+	if (!rc && r->eof && c->fail_on_linear && r->st.linear_bytes) {
+		tool_err(&e, 0, "the flow did not land in the dma-buf: check the ntuple rule (`ethtool -n IFNAME`), header split and hds-thresh 0 (`ethtool -g IFNAME`)",
+			 "%" PRIu64 " of %" PRIu64 " bytes arrived linear (outside the dma-buf), --fail-on-linear",
+			 r->st.linear_bytes, r->st.bytes);
+		rc = fail(r, EXIT_LINEAR, &e, NULL);
+	}
+	return rc;
+}
+
+/* Newest first; the NIC last, after the unbind. */
+static void teardown(struct recv_run *r)
+{
+	if (r->rx) {
+		dmt_rx_get_stats(r->rx, &r->st);	/* tokens returned at the end count */
+		dmt_rx_free(r->rx);
+		r->rx = NULL;
+	}
+	if (r->fd >= 0)
+		close(r->fd);
+	if (r->lfd >= 0)
+		close(r->lfd);
+	r->fd = r->lfd = -1;
+	dmt_rxbind_free(r->bind);
+	r->bind = NULL;
+	r->restored = true;
+	if (r->nic) {
+		if (dmt_nic_restore(r->nic) < 0) {
+			r->restored = false;
+			r->restore_err = *dmt_nic_error(r->nic);
+		}
+		dmt_nic_close(r->nic);
+		r->nic = NULL;
+	}
+	dmt_dmabuf_free(r->buf);
+	r->buf = NULL;
+}
+
+static void print_options(const struct recv_cfg *c)
+{
+	char cmdline[1024] = "devmemtcp";
+	size_t len = strlen(cmdline);
+
+	if (out_json())
+		len += snprintf(cmdline + len, sizeof(cmdline) - len, " -j");
+	for (int i = 0; i < c->argc && len < sizeof(cmdline); i++)
+		len += snprintf(cmdline + len, sizeof(cmdline) - len, " %s", c->argv[i]);
+
+	out_str("command", NULL, cmdline);
+	out_obj_open("options", NULL);
+	out_str("dev", "recv on %s", c->dev);
+	out_str("listen", " listen %s", c->listen_host[0] ? c->listen_host : NULL);
+	out_u64("port", " port %" PRIu64, c->port);
+	out_str("peer", c->peer ? " peer %s" : NULL, c->peer);
+	out_str("mode", ", mode %s", dmt_mode_name(c->mode));
+	out_u64("queue_start", c->mode != DMT_MODE_COPY ? ", queues %" PRIu64 : NULL, c->queue_start);
+	out_u64("queue_count", c->mode != DMT_MODE_COPY ? ":%" PRIu64 : NULL, c->queue_count);
+	out_bool("setup", c->no_setup ? ", no NIC setup" : NULL, !c->no_setup);
+	out_str("provider", "\nbuffer: %s", dmt_provider_name(c->provider));
+	out_u64("size", " size %" PRIu64, c->size);
+	if (c->validate)
+		out_u64("validate", ", validate %" PRIu64, c->validate);
+	else
+		out_null("validate", NULL);
+	out_bool("fail_on_linear", c->fail_on_linear ? ", fail on linear" : NULL, c->fail_on_linear);
+	out_obj_close();
+	out_text("\n");
+}
+
+static void print_results(const struct recv_cfg *c, const struct recv_run *r)
+{
+	double s = (r->t1 ? r->t1 : now_s()) - r->t0;
+	const struct dmt_rx_stats *st = &r->st;
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	out_str("local", "connection: %s", r->local);
+	out_str("remote", " <- %s\n", r->remote);
+	out_str("mode", "mode: %s", dmt_mode_name(r->mode));
+	if (r->reason[0])
+		out_str("fallback_reason", c->mode == DMT_MODE_AUTO ? " (auto: devmem not used: %s)" : " (%s)",
+			r->reason);
+	else
+		out_null("fallback_reason", NULL);
+	out_u64("dmabuf_id", r->mode == DMT_MODE_DEVMEM ? ", dmabuf id %" PRIu64 : NULL, r->dmabuf_id);
+	if (r->steered)
+		out_u64("steer_rule", ", ntuple rule %" PRIu64, r->rule);
+	else
+		out_null("steer_rule", NULL);
+	out_text("\n");
+	out_u64("bytes", "received: %" PRIu64 " bytes", st->bytes);
+	out_dbl("seconds", " in %.3f s", s);
+	out_dbl("gbits_per_sec", ", %.2f Gb/s", s > 0 ? st->bytes * 8 / s / 1e9 : 0);
+	out_dbl("mbytes_per_sec", " (%.1f MB/s)\n", s > 0 ? st->bytes / s / 1e6 : 0);
+	out_u64("frags", "fragments: %" PRIu64, st->frags);
+	out_u64("linear_bytes", ", linear %" PRIu64 " bytes", st->linear_bytes);
+	out_u64("tokens", ", tokens returned %" PRIu64, st->tokens);
+	out_u64("dontneed_calls", " in %" PRIu64 " DONTNEED calls", st->dontneed_calls);
+	out_u64("recv_calls", ", %" PRIu64 " recvmsg calls\n", st->recv_calls);
+	if (c->validate)
+		out_u64("validated_bytes", "validated: %" PRIu64 " bytes, pattern ok\n", r->validated);
+	else
+		out_null("validated_bytes", NULL);
+	out_bool("eof", NULL, r->eof);
+	out_dbl("cpu_user", "cpu: user %.2f s", ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6);
+	out_dbl("cpu_sys", ", sys %.2f s\n", ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+}
+
+int cmd_recv(int argc, char **argv)
+{
+	struct recv_cfg c;
+	struct recv_run *r;
+	int rc;
+
+	rc = parse(argc, argv, &c);
+	if (rc)
+		return rc;
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		struct dmt_err e;
+
+		tool_err(&e, -ENOMEM, NULL, "allocate");
+		out_begin();
+		out_error(&e, EXIT_RUNTIME);
+		out_end();
+		return EXIT_RUNTIME;
+	}
+	r->fd = r->lfd = -1;
+	r->mode = c.mode == DMT_MODE_COPY ? DMT_MODE_COPY : DMT_MODE_DEVMEM;
+	if (!setup(&c, r)) {
+		rc = accept_one(r);
+		if (rc == 0) {
+			r->started = true;
+			r->t0 = now_s();
+			run_loop(&c, r);
+		}
+	}
+	teardown(r);
+	if (!r->restored && !r->exit) {
+		struct dmt_err *e = &r->restore_err;
+
+		fail(r, EXIT_RUNTIME, e, "check `ethtool -g/-x/-n IFNAME` and undo by hand what is left");
+	} else if (!r->restored) {
+		char buf[1024];
+
+		fprintf(stderr, "warning: the NIC was not fully restored: %s\n",
+			dmt_err_str(&r->restore_err, buf, sizeof(buf)));
+	}
+
+	out_begin();
+	if (r->listening || out_json())
+		print_options(&c);
+	if (r->started)
+		print_results(&c, r);
+	if (r->listening || out_json())
+		out_bool("nic_restored", NULL, r->restored);
+	if (tool_stop)
+		out_str("stopped_by", "stopped by %s\n", tool_stop == SIGTERM ? "SIGTERM" : "SIGINT");
+	else
+		out_null("stopped_by", NULL);
+	if (r->exit)
+		out_error(&r->err, r->exit);
+	out_end();
+	rc = r->exit;
+	free(r);
+	if (!rc && tool_stop)
+		return stop_exit();
+	return rc;
+}
