@@ -113,7 +113,7 @@ ip -n b addr add 10.56.0.2/24 dev vtb
 ip -n a link set vta up
 ip -n b link set vtb up
 
-ip netns exec a devmemtcp send 10.56.0.2:5999 --dev vta --provider udmabuf --size 1M \
+ip netns exec a env DEVMEMTCP_FD_CHECK=1 devmemtcp send 10.56.0.2:5999 --dev vta --provider udmabuf --size 1M \
 	--bytes 1M --mode devmem >"$LOG/out" 2>"$LOG/err"
 rc=$?
 if [ $rc = 4 ] && [ "$(wc -l <"$LOG/err")" = 1 ] && grep -q 'Driver does not support netmem TX' "$LOG/err"; then
