@@ -2,8 +2,9 @@
 /*
  * internal.h - what the library's files share and users never see.
  * One .c per area: error.c dmabuf.c pattern.c genl.c (the netlink exchange
- * netlink.c and ethtool.c share) netlink.c ethtool.c tx.c (the TX binding,
- * the send engine, its region allocator and the error-queue reader) rx.c.
+ * netlink.c and ethtool.c share) netlink.c ethtool.c common.c (what the
+ * two bindings share) tx.c (the TX binding, the send engine, its region
+ * allocator and the error-queue reader) rx.c.
  */
 #ifndef DMT_INTERNAL_H
 #define DMT_INTERNAL_H
@@ -140,6 +141,23 @@ struct dmt_nl {
 	uint16_t family;	/* resolved netdev family id */
 	struct dmt_err err;	/* last error */
 };
+
+/* --------------------------------------------------------------- common.c */
+
+/*
+ * A binding's interface name: -EINVAL with err filled ("<side>: bad
+ * interface name", fix) when empty, NULL or too long.
+ */
+int dmt_ifname_check(const char *ifname, const char *side, const char *fix,
+		     struct dmt_err *err);
+/* The interface's index, or 0 with err filled (-ENODEV, "no interface"). */
+unsigned dmt_ifindex_of(const char *ifname, struct dmt_err *err);
+/*
+ * Why devmem was not used, from the refused attempt's e: the failed step,
+ * errno and extack, and with_fix its fix too.
+ */
+void dmt_reason_from(char *reason, size_t len, const struct dmt_err *e,
+		     bool with_fix);
 
 /* ------------------------------------------------------------------ tx.c */
 

@@ -203,18 +203,6 @@ static int try_devmem(struct dmt_rxbind *bind, struct dmt_err *e)
 	return 0;
 }
 
-/* The reason devmem was not used: the failed step, errno and extack. */
-static void reason_from(struct dmt_rxbind *bind, const struct dmt_err *e)
-{
-	char ebuf[128];
-
-	snprintf(bind->reason, sizeof(bind->reason), "%.120s: %.40s%s%.200s%s%s%.180s%s",
-		 e->what, strerror_r(-e->code, ebuf, sizeof(ebuf)),
-		 e->extack[0] ? ": kernel says \"" : "", e->extack,
-		 e->extack[0] ? "\"" : "", e->fix[0] ? " (" : "", e->fix,
-		 e->fix[0] ? ")" : "");
-}
-
 DMT_API struct dmt_rxbind *dmt_rxbind_new(const char *ifname,
 					  struct dmt_dmabuf *buf,
 					  const struct dmt_rxbind_opts *opts,
@@ -243,11 +231,9 @@ DMT_API struct dmt_rxbind *dmt_rxbind_new(const char *ifname,
 		dmt_err_set(err, -EINVAL, NULL, "RX binding: no buffer");
 		return NULL;
 	}
-	if (!ifname || !ifname[0] || strlen(ifname) >= IFNAMSIZ) {
-		dmt_err_set(err, -EINVAL, "name the interface the connection arrives on",
-			    "RX binding: bad interface name \"%s\"", ifname ? ifname : "");
+	if (dmt_ifname_check(ifname, "RX binding",
+			     "name the interface the connection arrives on", err))
 		return NULL;
-	}
 	if (count > RX_MAX_QUEUES || start > UINT32_MAX - count) {
 		dmt_err_set(err, -EINVAL, NULL, "RX binding: queues %u + %u", start, count);
 		return NULL;
@@ -261,13 +247,9 @@ DMT_API struct dmt_rxbind *dmt_rxbind_new(const char *ifname,
 	bind->queue_start = start;
 	bind->queue_count = count;
 	snprintf(bind->ifname, sizeof(bind->ifname), "%s", ifname);
-	bind->ifindex = if_nametoindex(ifname);
-	if (!bind->ifindex) {
-		dmt_err_set(err, -ENODEV,
-			    "check the name with `ip link`; run in the interface's network namespace",
-			    "no interface %s", ifname);
+	bind->ifindex = dmt_ifindex_of(ifname, err);
+	if (!bind->ifindex)
 		goto err_free;
-	}
 
 	if (policy == DMT_MODE_DEVMEM || policy == DMT_MODE_AUTO) {
 		if (!try_devmem(bind, &e))
@@ -276,7 +258,7 @@ DMT_API struct dmt_rxbind *dmt_rxbind_new(const char *ifname,
 			dmt_err_copy(err, &e);
 			goto err_free;
 		}
-		reason_from(bind, &e);
+		dmt_reason_from(bind->reason, sizeof(bind->reason), &e, true);
 	}
 	if (!dmt_dmabuf_map(buf)) {
 		if (policy == DMT_MODE_AUTO && err) {

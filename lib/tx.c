@@ -163,17 +163,6 @@ static int try_devmem(struct dmt_txbind *bind, struct dmt_err *e)
 	return 0;
 }
 
-/* The reason devmem was not used: the failed step, errno and extack. */
-static void reason_from(struct dmt_txbind *bind, const struct dmt_err *e)
-{
-	char ebuf[128];
-
-	snprintf(bind->reason, sizeof(bind->reason), "%.120s: %.40s%s%.200s%s", e->what,
-		 strerror_r(-e->code, ebuf, sizeof(ebuf)),
-		 e->extack[0] ? ": kernel says \"" : "", e->extack,
-		 e->extack[0] ? "\"" : "");
-}
-
 DMT_API struct dmt_txbind *dmt_txbind_new(const char *ifname,
 					  struct dmt_dmabuf *buf,
 					  const struct dmt_txbind_opts *opts,
@@ -196,11 +185,9 @@ DMT_API struct dmt_txbind *dmt_txbind_new(const char *ifname,
 		dmt_err_set(err, -EINVAL, NULL, "TX binding: no buffer");
 		return NULL;
 	}
-	if (!ifname || !ifname[0] || strlen(ifname) >= IFNAMSIZ) {
-		dmt_err_set(err, -EINVAL, "name the interface the connection leaves through",
-			    "TX binding: bad interface name \"%s\"", ifname ? ifname : "");
+	if (dmt_ifname_check(ifname, "TX binding",
+			     "name the interface the connection leaves through", err))
 		return NULL;
-	}
 	bind = calloc(1, sizeof(*bind));
 	if (!bind) {
 		dmt_err_set(err, -ENOMEM, NULL, "TX binding on %s", ifname);
@@ -208,13 +195,9 @@ DMT_API struct dmt_txbind *dmt_txbind_new(const char *ifname,
 	}
 	bind->buf = buf;
 	snprintf(bind->ifname, sizeof(bind->ifname), "%s", ifname);
-	bind->ifindex = if_nametoindex(ifname);
-	if (!bind->ifindex) {
-		dmt_err_set(err, -ENODEV,
-			    "check the name with `ip link`; run in the interface's network namespace",
-			    "no interface %s", ifname);
+	bind->ifindex = dmt_ifindex_of(ifname, err);
+	if (!bind->ifindex)
 		goto err_free;
-	}
 
 	if (policy == DMT_MODE_DEVMEM || policy == DMT_MODE_AUTO) {
 		if (!try_devmem(bind, &e))
@@ -223,7 +206,7 @@ DMT_API struct dmt_txbind *dmt_txbind_new(const char *ifname,
 			dmt_err_copy(err, &e);
 			goto err_free;
 		}
-		reason_from(bind, &e);
+		dmt_reason_from(bind->reason, sizeof(bind->reason), &e, false);
 	}
 
 	if (policy == DMT_MODE_ZEROCOPY && !zc_capable(buf)) {

@@ -6,6 +6,7 @@
 # SIGTERM, and no fd leaked (DEVMEMTCP_FD_CHECK=1 on every run).
 # Devmem mode itself needs a devmem NIC: tests/vm covers it on dmveth.
 . "$(dirname "$0")/../lib/ktap.sh"
+. "$(dirname "$0")/../lib/clitest.sh"
 cd "$TOP" || exit 1
 TOOL=$BUILD/bin/devmemtcp
 T=$(mktemp -d)
@@ -98,23 +99,6 @@ transfer() {
 		sed 's/^/# /' "$T/out" "$T/err"
 		echo "# exit $rc, receiver: $res"
 		ktap_fail "$name"
-	fi
-}
-
-# expect NAME EXIT PATTERN ARGS...: devmemtcp ARGS fails with exit EXIT and
-# exactly one stderr line "error: ...PATTERN... (FIX)".
-expect() {
-	local name=$1 want=$2 pat=$3 rc lines
-	shift 3
-	timeout 60 "$TOOL" "$@" >"$T/out" 2>"$T/err" </dev/null
-	rc=$?
-	lines=$(wc -l <"$T/err")
-	if [ $rc = "$want" ] && [ "$lines" = 1 ] && grep -q -E "^error: .*$pat.* \(.+\)\$" "$T/err"; then
-		ktap_ok "$name: exit $rc: $(cat "$T/err")"
-	else
-		sed 's/^/# stdout: /' "$T/out"
-		sed 's/^/# stderr: /' "$T/err"
-		ktap_fail "$name (exit $rc, want $want)"
 	fi
 }
 

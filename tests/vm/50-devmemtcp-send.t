@@ -12,31 +12,11 @@
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/ktap.sh"
 . "$TOP/tests/lib/dmveth.sh"
+. "$TOP/tests/lib/vmtest.sh"
 LOG=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; dmveth_unpair; rm -rf "$LOG"' EXIT
 command -v devmemtcp >/dev/null || { ktap_fail "devmemtcp built (make all)"; exit 1; }
 command -v ncdevmem >/dev/null || { ktap_skip ncdevmem "ncdevmem not built (vm/build)"; exit 0; }
-
-# relay LABEL CMD...: CMD's KTAP lines as this file's, prefixed with LABEL;
-# a non-zero exit of CMD is a failure of its own.
-relay() {
-	local label=$1 rc l name
-	shift
-	"$@" >"$LOG/relay" 2>&1
-	rc=$?
-	while read -r l; do
-		name=$(sed -E 's/^(not )?ok ([0-9]+|-) //' <<<"$l")
-		case $l in
-		"not ok "*) ktap_fail "$label: $name" ;;
-		*"# SKIP"*) ktap_skip "$label: ${name%% # SKIP*}" "${name#* # SKIP }" ;;
-		*) ktap_ok "$label: $name" ;;
-		esac
-	done < <(grep -E '^(not )?ok ' "$LOG/relay")
-	if [ $rc != 0 ]; then
-		grep '^#' "$LOG/relay" | tail -n 10
-		ktap_fail "$label exits 0 (exit $rc)"
-	fi
-}
 
 # The library's programs, here with /dev/udmabuf and bind-tx.
 for p in lib-dmabuf lib-netlink; do
@@ -54,16 +34,6 @@ dmveth_pair 4 || { ktap_fail "create a dmveth pair in netns a and b"; exit 1; }
 # tiny optmem_max, a slow receiver on the peer checking every byte.
 relay "tx-reuse (vm, devmem over dmveth)" ip netns exec a tx-reuse -i $DMV_A -a $DMV_B4 -n b \
 	-m "$(scale 24 2)"
-
-# json FILE KEY: a top-level (or dotted) value from devmemtcp -j output
-json() {
-	python3 -c '
-import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    v = v.get(k) if isinstance(v, dict) else None
-print("" if v is None else v)' "$1" "$2" 2>/dev/null
-}
 
 port=5400
 # send_ncdevmem NAME SRV CLI BYTES ARGS...: ncdevmem -l -v 7 on dmb (netns

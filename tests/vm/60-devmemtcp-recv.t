@@ -14,38 +14,10 @@
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/ktap.sh"
 . "$TOP/tests/lib/dmveth.sh"
+. "$TOP/tests/lib/vmtest.sh"
 LOG=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; dmveth_unpair; rm -rf "$LOG"' EXIT
 command -v devmemtcp >/dev/null || { ktap_fail "devmemtcp built (make all)"; exit 1; }
-
-# relay LABEL CMD...: CMD's KTAP lines as this file's, prefixed with LABEL.
-relay() {
-	local label=$1 rc l name
-	shift
-	"$@" >"$LOG/relay" 2>&1
-	rc=$?
-	while read -r l; do
-		name=$(sed -E 's/^(not )?ok ([0-9]+|-) //' <<<"$l")
-		case $l in
-		"not ok "*) ktap_fail "$label: $name" ;;
-		*"# SKIP"*) ktap_skip "$label: ${name%% # SKIP*}" "${name#* # SKIP }" ;;
-		*) ktap_ok "$label: $name" ;;
-		esac
-	done < <(grep -E '^(not )?ok ' "$LOG/relay")
-	if [ $rc != 0 ]; then
-		grep '^#' "$LOG/relay" | tail -n 10
-		ktap_fail "$label exits 0 (exit $rc)"
-	fi
-}
-
-json() {
-	python3 -c '
-import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    v = v.get(k) if isinstance(v, dict) else None
-print("" if v is None else v)' "$1" "$2" 2>/dev/null
-}
 
 # nic_state NS DEV: everything devmemtcp recv may change, as text: channels,
 # rings (with tcp-data-split), the RSS table and key, the ntuple rules.

@@ -20,7 +20,6 @@
  * the same teardown, so the NIC ends as it started.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -32,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -41,7 +39,6 @@
 
 #define DEFAULT_PORT 5201
 #define DEFAULT_SIZE (64ULL << 20)
-#define DEFAULT_PERIOD 7
 #define MAX_FRAGS 256		/* per dmt_rx_recv */
 #define BOUNCE (64 << 10)	/* devmem frags are read through this */
 #define POLL_MS 250		/* signals are checked at least this often */
@@ -207,12 +204,8 @@ static int parse(int argc, char **argv, struct recv_cfg *c)
 						      "--size %s: not a size", arg);
 			break;
 		case O_VALIDATE:
-			if (!arg && optind < argc && argv[optind][0] >= '0' && argv[optind][0] <= '9')
-				arg = argv[optind++];
-			c->validate = DEFAULT_PERIOD;
-			if (arg && parse_uint(arg, 2, 255, &c->validate))
-				return tool_usage_err("use a period from 2 to 255, as ncdevmem -v does",
-						      "--validate %s: bad period", arg);
+			if (parse_validate(arg, argc, argv, &c->validate))
+				return EXIT_USAGE;
 			break;
 		case O_LINEAR:
 			c->fail_on_linear = true;
@@ -232,9 +225,7 @@ static int parse(int argc, char **argv, struct recv_cfg *c)
 						      "--peer %s: bad address", arg);
 			break;
 		default:
-			return tool_usage_err("see `devmemtcp --help`",
-					      o == ':' ? "recv: option '%s' needs a value" : "recv: bad option '%s'",
-					      argv[optind - 1]);
+			return tool_bad_option("recv", o, argv);
 		}
 	}
 	if (optind < argc)
@@ -250,55 +241,21 @@ static int parse(int argc, char **argv, struct recv_cfg *c)
 static int fail(struct recv_run *r, int exit_code, const struct dmt_err *e,
 		const char *fix)
 {
-	if (e != &r->err)
-		r->err = *e;
-	if (!r->err.fix[0] && fix)
-		snprintf(r->err.fix, sizeof(r->err.fix), "%s", fix);
-	r->exit = exit_code;
-	return -1;
-}
-
-static void addr_str(const struct sockaddr *sa, char *buf, size_t len)
-{
-	char a[INET6_ADDRSTRLEN] = "?";
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s = (const void *)sa;
-
-		inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
-		snprintf(buf, len, "%s:%u", a, ntohs(s->sin_port));
-	} else {
-		const struct sockaddr_in6 *s = (const void *)sa;
-
-		inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
-		snprintf(buf, len, "[%s]:%u", a, ntohs(s->sin6_port));
-	}
+	return tool_fail(&r->err, &r->exit, exit_code, e, fix);
 }
 
 static int resolve(const char *host, unsigned long port, int family,
 		   struct sockaddr_storage *ss, socklen_t *sslen, struct dmt_err *err,
 		   const char *what)
 {
-	struct addrinfo hints = { .ai_family = family, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_NUMERICSERV | AI_PASSIVE };
-	struct addrinfo *ai;
-	char service[8];
-	int rc;
+	int rc = tool_getaddr(host, port, family, true, ss, sslen);
 
-	snprintf(service, sizeof(service), "%lu", port);
-	rc = getaddrinfo(host[0] ? host : NULL, service, &hints, &ai);
-	if (rc) {
-		if (rc == EAI_SYSTEM)
-			tool_err(err, -errno, "check the name and the resolver", "%s %s", what, host);
-		else
-			tool_err(err, 0, "give an IPv4 or IPv6 address (both ends of one family)",
-				 "%s %s: %s", what, host, gai_strerror(rc));
-		return -1;
-	}
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	*sslen = ai->ai_addrlen;
-	freeaddrinfo(ai);
-	return 0;
+	if (rc == EAI_SYSTEM)
+		tool_err(err, -errno, "check the name and the resolver", "%s %s", what, host);
+	else if (rc)
+		tool_err(err, 0, "give an IPv4 or IPv6 address (both ends of one family)",
+			 "%s %s: %s", what, host, gai_strerror(rc));
+	return rc ? -1 : 0;
 }
 
 /* ------------------------------------------------------------- the queues */
@@ -585,11 +542,6 @@ static int steer(struct recv_cfg *c, struct recv_run *r)
 	return 0;
 }
 
-static int stop_exit(void)
-{
-	return tool_stop == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT;
-}
-
 /* Wait for one connection; 1 when stopped by a signal. */
 static int accept_one(struct recv_run *r)
 {
@@ -630,10 +582,8 @@ static int setup(struct recv_cfg *c, struct recv_run *r)
 			 "--size 0: the buffer would be empty");
 		return fail(r, EXIT_RANGE, &e, NULL);
 	}
-	if (c->dev && !(ifindex = if_nametoindex(c->dev))) {
-		tool_err(&e, -ENODEV, "`ip link` lists the interfaces", "--dev %s", c->dev);
+	if (c->dev && !(ifindex = tool_ifindex(c->dev, &e)))
 		return fail(r, EXIT_NODEV, &e, NULL);
-	}
 	if (c->mode != DMT_MODE_COPY && pick_queues(c, r, ifindex))
 		return -1;
 	/* the NIC's refusals first, before making a buffer */
@@ -828,15 +778,7 @@ static void teardown(struct recv_run *r)
 
 static void print_options(const struct recv_cfg *c)
 {
-	char cmdline[1024] = "devmemtcp";
-	size_t len = strlen(cmdline);
-
-	if (out_json())
-		len += snprintf(cmdline + len, sizeof(cmdline) - len, " -j");
-	for (int i = 0; i < c->argc && len < sizeof(cmdline); i++)
-		len += snprintf(cmdline + len, sizeof(cmdline) - len, " %s", c->argv[i]);
-
-	out_str("command", NULL, cmdline);
+	out_command(c->argc, c->argv);
 	out_obj_open("options", NULL);
 	out_str("dev", "recv on %s", c->dev);
 	out_str("listen", " listen %s", c->listen_host[0] ? c->listen_host : NULL);
@@ -861,17 +803,11 @@ static void print_results(const struct recv_cfg *c, const struct recv_run *r)
 {
 	double s = (r->t1 ? r->t1 : now_s()) - r->t0;
 	const struct dmt_rx_stats *st = &r->st;
-	struct rusage ru;
 
-	getrusage(RUSAGE_SELF, &ru);
 	out_str("local", "connection: %s", r->local);
 	out_str("remote", " <- %s\n", r->remote);
 	out_str("mode", "mode: %s", dmt_mode_name(r->mode));
-	if (r->reason[0])
-		out_str("fallback_reason", c->mode == DMT_MODE_AUTO ? " (auto: devmem not used: %s)" : " (%s)",
-			r->reason);
-	else
-		out_null("fallback_reason", NULL);
+	out_fallback_reason(r->reason, c->mode == DMT_MODE_AUTO);
 	out_u64("dmabuf_id", r->mode == DMT_MODE_DEVMEM ? ", dmabuf id %" PRIu64 : NULL, r->dmabuf_id);
 	if (r->steered)
 		out_u64("steer_rule", ", ntuple rule %" PRIu64, r->rule);
@@ -879,9 +815,7 @@ static void print_results(const struct recv_cfg *c, const struct recv_run *r)
 		out_null("steer_rule", NULL);
 	out_text("\n");
 	out_u64("bytes", "received: %" PRIu64 " bytes", st->bytes);
-	out_dbl("seconds", " in %.3f s", s);
-	out_dbl("gbits_per_sec", ", %.2f Gb/s", s > 0 ? st->bytes * 8 / s / 1e9 : 0);
-	out_dbl("mbytes_per_sec", " (%.1f MB/s)\n", s > 0 ? st->bytes / s / 1e6 : 0);
+	out_rate(st->bytes, s);
 	out_u64("frags", "fragments: %" PRIu64, st->frags);
 	out_u64("linear_bytes", ", linear %" PRIu64 " bytes", st->linear_bytes);
 	out_u64("tokens", ", tokens returned %" PRIu64, st->tokens);
@@ -892,8 +826,7 @@ static void print_results(const struct recv_cfg *c, const struct recv_run *r)
 	else
 		out_null("validated_bytes", NULL);
 	out_bool("eof", NULL, r->eof);
-	out_dbl("cpu_user", "cpu: user %.2f s", ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6);
-	out_dbl("cpu_sys", ", sys %.2f s\n", ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+	out_cpu();
 }
 
 int cmd_recv(int argc, char **argv)
@@ -944,16 +877,13 @@ int cmd_recv(int argc, char **argv)
 		print_results(&c, r);
 	if (r->listening || out_json())
 		out_bool("nic_restored", NULL, r->restored);
-	if (tool_stop)
-		out_str("stopped_by", "stopped by %s\n", tool_stop == SIGTERM ? "SIGTERM" : "SIGINT");
-	else
-		out_null("stopped_by", NULL);
+	out_stopped_by();
 	if (r->exit)
 		out_error(&r->err, r->exit);
 	out_end();
 	rc = r->exit;
 	free(r);
 	if (!rc && tool_stop)
-		return stop_exit();
+		return tool_stop_exit();
 	return rc;
 }

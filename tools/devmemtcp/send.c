@@ -12,7 +12,6 @@
  * has had everything.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -25,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,7 +34,6 @@
 #define DEFAULT_SIZE (16ULL << 20)
 #define DEFAULT_CHUNK (64ULL << 10)
 #define DEFAULT_TIME 10.0
-#define DEFAULT_PERIOD 7
 #define BATCH 64		/* regions queued per dmt_tx_send */
 #define STALL_S 10.0		/* no bytes sent and no completion: give up */
 #define DRAIN_MS 10000		/* completions after the last send */
@@ -191,13 +188,8 @@ static int parse(int argc, char **argv, struct send_cfg *c)
 						      "--time %s: not a duration", arg);
 			break;
 		case O_VALIDATE:
-			/* "--validate", "--validate=N" and "--validate N" */
-			if (!arg && optind < argc && argv[optind][0] >= '0' && argv[optind][0] <= '9')
-				arg = argv[optind++];
-			c->validate = DEFAULT_PERIOD;
-			if (arg && parse_uint(arg, 2, 255, &c->validate))
-				return tool_usage_err("use a period from 2 to 255, as ncdevmem -v does",
-						      "--validate %s: bad period", arg);
+			if (parse_validate(arg, argc, argv, &c->validate))
+				return EXIT_USAGE;
 			break;
 		case O_MODE:
 			if (dmt_mode_parse(arg, &c->mode))
@@ -211,9 +203,7 @@ static int parse(int argc, char **argv, struct send_cfg *c)
 						      "--bind %s: bad address", arg);
 			break;
 		default:
-			return tool_usage_err("see `devmemtcp --help`",
-					      o == ':' ? "send: option '%s' needs a value" : "send: bad option '%s'",
-					      argv[optind - 1]);
+			return tool_bad_option("send", o, argv);
 		}
 	}
 	if (optind != argc - 1)
@@ -262,59 +252,22 @@ static int check_lengths(const struct send_cfg *c, struct send_run *r)
 static int fail(struct send_run *r, int exit_code, const struct dmt_err *e,
 		const char *fix)
 {
-	if (e != &r->err)
-		r->err = *e;
-	if (!r->err.fix[0] && fix)
-		snprintf(r->err.fix, sizeof(r->err.fix), "%s", fix);
-	r->exit = exit_code;
-	return -1;
-}
-
-static void addr_str(const struct sockaddr *sa, char *buf, size_t len)
-{
-	char a[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s = (const void *)sa;
-
-		inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
-		port = ntohs(s->sin_port);
-		snprintf(buf, len, "%s:%u", a, port);
-	} else {
-		const struct sockaddr_in6 *s = (const void *)sa;
-
-		inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
-		port = ntohs(s->sin6_port);
-		snprintf(buf, len, "[%s]:%u", a, port);
-	}
+	return tool_fail(&r->err, &r->exit, exit_code, e, fix);
 }
 
 static int resolve(const char *host, unsigned long port, int family, bool passive,
 		   struct sockaddr_storage *ss, socklen_t *sslen, struct dmt_err *err)
 {
-	struct addrinfo hints = { .ai_family = family, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0) };
-	struct addrinfo *ai;
-	char service[8];
-	int rc;
+	int rc = tool_getaddr(host, port, family, passive, ss, sslen);
 
-	snprintf(service, sizeof(service), "%lu", port);
-	rc = getaddrinfo(host, service, &hints, &ai);
-	if (rc) {
-		if (rc == EAI_SYSTEM)
-			tool_err(err, -errno, "check the name and the resolver", "resolve %s", host);
-		else
-			tool_err(err, 0, "give an IPv4 or IPv6 address or a name that resolves",
-				 "resolve %s%s: %s", host,
-				 family == AF_INET ? " (IPv4, as --bind)" : family == AF_INET6 ? " (IPv6, as --bind)" : "",
-				 gai_strerror(rc));
-		return -1;
-	}
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	*sslen = ai->ai_addrlen;
-	freeaddrinfo(ai);
-	return 0;
+	if (rc == EAI_SYSTEM)
+		tool_err(err, -errno, "check the name and the resolver", "resolve %s", host);
+	else if (rc)
+		tool_err(err, 0, "give an IPv4 or IPv6 address or a name that resolves",
+			 "resolve %s%s: %s", host,
+			 family == AF_INET ? " (IPv4, as --bind)" : family == AF_INET6 ? " (IPv6, as --bind)" : "",
+			 gai_strerror(rc));
+	return rc ? -1 : 0;
 }
 
 /* Set up everything up to a connected socket; -1 with r->err on failure. */
@@ -382,10 +335,8 @@ static int setup(struct send_cfg *c, struct send_run *r)
 	struct dmt_err e = { 0 };
 	int one = 1;
 
-	if (c->dev && !if_nametoindex(c->dev)) {
-		tool_err(&e, -ENODEV, "`ip link` lists the interfaces", "--dev %s", c->dev);
+	if (c->dev && !tool_ifindex(c->dev, &e))
 		return fail(r, EXIT_NODEV, &e, NULL);
-	}
 	if (c->bind && resolve(c->bind_host, c->bind_port, AF_UNSPEC, true, &src, &srclen, &e))
 		return fail(r, EXIT_USAGE, &e, NULL);
 	if (resolve(c->host, c->port, c->bind ? src.ss_family : AF_UNSPEC, false, &dst, &dstlen, &e))
@@ -436,7 +387,7 @@ static int setup(struct send_cfg *c, struct send_run *r)
 
 		if (err == EINTR && tool_stop) {
 			tool_err(&e, -EINTR, NULL, "connect to %s", r->remote);
-			return fail(r, tool_stop == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT, &e, NULL);
+			return fail(r, tool_stop_exit(), &e, NULL);
 		}
 		tool_err(&e, -err, "start the receiver first, e.g. ncdevmem -l; check HOST, PORT and the route",
 			 "connect to %s", r->remote);
@@ -649,15 +600,7 @@ static void cleanup(struct send_run *r)
 
 static void print_options(const struct send_cfg *c)
 {
-	char cmdline[1024] = "devmemtcp";
-	size_t len = strlen(cmdline);
-
-	if (out_json())
-		len += snprintf(cmdline + len, sizeof(cmdline) - len, " -j");
-	for (int i = 0; i < c->argc && len < sizeof(cmdline); i++)
-		len += snprintf(cmdline + len, sizeof(cmdline) - len, " %s", c->argv[i]);
-
-	out_str("command", NULL, cmdline);
+	out_command(c->argc, c->argv);
 	out_obj_open("options", NULL);
 	out_str("host", "send to %s", c->host);
 	out_u64("port", " port %" PRIu64, c->port);
@@ -697,26 +640,18 @@ static void print_results(const struct send_cfg *c, const struct send_run *r)
 	const char *reason = dmt_txbind_fallback_reason(r->bind);
 	double s = (r->t1 ? r->t1 : now_s()) - r->t0;
 	struct dmt_tx_stats st;
-	struct rusage ru;
 
 	dmt_tx_get_stats(r->tx, &st);
-	getrusage(RUSAGE_SELF, &ru);
 
 	out_str("local", "connection: %s", r->local);
 	out_str("remote", " -> %s\n", r->remote);
 	out_str("mode", "mode: %s", dmt_mode_name(mode));
-	if (reason && *reason)
-		out_str("fallback_reason", c->mode == DMT_MODE_AUTO ? " (auto: devmem not used: %s)" : " (%s)",
-			reason);
-	else
-		out_null("fallback_reason", NULL);
+	out_fallback_reason(reason, c->mode == DMT_MODE_AUTO);
 	out_u64("dmabuf_id", mode == DMT_MODE_DEVMEM ? ", dmabuf id %" PRIu64 : NULL,
 		dmt_txbind_id(r->bind));
 	out_text("\n");
 	out_u64("bytes", "sent: %" PRIu64 " bytes", st.bytes);
-	out_dbl("seconds", " in %.3f s", s);
-	out_dbl("gbits_per_sec", ", %.2f Gb/s", s > 0 ? st.bytes * 8 / s / 1e9 : 0);
-	out_dbl("mbytes_per_sec", " (%.1f MB/s)\n", s > 0 ? st.bytes / s / 1e6 : 0);
+	out_rate(st.bytes, s);
 	out_u64("sends", "sends: %" PRIu64, st.sends);
 	out_u64("partial", " (%" PRIu64 " partial)", st.partial);
 	out_u64("completions", ", completions %" PRIu64, st.completions);
@@ -725,13 +660,9 @@ static void print_results(const struct send_cfg *c, const struct send_run *r)
 		 mode != DMT_MODE_COPY && st.completions && !st.copied);
 	out_u64("enobufs", st.enobufs ? ", ENOBUFS %" PRIu64 : NULL, st.enobufs);
 	out_text("\n");
-	out_dbl("cpu_user", "cpu: user %.2f s", ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6);
-	out_dbl("cpu_sys", ", sys %.2f s\n", ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+	out_cpu();
 	out_bool("peer_closed", NULL, r->peer_closed);
-	if (tool_stop)
-		out_str("stopped_by", "stopped by %s\n", tool_stop == SIGTERM ? "SIGTERM" : "SIGINT");
-	else
-		out_null("stopped_by", NULL);
+	out_stopped_by();
 }
 
 int cmd_send(int argc, char **argv)
@@ -763,6 +694,6 @@ int cmd_send(int argc, char **argv)
 	out_end();
 	cleanup(&r);
 	if (!r.exit && tool_stop)
-		return tool_stop == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT;
+		return tool_stop_exit();
 	return r.exit;
 }

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "devmemtcp.h"
 
@@ -47,6 +48,14 @@ extern volatile sig_atomic_t tool_stop;
  */
 void tool_err(struct dmt_err *err, int code, const char *fix,
 	      const char *what, ...) __attribute__((format(printf, 4, 5)));
+/*
+ * A run's failure: keep the library's error e in *err (e may be err
+ * itself), add fix when it has none, set *exitp; returns -1.
+ */
+int tool_fail(struct dmt_err *err, int *exitp, int exit_code,
+	      const struct dmt_err *e, const char *fix);
+/* The exit code of a stop by tool_stop: EXIT_SIGTERM or EXIT_SIGINT. */
+int tool_stop_exit(void);
 /* Print a usage error (text or JSON) and return EXIT_USAGE. */
 int tool_usage_err(const char *fix, const char *what, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -64,6 +73,35 @@ int parse_seconds(const char *s, double *val);
  */
 int parse_hostport(const char *s, char *host, size_t hostlen,
 		   unsigned long *port);
+
+/* "CMD: bad option ..." or "needs a value" for getopt_long's o (':'). */
+int tool_bad_option(const char *cmd, int o, char **argv);
+/* --validate, --validate=N, --validate N: the pattern period (7), 2..255. */
+int parse_validate(const char *arg, int argc, char **argv,
+		   unsigned long *period);
+/* The ifindex of --dev, or 0 with err filled (ENODEV). */
+unsigned tool_ifindex(const char *dev, struct dmt_err *err);
+
+/*
+ * getaddrinfo for a stream socket on port (host "" or NULL: any address):
+ * 0, or getaddrinfo's error (errno set for EAI_SYSTEM).
+ */
+int tool_getaddr(const char *host, unsigned long port, int family,
+		 bool passive, struct sockaddr_storage *ss, socklen_t *sslen);
+/* "1.2.3.4:80" or "[::1]:80". */
+void addr_str(const struct sockaddr *sa, char *buf, size_t len);
+
+/* Summary pieces send and recv share. */
+/* "command": the command line as given, -j included. */
+void out_command(int argc, char **argv);
+/* "fallback_reason": why devmem is not used, null when it is. */
+void out_fallback_reason(const char *reason, bool auto_mode);
+/* "seconds" and the rates of bytes in s seconds. */
+void out_rate(uint64_t bytes, double s);
+/* "cpu_user", "cpu_sys" of this process. */
+void out_cpu(void);
+/* "stopped_by": the signal, null if none. */
+void out_stopped_by(void);
 
 double now_s(void);
 

@@ -1,15 +1,22 @@
 // SPDX-License-Identifier: MIT
 /*
  * util.c - the tool's small helpers: errors, number and address parsing,
- * the clock.
+ * address resolution and printing, the summary pieces send and recv
+ * share, the clock.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "output.h"
@@ -27,6 +34,22 @@ void tool_err(struct dmt_err *err, int code, const char *fix,
 	va_end(ap);
 	if (fix)
 		snprintf(err->fix, sizeof(err->fix), "%s", fix);
+}
+
+int tool_fail(struct dmt_err *err, int *exitp, int exit_code,
+	      const struct dmt_err *e, const char *fix)
+{
+	if (e != err)
+		*err = *e;
+	if (!err->fix[0] && fix)
+		snprintf(err->fix, sizeof(err->fix), "%s", fix);
+	*exitp = exit_code;
+	return -1;
+}
+
+int tool_stop_exit(void)
+{
+	return tool_stop == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT;
 }
 
 int tool_usage_err(const char *fix, const char *what, ...)
@@ -136,6 +159,115 @@ int parse_hostport(const char *s, char *host, size_t hostlen,
 	if (p && parse_uint(p, 0, 65535, port))
 		return -EINVAL;
 	return 0;
+}
+
+int tool_bad_option(const char *cmd, int o, char **argv)
+{
+	return tool_usage_err("see `devmemtcp --help`",
+			      o == ':' ? "%s: option '%s' needs a value" : "%s: bad option '%s'",
+			      cmd, argv[optind - 1]);
+}
+
+int parse_validate(const char *arg, int argc, char **argv,
+		   unsigned long *period)
+{
+	if (!arg && optind < argc && argv[optind][0] >= '0' && argv[optind][0] <= '9')
+		arg = argv[optind++];
+	*period = 7;
+	if (arg && parse_uint(arg, 2, 255, period))
+		return tool_usage_err("use a period from 2 to 255, as ncdevmem -v does",
+				      "--validate %s: bad period", arg);
+	return 0;
+}
+
+unsigned tool_ifindex(const char *dev, struct dmt_err *err)
+{
+	unsigned ifindex = if_nametoindex(dev);
+
+	if (!ifindex)
+		tool_err(err, -ENODEV, "`ip link` lists the interfaces", "--dev %s", dev);
+	return ifindex;
+}
+
+int tool_getaddr(const char *host, unsigned long port, int family,
+		 bool passive, struct sockaddr_storage *ss, socklen_t *sslen)
+{
+	struct addrinfo hints = { .ai_family = family, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0) };
+	struct addrinfo *ai;
+	char service[8];
+	int rc;
+
+	snprintf(service, sizeof(service), "%lu", port);
+	rc = getaddrinfo(host && host[0] ? host : NULL, service, &hints, &ai);
+	if (rc)
+		return rc;
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	*sslen = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	return 0;
+}
+
+void addr_str(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const void *)sa;
+
+		inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
+		snprintf(buf, len, "%s:%u", a, ntohs(s->sin_port));
+	} else {
+		const struct sockaddr_in6 *s = (const void *)sa;
+
+		inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
+		snprintf(buf, len, "[%s]:%u", a, ntohs(s->sin6_port));
+	}
+}
+
+void out_command(int argc, char **argv)
+{
+	char cmdline[1024] = "devmemtcp";
+	size_t len = strlen(cmdline);
+
+	if (out_json())
+		len += snprintf(cmdline + len, sizeof(cmdline) - len, " -j");
+	for (int i = 0; i < argc && len < sizeof(cmdline); i++)
+		len += snprintf(cmdline + len, sizeof(cmdline) - len, " %s", argv[i]);
+	out_str("command", NULL, cmdline);
+}
+
+void out_fallback_reason(const char *reason, bool auto_mode)
+{
+	if (reason && *reason)
+		out_str("fallback_reason", auto_mode ? " (auto: devmem not used: %s)" : " (%s)",
+			reason);
+	else
+		out_null("fallback_reason", NULL);
+}
+
+void out_rate(uint64_t bytes, double s)
+{
+	out_dbl("seconds", " in %.3f s", s);
+	out_dbl("gbits_per_sec", ", %.2f Gb/s", s > 0 ? bytes * 8 / s / 1e9 : 0);
+	out_dbl("mbytes_per_sec", " (%.1f MB/s)\n", s > 0 ? bytes / s / 1e6 : 0);
+}
+
+void out_cpu(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	out_dbl("cpu_user", "cpu: user %.2f s", ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6);
+	out_dbl("cpu_sys", ", sys %.2f s\n", ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+}
+
+void out_stopped_by(void)
+{
+	if (tool_stop)
+		out_str("stopped_by", "stopped by %s\n", tool_stop == SIGTERM ? "SIGTERM" : "SIGINT");
+	else
+		out_null("stopped_by", NULL);
 }
 
 double now_s(void)
