@@ -103,6 +103,7 @@ vm-debug: deps
 
 # The main job: a devmem transfer (devmem TX -> dmveth -> devmem RX) in the VM.
 demo: vm
+	$(MAKE) all
 	vm/run -- tests/demo
 
 # Every test: host tests, then the VM suites on the normal and the debug
