@@ -144,44 +144,63 @@ struct dmt_nl {
 
 /* --------------------------------------------------------------- common.c */
 
-/*
- * A binding's interface name: -EINVAL with err filled ("<side>: bad
- * interface name", fix) when empty, NULL or too long.
- */
-int dmt_ifname_check(const char *ifname, const char *side, const char *fix,
-		     struct dmt_err *err);
-/* The interface's index, or 0 with err filled (-ENODEV, "no interface"). */
-unsigned dmt_ifindex_of(const char *ifname, struct dmt_err *err);
-/*
- * Why devmem was not used, from the refused attempt's e: the failed step,
- * errno and extack, and with_fix its fix too.
- */
-void dmt_reason_from(char *reason, size_t len, const struct dmt_err *e,
-		     bool with_fix);
-
-/* ------------------------------------------------------------------ tx.c */
-
-struct dmt_txbind {
-	enum dmt_mode mode;
+/* What an RX and a TX binding share; each embeds one as its first field. */
+struct dmt_bindcore {
+	enum dmt_mode mode;	/* what it ended as: DEVMEM, ZEROCOPY, COPY */
 	unsigned ifindex;
 	char ifname[16];
 	uint32_t id;		/* devmem: the dmabuf id */
 	struct dmt_dmabuf *buf;	/* not owned */
 	struct dmt_nl *nl;	/* devmem: owns the binding */
-	char reason[384];	/* why not devmem, "" if devmem */
+	char reason[640];	/* why not devmem, "" if devmem */
+};
+
+/*
+ * Check buf and ifname and look the interface up.  side names the binding
+ * in errors ("RX binding"), ifhint is the fix for a bad name.  0, or
+ * -errno with err filled.
+ */
+int dmt_bindcore_init(struct dmt_bindcore *c, const char *ifname,
+		      struct dmt_dmabuf *buf, const char *side,
+		      const char *ifhint, struct dmt_err *err);
+/*
+ * The netlink socket for a devmem bind, after checking that the buffer is
+ * a dma-buf; dir is "RX" or "TX".  NULL with e filled.
+ */
+struct dmt_nl *dmt_bindcore_nl(struct dmt_bindcore *c, const char *dir,
+			       struct dmt_err *e);
+/* The bind on nl worked: c is devmem with dmabuf id, nl now owned by c. */
+void dmt_bindcore_bound(struct dmt_bindcore *c, struct dmt_nl *nl,
+			uint32_t id);
+/*
+ * The bind on nl failed with ret: fill e (what, fix, the kernel's extack),
+ * close nl and return ret.
+ */
+int dmt_bindcore_refused(struct dmt_nl *nl, int ret, const char *fix,
+			 struct dmt_err *e, const char *what, ...)
+	__attribute__((format(printf, 5, 6)));
+/*
+ * Settle the devmem attempt that returned ret (e filled on refusal) under
+ * policy: 1 bound, 0 fall back (c->reason says why; with_fix adds e's
+ * fix), -errno with err filled when policy required devmem.
+ */
+int dmt_bindcore_settle(struct dmt_bindcore *c, enum dmt_mode policy,
+			int ret, const struct dmt_err *e, bool with_fix,
+			struct dmt_err *err);
+/* Unbind (closing the netlink socket does it). */
+void dmt_bindcore_fini(struct dmt_bindcore *c);
+
+/* ------------------------------------------------------------------ tx.c */
+
+struct dmt_txbind {
+	struct dmt_bindcore c;
 };
 
 /* ------------------------------------------------------------------ rx.c */
 
 struct dmt_rxbind {
-	enum dmt_mode mode;	/* DMT_MODE_DEVMEM or DMT_MODE_COPY */
-	unsigned ifindex;
-	char ifname[16];
+	struct dmt_bindcore c;
 	unsigned queue_start, queue_count;
-	uint32_t id;		/* devmem: the dmabuf id */
-	struct dmt_dmabuf *buf;	/* not owned */
-	struct dmt_nl *nl;	/* devmem: owns the binding */
-	char reason[640];	/* why not devmem, "" if devmem */
 };
 
 #endif /* DMT_INTERNAL_H */

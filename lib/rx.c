@@ -81,7 +81,7 @@ static bool rxq_scan(struct dmt_rxbind *bind, struct dmt_nl *nl,
 
 	*s = (struct rxq_scan){ .start = bind->queue_start,
 				.count = bind->queue_count, .busy = -1 };
-	ret = dmt_queue_dump(nl, bind->ifindex, rxq_scan_cb, s);
+	ret = dmt_queue_dump(nl, bind->c.ifindex, rxq_scan_cb, s);
 	nl->err = saved;
 	return ret >= 0;
 }
@@ -93,7 +93,7 @@ static bool rxq_scan(struct dmt_rxbind *bind, struct dmt_nl *nl,
 static const char *bind_fix(struct dmt_rxbind *bind, struct dmt_nl *nl, int ret,
 			    char *buf, size_t len)
 {
-	const char *x = nl->err.extack, *ifn = bind->ifname;
+	const char *x = nl->err.extack, *ifn = bind->c.ifname;
 	unsigned last = bind->queue_start + bind->queue_count - 1;
 	struct rxq_scan s;
 
@@ -158,48 +158,31 @@ static const char *bind_fix(struct dmt_rxbind *bind, struct dmt_nl *nl, int ret,
 /* Try bind-rx; on refusal fill e (what failed, errno, extack, fix). */
 static int try_devmem(struct dmt_rxbind *bind, struct dmt_err *e)
 {
+	unsigned start = bind->queue_start, count = bind->queue_count;
 	char fixbuf[sizeof(e->fix)];
-	const struct dmt_err *ne;
-	struct dmt_nl *nl;
 	uint32_t *queues, id = 0;
-	const char *fix;
+	struct dmt_nl *nl;
 	int ret;
 
-	if (!dmt_dmabuf_is_dmabuf(bind->buf))
-		return dmt_err_set(e, -EINVAL,
-				   "devmem receives into a dma-buf: use the udmabuf, heap or cuda provider",
-				   "devmem RX on %s into a %s buffer: host memory is not a dma-buf",
-				   bind->ifname, dmt_provider_name(bind->buf->provider));
-	queues = calloc(bind->queue_count, sizeof(*queues));
+	queues = calloc(count, sizeof(*queues));
 	if (!queues)
-		return dmt_err_set(e, -ENOMEM, NULL, "%u queue ids", bind->queue_count);
-	for (unsigned i = 0; i < bind->queue_count; i++)
-		queues[i] = bind->queue_start + i;
-	nl = dmt_nl_open(e);
-	if (!nl) {
-		free(queues);
-		return e->code ? e->code : -EIO;
-	}
-	ret = dmt_bind_rx(nl, bind->ifindex, dmt_dmabuf_fd(bind->buf), queues,
-			  bind->queue_count, &id);
+		return dmt_err_set(e, -ENOMEM, NULL, "%u queue ids", count);
+	for (unsigned i = 0; i < count; i++)
+		queues[i] = start + i;
+	nl = dmt_bindcore_nl(&bind->c, "RX", e);
+	ret = nl ? dmt_bind_rx(nl, bind->c.ifindex, dmt_dmabuf_fd(bind->c.buf),
+			       queues, count, &id) : e->code;
 	free(queues);
-	if (ret < 0) {
-		ne = dmt_nl_error(nl);
-		fix = bind_fix(bind, nl, ret, fixbuf, sizeof(fixbuf));
-		dmt_err_clear(e);
-		dmt_err_set(e, ret, fix ? fix : ne->fix[0] ? ne->fix : NULL,
-			    "bind-rx of dma-buf fd %d on %s queue%s %u%s%.0u",
-			    dmt_dmabuf_fd(bind->buf), bind->ifname,
-			    bind->queue_count > 1 ? "s" : "", bind->queue_start,
-			    bind->queue_count > 1 ? "-" : "",
-			    bind->queue_count > 1 ? bind->queue_start + bind->queue_count - 1 : 0);
-		dmt_err_extack(e, ne->extack);
-		dmt_nl_close(nl);
+	if (!nl)
 		return ret;
-	}
-	bind->nl = nl;
-	bind->id = id;
-	bind->mode = DMT_MODE_DEVMEM;
+	if (ret < 0)
+		return dmt_bindcore_refused(nl, ret,
+					    bind_fix(bind, nl, ret, fixbuf, sizeof(fixbuf)), e,
+					    "bind-rx of dma-buf fd %d on %s queue%s %u%s%.0u",
+					    dmt_dmabuf_fd(bind->c.buf), bind->c.ifname,
+					    count > 1 ? "s" : "", start, count > 1 ? "-" : "",
+					    count > 1 ? start + count - 1 : 0);
+	dmt_bindcore_bound(&bind->c, nl, id);
 	return 0;
 }
 
@@ -212,6 +195,7 @@ DMT_API struct dmt_rxbind *dmt_rxbind_new(const char *ifname,
 	struct dmt_err e = { 0 };
 	enum dmt_mode policy;
 	unsigned start, count;
+	int ret;
 
 	dmt_err_clear(err);
 	if (dmt_opts_check(opts, sizeof(*opts), err, "dmt_rxbind_opts"))
@@ -227,38 +211,28 @@ DMT_API struct dmt_rxbind *dmt_rxbind_new(const char *ifname,
 			    "RX binding: policy %s", dmt_mode_name(policy));
 		return NULL;
 	}
-	if (!buf) {
-		dmt_err_set(err, -EINVAL, NULL, "RX binding: no buffer");
-		return NULL;
-	}
-	if (dmt_ifname_check(ifname, "RX binding",
-			     "name the interface the connection arrives on", err))
-		return NULL;
 	if (count > RX_MAX_QUEUES || start > UINT32_MAX - count) {
 		dmt_err_set(err, -EINVAL, NULL, "RX binding: queues %u + %u", start, count);
 		return NULL;
 	}
 	bind = calloc(1, sizeof(*bind));
 	if (!bind) {
-		dmt_err_set(err, -ENOMEM, NULL, "RX binding on %s", ifname);
+		dmt_err_set(err, -ENOMEM, NULL, "RX binding on %s", ifname ? ifname : "");
 		return NULL;
 	}
-	bind->buf = buf;
 	bind->queue_start = start;
 	bind->queue_count = count;
-	snprintf(bind->ifname, sizeof(bind->ifname), "%s", ifname);
-	bind->ifindex = dmt_ifindex_of(ifname, err);
-	if (!bind->ifindex)
+	if (dmt_bindcore_init(&bind->c, ifname, buf, "RX binding",
+			      "name the interface the connection arrives on", err))
 		goto err_free;
 
 	if (policy == DMT_MODE_DEVMEM || policy == DMT_MODE_AUTO) {
-		if (!try_devmem(bind, &e))
+		ret = dmt_bindcore_settle(&bind->c, policy, try_devmem(bind, &e), &e,
+					  true, err);
+		if (ret > 0)
 			return bind;
-		if (policy == DMT_MODE_DEVMEM) {
-			dmt_err_copy(err, &e);
+		if (ret < 0)
 			goto err_free;
-		}
-		dmt_reason_from(bind->reason, sizeof(bind->reason), &e, true);
 	}
 	if (!dmt_dmabuf_map(buf)) {
 		if (policy == DMT_MODE_AUTO && err) {
@@ -276,7 +250,7 @@ DMT_API struct dmt_rxbind *dmt_rxbind_new(const char *ifname,
 		}
 		goto err_free;
 	}
-	bind->mode = DMT_MODE_COPY;
+	bind->c.mode = DMT_MODE_COPY;
 	return bind;
 
 err_free:
@@ -288,24 +262,23 @@ DMT_API void dmt_rxbind_free(struct dmt_rxbind *bind)
 {
 	if (!bind)
 		return;
-	if (bind->nl)
-		dmt_nl_close(bind->nl);	/* unbinds, the queues restart */
+	dmt_bindcore_fini(&bind->c);	/* the queues restart */
 	free(bind);
 }
 
 DMT_API enum dmt_mode dmt_rxbind_mode(const struct dmt_rxbind *bind)
 {
-	return bind ? bind->mode : DMT_MODE_AUTO;
+	return bind ? bind->c.mode : DMT_MODE_AUTO;
 }
 
 DMT_API uint32_t dmt_rxbind_id(const struct dmt_rxbind *bind)
 {
-	return bind && bind->mode == DMT_MODE_DEVMEM ? bind->id : 0;
+	return bind && bind->c.mode == DMT_MODE_DEVMEM ? bind->c.id : 0;
 }
 
 DMT_API const char *dmt_rxbind_fallback_reason(const struct dmt_rxbind *bind)
 {
-	return bind ? bind->reason : "";
+	return bind ? bind->c.reason : "";
 }
 
 /* --------------------------------------------------------- receive engine */
@@ -368,8 +341,8 @@ DMT_API struct dmt_rx *dmt_rx_new(int fd, struct dmt_rxbind *bind,
 	dmt_err_clear(err);
 	if (dmt_opts_check(opts, sizeof(*opts), err, "dmt_rx_opts"))
 		return NULL;
-	if (!bind || !bind->buf ||
-	    (bind->mode != DMT_MODE_DEVMEM && bind->mode != DMT_MODE_COPY)) {
+	if (!bind || !bind->c.buf ||
+	    (bind->c.mode != DMT_MODE_DEVMEM && bind->c.mode != DMT_MODE_COPY)) {
 		dmt_err_set(err, -EINVAL, "make one with dmt_rxbind_new",
 			    "receive engine: no RX binding");
 		return NULL;
@@ -395,11 +368,11 @@ DMT_API struct dmt_rx *dmt_rx_new(int fd, struct dmt_rxbind *bind,
 	}
 	rx->fd = fd;
 	rx->bind = bind;
-	rx->buf = bind->buf;
-	rx->mode = bind->mode;
+	rx->buf = bind->c.buf;
+	rx->mode = bind->c.mode;
 	rx->max_frags = frags;
 	rx->max_bytes = bytes;
-	rx->size = dmt_dmabuf_size(bind->buf);
+	rx->size = dmt_dmabuf_size(bind->c.buf);
 	if (rx->mode == DMT_MODE_DEVMEM) {
 		rx->control_len = CMSG_SPACE(sizeof(struct dmabuf_cmsg)) * ((size_t)frags + 1);
 		rx->linear = malloc(bytes);
@@ -411,11 +384,11 @@ DMT_API struct dmt_rx *dmt_rx_new(int fd, struct dmt_rxbind *bind,
 			goto err_free;
 		}
 	} else {
-		rx->map = dmt_dmabuf_map(bind->buf);
+		rx->map = dmt_dmabuf_map(bind->c.buf);
 		if (!rx->map || !rx->size) {
 			dmt_err_set(err, -EINVAL, "copy mode needs a host-mappable buffer",
 				    "copy RX into a %s buffer without a host mapping",
-				    dmt_provider_name(bind->buf->provider));
+				    dmt_provider_name(bind->c.buf->provider));
 			goto err_free;
 		}
 	}
@@ -656,12 +629,12 @@ static int parse_devmem(struct dmt_rx *rx, struct msghdr *msg, size_t ret,
 			};
 			lin += dc.frag_size;
 			rx->st.linear_bytes += dc.frag_size;
-		} else if (dc.dmabuf_id != rx->bind->id) {
+		} else if (dc.dmabuf_id != rx->bind->c.id) {
 			bad = rx_fail(rx, -EPROTO,
 				      "another binding's queue got this flow: steer it to the "
 				      "queues bound here",
 				      "fragment of dmabuf id %u on fd %d, bound here is id %u",
-				      dc.dmabuf_id, rx->fd, rx->bind->id);
+				      dc.dmabuf_id, rx->fd, rx->bind->c.id);
 		} else if (dc.frag_offset > rx->size ||
 			   dc.frag_size > rx->size - dc.frag_offset) {
 			bad = rx_fail(rx, -EPROTO, NULL,
@@ -729,7 +702,7 @@ static int recv_devmem(struct dmt_rx *rx, struct dmt_rx_frag *frags, unsigned ma
 		default:
 			return rx_fail(rx, -errno, recv_fix(rx, errno),
 				       "recvmsg(MSG_SOCK_DEVMEM) of %zu bytes on fd %d (dmabuf id %u)",
-				       budget, rx->fd, rx->bind->id);
+				       budget, rx->fd, rx->bind->c.id);
 		}
 	}
 }

@@ -113,53 +113,40 @@ static const char *zc_refusal(const struct dmt_dmabuf *buf)
 	       "(only host and udmabuf buffers can)";
 }
 
+/* The fix for a refused bind-tx when netlink.c has none better. */
+static const char *bind_fix(int ret)
+{
+	switch (ret) {
+	case -EOPNOTSUPP:
+		return "the driver of this interface cannot send from device memory: "
+		       "use a NIC with netmem TX, or the zerocopy/copy mode";
+	case -ENODEV:
+		return "the interface is not present (down, or removed)";
+	case -EINVAL:
+		return "the dma-buf size must be a multiple of the page size";
+	}
+	return NULL;
+}
+
 /* Try bind-tx; on refusal fill e (what failed, errno, extack, fix). */
 static int try_devmem(struct dmt_txbind *bind, struct dmt_err *e)
 {
+	const struct dmt_err *ne;
 	struct dmt_nl *nl;
 	uint32_t id = 0;
 	int ret;
 
-	if (!dmt_dmabuf_is_dmabuf(bind->buf))
-		return dmt_err_set(e, -EINVAL,
-				   "devmem sends from a dma-buf: use the udmabuf, heap or cuda provider",
-				   "devmem on %s from a %s buffer: host memory is not a dma-buf",
-				   bind->ifname, dmt_provider_name(bind->buf->provider));
-	nl = dmt_nl_open(e);
+	nl = dmt_bindcore_nl(&bind->c, "TX", e);
 	if (!nl)
-		return e->code ? e->code : -EIO;
-	ret = dmt_bind_tx(nl, bind->ifindex, dmt_dmabuf_fd(bind->buf), &id);
+		return e->code;
+	ret = dmt_bind_tx(nl, bind->c.ifindex, dmt_dmabuf_fd(bind->c.buf), &id);
 	if (ret < 0) {
-		const struct dmt_err *ne = dmt_nl_error(nl);
-		const char *fix;
-
-		switch (ret) {
-		case -EOPNOTSUPP:
-			fix = "the driver of this interface cannot send from device memory: "
-			      "use a NIC with netmem TX, or the zerocopy/copy mode";
-			break;
-		case -ENODEV:
-			fix = "the interface is not present (down, or removed)";
-			break;
-		case -EINVAL:
-			fix = "the dma-buf size must be a multiple of the page size";
-			break;
-		default:
-			fix = NULL;
-			break;
-		}
-		dmt_err_clear(e);
-		dmt_err_set(e, ret, ne && ne->fix[0] ? ne->fix : fix,
-			    "bind-tx of dma-buf fd %d on %s", dmt_dmabuf_fd(bind->buf),
-			    bind->ifname);
-		if (ne)
-			dmt_err_extack(e, ne->extack);
-		dmt_nl_close(nl);
-		return ret;
+		ne = dmt_nl_error(nl);
+		return dmt_bindcore_refused(nl, ret, ne->fix[0] ? ne->fix : bind_fix(ret), e,
+					    "bind-tx of dma-buf fd %d on %s",
+					    dmt_dmabuf_fd(bind->c.buf), bind->c.ifname);
 	}
-	bind->nl = nl;
-	bind->id = id;
-	bind->mode = DMT_MODE_DEVMEM;
+	dmt_bindcore_bound(&bind->c, nl, id);
 	return 0;
 }
 
@@ -171,6 +158,7 @@ DMT_API struct dmt_txbind *dmt_txbind_new(const char *ifname,
 	enum dmt_mode policy;
 	struct dmt_txbind *bind;
 	struct dmt_err e = { 0 };
+	int ret;
 
 	dmt_err_clear(err);
 	if (dmt_opts_check(opts, sizeof(*opts), err, "dmt_txbind_opts"))
@@ -181,32 +169,22 @@ DMT_API struct dmt_txbind *dmt_txbind_new(const char *ifname,
 			    "TX binding: unknown policy %d", (int)policy);
 		return NULL;
 	}
-	if (!buf) {
-		dmt_err_set(err, -EINVAL, NULL, "TX binding: no buffer");
-		return NULL;
-	}
-	if (dmt_ifname_check(ifname, "TX binding",
-			     "name the interface the connection leaves through", err))
-		return NULL;
 	bind = calloc(1, sizeof(*bind));
 	if (!bind) {
-		dmt_err_set(err, -ENOMEM, NULL, "TX binding on %s", ifname);
+		dmt_err_set(err, -ENOMEM, NULL, "TX binding on %s", ifname ? ifname : "");
 		return NULL;
 	}
-	bind->buf = buf;
-	snprintf(bind->ifname, sizeof(bind->ifname), "%s", ifname);
-	bind->ifindex = dmt_ifindex_of(ifname, err);
-	if (!bind->ifindex)
+	if (dmt_bindcore_init(&bind->c, ifname, buf, "TX binding",
+			      "name the interface the connection leaves through", err))
 		goto err_free;
 
 	if (policy == DMT_MODE_DEVMEM || policy == DMT_MODE_AUTO) {
-		if (!try_devmem(bind, &e))
+		ret = dmt_bindcore_settle(&bind->c, policy, try_devmem(bind, &e), &e,
+					  false, err);
+		if (ret > 0)
 			return bind;
-		if (policy == DMT_MODE_DEVMEM) {
-			dmt_err_copy(err, &e);
+		if (ret < 0)
 			goto err_free;
-		}
-		dmt_reason_from(bind->reason, sizeof(bind->reason), &e, false);
 	}
 
 	if (policy == DMT_MODE_ZEROCOPY && !zc_capable(buf)) {
@@ -216,13 +194,13 @@ DMT_API struct dmt_txbind *dmt_txbind_new(const char *ifname,
 		goto err_free;
 	}
 	if (policy == DMT_MODE_COPY || !zc_capable(buf))
-		bind->mode = DMT_MODE_COPY;
+		bind->c.mode = DMT_MODE_COPY;
 	else
-		bind->mode = DMT_MODE_ZEROCOPY;
-	if (policy == DMT_MODE_AUTO && bind->mode == DMT_MODE_COPY) {
-		size_t n = strlen(bind->reason);
+		bind->c.mode = DMT_MODE_ZEROCOPY;
+	if (policy == DMT_MODE_AUTO && bind->c.mode == DMT_MODE_COPY) {
+		size_t n = strlen(bind->c.reason);
 
-		snprintf(bind->reason + n, sizeof(bind->reason) - n,
+		snprintf(bind->c.reason + n, sizeof(bind->c.reason) - n,
 			 "; no zerocopy either: %s", zc_refusal(buf));
 	}
 	return bind;
@@ -236,29 +214,28 @@ DMT_API void dmt_txbind_free(struct dmt_txbind *bind)
 {
 	if (!bind)
 		return;
-	if (bind->nl)
-		dmt_nl_close(bind->nl);	/* unbinds */
+	dmt_bindcore_fini(&bind->c);
 	free(bind);
 }
 
 DMT_API enum dmt_mode dmt_txbind_mode(const struct dmt_txbind *bind)
 {
-	return bind ? bind->mode : DMT_MODE_AUTO;
+	return bind ? bind->c.mode : DMT_MODE_AUTO;
 }
 
 DMT_API uint32_t dmt_txbind_id(const struct dmt_txbind *bind)
 {
-	return bind && bind->mode == DMT_MODE_DEVMEM ? bind->id : 0;
+	return bind && bind->c.mode == DMT_MODE_DEVMEM ? bind->c.id : 0;
 }
 
 DMT_API unsigned dmt_txbind_ifindex(const struct dmt_txbind *bind)
 {
-	return bind ? bind->ifindex : 0;
+	return bind ? bind->c.ifindex : 0;
 }
 
 DMT_API const char *dmt_txbind_fallback_reason(const struct dmt_txbind *bind)
 {
-	return bind ? bind->reason : "";
+	return bind ? bind->c.reason : "";
 }
 
 /* ------------------------------------------------------------ send engine */
@@ -351,7 +328,7 @@ static int check_socket(struct dmt_tx *tx, struct dmt_err *err)
 
 static int setup_socket(struct dmt_tx *tx, struct dmt_err *err)
 {
-	const char *ifname = tx->bind->ifname;
+	const char *ifname = tx->bind->c.ifname;
 	int one = 1;
 
 	if (zc_mode(tx) &&
@@ -423,12 +400,12 @@ DMT_API struct dmt_tx *dmt_tx_new(int fd, struct dmt_txbind *bind,
 	dmt_err_clear(err);
 	if (dmt_opts_check(opts, sizeof(*opts), err, "dmt_tx_opts"))
 		return NULL;
-	if (!bind || bind->mode == DMT_MODE_AUTO || !bind->buf) {
+	if (!bind || bind->c.mode == DMT_MODE_AUTO || !bind->c.buf) {
 		dmt_err_set(err, -EINVAL, "make one with dmt_txbind_new",
 			    "send engine: no TX binding");
 		return NULL;
 	}
-	size = dmt_dmabuf_size(bind->buf);
+	size = dmt_dmabuf_size(bind->c.buf);
 	off = DMT_OPT(opts, window_off, 0);
 	len = DMT_OPT(opts, window_len, 0);
 	if (off >= size || (len && len > size - off)) {
@@ -455,8 +432,8 @@ DMT_API struct dmt_tx *dmt_tx_new(int fd, struct dmt_txbind *bind,
 	}
 	tx->fd = fd;
 	tx->bind = bind;
-	tx->buf = bind->buf;
-	tx->mode = bind->mode;
+	tx->buf = bind->c.buf;
+	tx->mode = bind->c.mode;
 	tx->win_off = off;
 	tx->win_len = len;
 	tx->rec_cap = cap;
@@ -855,7 +832,7 @@ static ssize_t send_once(struct dmt_tx *tx, size_t *tried)
 		cm->cmsg_level = SOL_SOCKET;
 		cm->cmsg_type = SCM_DEVMEM_DMABUF;
 		cm->cmsg_len = CMSG_LEN(sizeof(uint32_t));
-		memcpy(CMSG_DATA(cm), &tx->bind->id, sizeof(uint32_t));
+		memcpy(CMSG_DATA(cm), &tx->bind->c.id, sizeof(uint32_t));
 	}
 	if (zc_mode(tx))
 		flags |= MSG_ZEROCOPY;
@@ -959,7 +936,7 @@ static ssize_t push(struct dmt_tx *tx)
 				       "sendmsg of %zu bytes on fd %d (%s%s%.0u)", tried, tx->fd,
 				       dmt_mode_name(tx->mode),
 				       tx->mode == DMT_MODE_DEVMEM ? ", dmabuf id " : "",
-				       tx->mode == DMT_MODE_DEVMEM ? tx->bind->id : 0);
+				       tx->mode == DMT_MODE_DEVMEM ? tx->bind->c.id : 0);
 		}
 	}
 	return total;

@@ -680,7 +680,7 @@ static void fake_transfer(struct ktap *t, const struct fake_run *r)
 {
 	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = DMT_PROVIDER_HOST, .size = 16 << 20);
 	DMT_OPTS(dmt_rx_opts, ro, .max_frags = r->max_frags, .max_bytes = r->max_bytes);
-	struct dmt_rxbind bind = { .mode = DMT_MODE_DEVMEM, .id = 42, .queue_count = 1 };
+	struct dmt_rxbind bind = { .c = { .mode = DMT_MODE_DEVMEM, .id = 42 }, .queue_count = 1 };
 	struct fake f = { .id = 42, .total = r->total, .seed = 99, .plain = r->plain,
 			  .etoosmall_at = r->etoosmall_at, .wrong_id_at = r->wrong_id_at,
 			  .jump = r->jump ? r->jump : 64 };
@@ -705,8 +705,8 @@ static void fake_transfer(struct ktap *t, const struct fake_run *r)
 	}
 	f.map = dmt_dmabuf_map(buf);
 	f.size = dmt_dmabuf_size(buf);
-	bind.buf = buf;
-	snprintf(bind.ifname, sizeof(bind.ifname), "fake0");
+	bind.c.buf = buf;
+	snprintf(bind.c.ifname, sizeof(bind.c.ifname), "fake0");
 	rx = dmt_rx_new(f.fd, &bind, &ro, &err);
 	if (!check(t, rx, "%s: dmt_rx_new on a forged devmem binding", r->name)) {
 		show_err("dmt_rx_new", &err);
@@ -792,7 +792,7 @@ out:
 static void fake_free_returns(struct ktap *t)
 {
 	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = DMT_PROVIDER_HOST, .size = 4 << 20);
-	struct dmt_rxbind bind = { .mode = DMT_MODE_DEVMEM, .id = 5, .queue_count = 1 };
+	struct dmt_rxbind bind = { .c = { .mode = DMT_MODE_DEVMEM, .id = 5 }, .queue_count = 1 };
 	struct fake f = { .id = 5, .total = 1 << 20, .seed = 3, .jump = 64 };
 	struct dmt_rx_frag frags[256];
 	struct dmt_dmabuf *buf;
@@ -806,7 +806,7 @@ static void fake_free_returns(struct ktap *t)
 	if (buf && f.held && f.fd >= 0) {
 		f.map = dmt_dmabuf_map(buf);
 		f.size = dmt_dmabuf_size(buf);
-		bind.buf = buf;
+		bind.c.buf = buf;
 		rx = dmt_rx_new(f.fd, &bind, NULL, &err);
 	}
 	fk = &f;
