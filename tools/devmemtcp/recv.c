@@ -44,7 +44,7 @@
 #define POLL_MS 250		/* signals are checked at least this often */
 
 struct recv_cfg {
-	const char *dev;
+	struct tool_common com;	/* --dev --provider --size --validate --mode */
 	const char *listen;	/* [ADDR][:PORT] as given, or NULL */
 	char listen_host[256];	/* "" for every address */
 	unsigned long port;
@@ -53,11 +53,7 @@ struct recv_cfg {
 	unsigned long peer_port;	/* 0: any */
 	bool queues_set;
 	unsigned long queue_start, queue_count;
-	enum dmt_provider provider;
-	uint64_t size;
-	unsigned long validate;	/* pattern period, 0: off */
 	bool fail_on_linear;
-	enum dmt_mode mode;	/* devmem, auto or copy */
 	bool no_setup;
 	int argc;
 	char **argv;
@@ -144,43 +140,31 @@ static int parse_queues(const char *s, struct recv_cfg *c)
 
 static int parse(int argc, char **argv, struct recv_cfg *c)
 {
-	enum { O_DEV = 256, O_LISTEN, O_QUEUES, O_PROVIDER, O_SIZE, O_VALIDATE,
-	       O_LINEAR, O_MODE, O_NOSETUP, O_PEER, O_HELP };
+	enum { O_LISTEN = O_OWN, O_QUEUES, O_LINEAR, O_NOSETUP, O_PEER };
 	static const struct option opts[] = {
-		{ "dev", required_argument, NULL, O_DEV },
+		TOOL_COMMON_OPTIONS,
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "queues", required_argument, NULL, O_QUEUES },
-		{ "provider", required_argument, NULL, O_PROVIDER },
-		{ "size", required_argument, NULL, O_SIZE },
-		{ "validate", optional_argument, NULL, O_VALIDATE },
 		{ "fail-on-linear", no_argument, NULL, O_LINEAR },
-		{ "mode", required_argument, NULL, O_MODE },
 		{ "no-setup", no_argument, NULL, O_NOSETUP },
 		{ "peer", required_argument, NULL, O_PEER },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, O_HELP },
 		{ 0 }
 	};
-	int o;
+	int o, rc;
 
-	*c = (struct recv_cfg){ .port = DEFAULT_PORT, .provider = DMT_PROVIDER_UDMABUF,
-				.size = DEFAULT_SIZE, .mode = DMT_MODE_AUTO,
-				.argc = argc, .argv = argv };
+	*c = (struct recv_cfg){ .com = TOOL_COMMON_DEFAULTS(DEFAULT_SIZE),
+				.port = DEFAULT_PORT, .argc = argc, .argv = argv };
 	optind = 0;
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, ":j", opts, NULL)) != -1) {
 		const char *arg = optarg;
 
+		rc = tool_common_opt("recv", o, arg, argc, argv, &c->com);
+		if (rc > 1)
+			return rc;
+		if (rc)
+			continue;
 		switch (o) {
-		case 'j':
-			out_init(true);
-			break;
-		case O_HELP:
-			recv_usage(stdout);
-			exit(EXIT_OK);
-		case O_DEV:
-			c->dev = arg;
-			break;
 		case O_LISTEN:
 			c->listen = arg;
 			if (parse_listen(arg, c))
@@ -193,27 +177,8 @@ static int parse(int argc, char **argv, struct recv_cfg *c)
 						      "--queues %s: not START:COUNT", arg);
 			c->queues_set = true;
 			break;
-		case O_PROVIDER:
-			if (dmt_provider_parse(arg, &c->provider) || c->provider == DMT_PROVIDER_FD)
-				return tool_usage_err("use udmabuf, heap, cuda or host",
-						      "--provider %s: unknown provider", arg);
-			break;
-		case O_SIZE:
-			if (parse_size(arg, &c->size) || c->size > SIZE_MAX)
-				return tool_usage_err("give a number of bytes, e.g. 64M, 1G",
-						      "--size %s: not a size", arg);
-			break;
-		case O_VALIDATE:
-			if (parse_validate(arg, argc, argv, &c->validate))
-				return EXIT_USAGE;
-			break;
 		case O_LINEAR:
 			c->fail_on_linear = true;
-			break;
-		case O_MODE:
-			if (dmt_mode_parse(arg, &c->mode) || c->mode == DMT_MODE_ZEROCOPY)
-				return tool_usage_err("use devmem, auto or copy (zerocopy is a send mode)",
-						      "--mode %s: not a receive mode", arg);
 			break;
 		case O_NOSETUP:
 			c->no_setup = true;
@@ -231,7 +196,7 @@ static int parse(int argc, char **argv, struct recv_cfg *c)
 	if (optind < argc)
 		return tool_usage_err("devmemtcp recv --dev IFNAME [--listen [ADDR][:PORT]] ...",
 				      "recv: unexpected argument '%s'", argv[optind]);
-	if (!c->dev)
+	if (!c->com.dev)
 		return tool_usage_err("name the interface the stream arrives on: --dev IFNAME",
 				      "recv needs --dev IFNAME");
 	return 0;
@@ -294,11 +259,11 @@ static int pick_queues(struct recv_cfg *c, struct recv_run *r, unsigned ifindex)
 	    c->queue_start + c->queue_count > r->rx_queues) {
 		tool_err(&e, -ERANGE, NULL,
 			 "--queues %lu:%lu: %s has %u RX queue%s (0..%u)",
-			 c->queue_start, c->queue_count, c->dev, r->rx_queues,
+			 c->queue_start, c->queue_count, c->com.dev, r->rx_queues,
 			 r->rx_queues == 1 ? "" : "s", r->rx_queues - 1);
 		snprintf(e.fix, sizeof(e.fix),
 			 "pick queues below %u, or add channels: `ethtool -L %s combined N`",
-			 r->rx_queues, c->dev);
+			 r->rx_queues, c->com.dev);
 		return fail(r, EXIT_QUEUE, &e, NULL);
 	}
 	return 0;
@@ -312,10 +277,10 @@ static int check_queue_room(const struct recv_cfg *c, struct recv_run *r,
 		return 0;
 	tool_err(e, -ERANGE, NULL,
 		 "%s has %u RX queue%s: devmem on %lu needs %lu (the others keep RSS)",
-		 c->dev, r->rx_queues, r->rx_queues == 1 ? "" : "s",
+		 c->com.dev, r->rx_queues, r->rx_queues == 1 ? "" : "s",
 		 c->queue_count, c->queue_count + 1);
 	snprintf(e->fix, sizeof(e->fix), "add channels (`ethtool -L %s combined %lu`), or a NIC with more queues",
-		 c->dev, c->queue_count + 1);
+		 c->com.dev, c->queue_count + 1);
 	return -1;
 }
 
@@ -334,15 +299,15 @@ static int nic_check(const struct recv_cfg *c, struct recv_run *r)
 	struct dmt_err e = { 0 };
 	int code = EXIT_STEER;
 
-	r->nic = dmt_nic_open(c->dev, &e);
+	r->nic = dmt_nic_open(c->com.dev, &e);
 	if (r->nic && dmt_nic_get_state(r->nic, &st) < 0) {
 		e = *dmt_nic_error(r->nic);
 	} else if (r->nic && (!st.has_rings || !st.tcp_data_split)) {
 		tool_err(&e, -EOPNOTSUPP, NULL,
 			 "%s does not support header split: its rings report no tcp-data-split",
-			 c->dev);
+			 c->com.dev);
 		snprintf(e.fix, sizeof(e.fix), "devmem RX needs a NIC that splits headers from payload (mlx5, gve, fbnic, bnxt, dmveth); `devmemtcp probe %s` lists what is missing; or --mode copy",
-			 c->dev);
+			 c->com.dev);
 		code = EXIT_NOHDS;
 	} else if (r->nic) {
 		if (st.rx_queues)
@@ -354,8 +319,8 @@ static int nic_check(const struct recv_cfg *c, struct recv_run *r)
 	dmt_nic_close(r->nic);	/* nothing was changed */
 	r->nic = NULL;
 	if (!e.code && !e.what[0])
-		tool_err(&e, -EIO, NULL, "open %s for RX setup", c->dev);
-	if (c->mode == DMT_MODE_DEVMEM)
+		tool_err(&e, -EIO, NULL, "open %s for RX setup", c->com.dev);
+	if (c->com.mode == DMT_MODE_DEVMEM)
 		return fail(r, code == EXIT_STEER ? nic_exit(&e) : code, &e,
 			    "check `devmemtcp probe IFNAME`; use --mode auto to fall back to copy");
 	dmt_err_str(&e, r->reason, sizeof(r->reason));
@@ -407,7 +372,7 @@ static const char *bind_fix(int exit_code, const struct recv_cfg *c)
 	case EXIT_NOQMGMT:
 		return "the driver has no queue management ops: devmem RX needs a NIC that can restart one RX queue (mlx5, gve, fbnic, bnxt, dmveth); use --mode copy";
 	case EXIT_NOHDS:
-		snprintf(fix, sizeof(fix), "enable header split: `ethtool -G %s tcp-data-split on hds-thresh 0` (or drop --no-setup)", c->dev);
+		snprintf(fix, sizeof(fix), "enable header split: `ethtool -G %s tcp-data-split on hds-thresh 0` (or drop --no-setup)", c->com.dev);
 		return fix;
 	}
 	return "check `devmemtcp probe IFNAME`; use --mode auto to fall back to copy";
@@ -419,20 +384,20 @@ static const char *bind_fix(int exit_code, const struct recv_cfg *c)
  */
 static int setup_rx(struct recv_cfg *c, struct recv_run *r)
 {
-	DMT_OPTS(dmt_rxbind_opts, bo, .policy = c->mode, .queue_start = c->queue_start,
+	DMT_OPTS(dmt_rxbind_opts, bo, .policy = c->com.mode, .queue_start = c->queue_start,
 		 .queue_count = c->queue_count);
-	bool devmem_possible = c->mode != DMT_MODE_COPY;
+	bool devmem_possible = c->com.mode != DMT_MODE_COPY;
 	struct dmt_err e = { 0 };
 	char sentence[768];
 
 	if (devmem_possible && !dmt_dmabuf_is_dmabuf(r->buf)) {
-		if (c->mode == DMT_MODE_DEVMEM) {
+		if (c->com.mode == DMT_MODE_DEVMEM) {
 			tool_err(&e, -EINVAL, "use --provider udmabuf, heap or cuda, or --mode copy",
-				 "--provider %s is host memory, not a dma-buf: no devmem", dmt_provider_name(c->provider));
+				 "--provider %s is host memory, not a dma-buf: no devmem", dmt_provider_name(c->com.provider));
 			return fail(r, EXIT_BUFFER, &e, NULL);
 		}
 		snprintf(r->reason, sizeof(r->reason), "--provider %s is host memory, not a dma-buf",
-			 dmt_provider_name(c->provider));
+			 dmt_provider_name(c->com.provider));
 		devmem_possible = false;
 	}
 	if (devmem_possible && !c->no_setup && !r->nic)
@@ -444,7 +409,7 @@ static int setup_rx(struct recv_cfg *c, struct recv_run *r)
 			r->nic = NULL;
 		}
 		if (!r->nic) {
-			if (c->mode == DMT_MODE_DEVMEM)
+			if (c->com.mode == DMT_MODE_DEVMEM)
 				return fail(r, nic_exit(&e), &e,
 					    "check `devmemtcp probe IFNAME`; use --mode auto to fall back to copy");
 			snprintf(r->reason, sizeof(r->reason), "%s", dmt_err_str(&e, sentence, sizeof(sentence)));
@@ -454,7 +419,7 @@ static int setup_rx(struct recv_cfg *c, struct recv_run *r)
 	/* copy: no bind-rx attempt at all (nothing set up for it) */
 	if (!devmem_possible)
 		bo.policy = DMT_MODE_COPY;
-	r->bind = dmt_rxbind_new(c->dev, r->buf, &bo, &e);
+	r->bind = dmt_rxbind_new(c->com.dev, r->buf, &bo, &e);
 	if (!r->bind) {
 		int code = bind_exit(&e);
 
@@ -473,7 +438,7 @@ static int setup_rx(struct recv_cfg *c, struct recv_run *r)
 			r->nic = NULL;
 		}
 	}
-	if (c->mode == DMT_MODE_AUTO && r->mode != DMT_MODE_DEVMEM && !out_json())
+	if (c->com.mode == DMT_MODE_AUTO && r->mode != DMT_MODE_DEVMEM && !out_json())
 		fprintf(stderr, "devmemtcp: devmem not used, receiving with %s: %s\n",
 			dmt_mode_name(r->mode), r->reason[0] ? r->reason : "(no reason given)");
 	return 0;
@@ -573,21 +538,21 @@ static int accept_one(struct recv_run *r)
 
 static int setup(struct recv_cfg *c, struct recv_run *r)
 {
-	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = c->provider, .size = c->size);
+	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = c->com.provider, .size = c->com.size);
 	struct dmt_err e = { 0 };
 	unsigned ifindex = 0;
 
-	if (!c->size) {
+	if (!c->com.size) {
 		tool_err(&e, -EINVAL, "give a buffer size, e.g. --size 64M",
 			 "--size 0: the buffer would be empty");
 		return fail(r, EXIT_RANGE, &e, NULL);
 	}
-	if (c->dev && !(ifindex = tool_ifindex(c->dev, &e)))
+	if (c->com.dev && !(ifindex = tool_ifindex(c->com.dev, &e)))
 		return fail(r, EXIT_NODEV, &e, NULL);
-	if (c->mode != DMT_MODE_COPY && pick_queues(c, r, ifindex))
+	if (c->com.mode != DMT_MODE_COPY && pick_queues(c, r, ifindex))
 		return -1;
 	/* the NIC's refusals first, before making a buffer */
-	if (c->mode != DMT_MODE_COPY && !c->no_setup && nic_check(c, r))
+	if (c->com.mode != DMT_MODE_COPY && !c->no_setup && nic_check(c, r))
 		return -1;
 
 	r->buf = dmt_dmabuf_new(&bo, &e);
@@ -617,7 +582,7 @@ static unsigned char pattern_byte(uint64_t k, unsigned period)
 static int check(const struct recv_cfg *c, struct recv_run *r,
 		 const unsigned char *p, size_t len, uint64_t pos, const char *where)
 {
-	ssize_t k = dmt_pattern_check(p, len, pos, c->validate);
+	ssize_t k = dmt_pattern_check(p, len, pos, c->com.validate);
 	struct dmt_err e;
 
 	if (k < 0) {
@@ -626,7 +591,7 @@ static int check(const struct recv_cfg *c, struct recv_run *r,
 	}
 	tool_err(&e, 0, "the sender must send `ncdevmem`'s pattern with the same period (devmemtcp send --validate N); linear or misplaced data means steering or header split is wrong",
 		 "byte %" PRIu64 " of the stream (%s) is 0x%02x, the pattern's is 0x%02x (period %lu)",
-		 pos + k, where, p[k], pattern_byte(pos + k, c->validate), c->validate);
+		 pos + k, where, p[k], pattern_byte(pos + k, c->com.validate), c->com.validate);
 	return fail(r, EXIT_VALIDATE, &e, NULL);
 }
 
@@ -720,12 +685,12 @@ static int run_loop(const struct recv_cfg *c, struct recv_run *r)
 			 * Devmem frags are at most a page; read adjacent ones
 			 * with one dmt_dmabuf_read (one pair of syncs).
 			 */
-			while (c->validate && !f.linear && !f.data && i + 1 < n &&
+			while (c->com.validate && !f.linear && !f.data && i + 1 < n &&
 			       !frags[i + 1].linear && !frags[i + 1].data &&
 			       frags[i + 1].off == f.off + f.len &&
 			       f.len + frags[i + 1].len <= BOUNCE)
 				f.len += frags[++i].len;
-			if (c->validate && check_frag(c, r, &f)) {
+			if (c->com.validate && check_frag(c, r, &f)) {
 				rc = -1;
 				break;
 			}
@@ -780,18 +745,18 @@ static void print_options(const struct recv_cfg *c)
 {
 	out_command(c->argc, c->argv);
 	out_obj_open("options", NULL);
-	out_str("dev", "recv on %s", c->dev);
+	out_str("dev", "recv on %s", c->com.dev);
 	out_str("listen", " listen %s", c->listen_host[0] ? c->listen_host : NULL);
 	out_u64("port", " port %" PRIu64, c->port);
 	out_str("peer", c->peer ? " peer %s" : NULL, c->peer);
-	out_str("mode", ", mode %s", dmt_mode_name(c->mode));
-	out_u64("queue_start", c->mode != DMT_MODE_COPY ? ", queues %" PRIu64 : NULL, c->queue_start);
-	out_u64("queue_count", c->mode != DMT_MODE_COPY ? ":%" PRIu64 : NULL, c->queue_count);
+	out_str("mode", ", mode %s", dmt_mode_name(c->com.mode));
+	out_u64("queue_start", c->com.mode != DMT_MODE_COPY ? ", queues %" PRIu64 : NULL, c->queue_start);
+	out_u64("queue_count", c->com.mode != DMT_MODE_COPY ? ":%" PRIu64 : NULL, c->queue_count);
 	out_bool("setup", c->no_setup ? ", no NIC setup" : NULL, !c->no_setup);
-	out_str("provider", "\nbuffer: %s", dmt_provider_name(c->provider));
-	out_u64("size", " size %" PRIu64, c->size);
-	if (c->validate)
-		out_u64("validate", ", validate %" PRIu64, c->validate);
+	out_str("provider", "\nbuffer: %s", dmt_provider_name(c->com.provider));
+	out_u64("size", " size %" PRIu64, c->com.size);
+	if (c->com.validate)
+		out_u64("validate", ", validate %" PRIu64, c->com.validate);
 	else
 		out_null("validate", NULL);
 	out_bool("fail_on_linear", c->fail_on_linear ? ", fail on linear" : NULL, c->fail_on_linear);
@@ -807,7 +772,7 @@ static void print_results(const struct recv_cfg *c, const struct recv_run *r)
 	out_str("local", "connection: %s", r->local);
 	out_str("remote", " <- %s\n", r->remote);
 	out_str("mode", "mode: %s", dmt_mode_name(r->mode));
-	out_fallback_reason(r->reason, c->mode == DMT_MODE_AUTO);
+	out_fallback_reason(r->reason, c->com.mode == DMT_MODE_AUTO);
 	out_u64("dmabuf_id", r->mode == DMT_MODE_DEVMEM ? ", dmabuf id %" PRIu64 : NULL, r->dmabuf_id);
 	if (r->steered)
 		out_u64("steer_rule", ", ntuple rule %" PRIu64, r->rule);
@@ -821,7 +786,7 @@ static void print_results(const struct recv_cfg *c, const struct recv_run *r)
 	out_u64("tokens", ", tokens returned %" PRIu64, st->tokens);
 	out_u64("dontneed_calls", " in %" PRIu64 " DONTNEED calls", st->dontneed_calls);
 	out_u64("recv_calls", ", %" PRIu64 " recvmsg calls\n", st->recv_calls);
-	if (c->validate)
+	if (c->com.validate)
 		out_u64("validated_bytes", "validated: %" PRIu64 " bytes, pattern ok\n", r->validated);
 	else
 		out_null("validated_bytes", NULL);
@@ -849,7 +814,7 @@ int cmd_recv(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	r->fd = r->lfd = -1;
-	r->mode = c.mode == DMT_MODE_COPY ? DMT_MODE_COPY : DMT_MODE_DEVMEM;
+	r->mode = c.com.mode == DMT_MODE_COPY ? DMT_MODE_COPY : DMT_MODE_DEVMEM;
 	if (!setup(&c, r)) {
 		rc = accept_one(r);
 		if (rc == 0) {

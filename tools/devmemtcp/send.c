@@ -47,20 +47,15 @@ struct send_cfg {
 	const char *bind;	/* ADDR[:PORT] as given, or NULL */
 	char bind_host[256];
 	unsigned long bind_port;
-	const char *dev;	/* --dev, or the route's interface */
+	struct tool_common com;	/* --dev --provider --size --validate --mode */
 	char route_dev[IF_NAMESIZE];
-	enum dmt_provider provider;
 	long fd;		/* --fd, -1 if not given */
 	const char *heap;
 	unsigned long cuda_device;
 	bool hugepages;
-	uint64_t size;		/* 0 with --provider fd: the dma-buf's */
-	bool size_set;
 	uint64_t bytes;		/* 0: no byte limit */
 	double time;		/* 0: no time limit */
 	uint64_t chunk;
-	unsigned long validate;	/* pattern period, 0: off */
-	enum dmt_mode mode;
 	int argc;
 	char **argv;
 };
@@ -103,54 +98,39 @@ void send_usage(FILE *f)
 
 static int parse(int argc, char **argv, struct send_cfg *c)
 {
-	enum { O_DEV = 256, O_PROVIDER, O_FD, O_HEAP, O_CUDA, O_HUGE, O_SIZE,
-	       O_BYTES, O_TIME, O_CHUNK, O_VALIDATE, O_MODE, O_BIND, O_HELP };
+	enum { O_FD = O_OWN, O_HEAP, O_CUDA, O_HUGE, O_BYTES, O_TIME, O_CHUNK,
+	       O_BIND };
 	static const struct option opts[] = {
-		{ "dev", required_argument, NULL, O_DEV },
-		{ "provider", required_argument, NULL, O_PROVIDER },
+		TOOL_COMMON_OPTIONS,
 		{ "fd", required_argument, NULL, O_FD },
 		{ "heap", required_argument, NULL, O_HEAP },
 		{ "cuda-device", required_argument, NULL, O_CUDA },
 		{ "hugepages", no_argument, NULL, O_HUGE },
-		{ "size", required_argument, NULL, O_SIZE },
 		{ "bytes", required_argument, NULL, O_BYTES },
 		{ "time", required_argument, NULL, O_TIME },
 		{ "chunk", required_argument, NULL, O_CHUNK },
-		{ "validate", optional_argument, NULL, O_VALIDATE },
-		{ "mode", required_argument, NULL, O_MODE },
 		{ "bind", required_argument, NULL, O_BIND },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, O_HELP },
 		{ 0 }
 	};
 	const char *size_fix = "give a number of bytes, e.g. 4096, 64K, 16M, 1G";
 	bool bytes_set = false;
-	int o;
+	int o, rc;
 
-	*c = (struct send_cfg){ .port = DEFAULT_PORT, .provider = DMT_PROVIDER_UDMABUF,
-				.fd = -1, .size = DEFAULT_SIZE, .chunk = DEFAULT_CHUNK,
-				.mode = DMT_MODE_AUTO, .argc = argc, .argv = argv };
+	*c = (struct send_cfg){ .com = TOOL_COMMON_DEFAULTS(DEFAULT_SIZE),
+				.port = DEFAULT_PORT, .fd = -1, .chunk = DEFAULT_CHUNK,
+				.argc = argc, .argv = argv };
 	optind = 0;	/* glibc: rescan from argv[1] */
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, ":j", opts, NULL)) != -1) {
 		unsigned long v;
 		const char *arg = optarg;
 
+		rc = tool_common_opt("send", o, arg, argc, argv, &c->com);
+		if (rc > 1)
+			return rc;
+		if (rc)
+			continue;
 		switch (o) {
-		case 'j':
-			out_init(true);
-			break;
-		case O_HELP:
-			send_usage(stdout);
-			exit(EXIT_OK);
-		case O_DEV:
-			c->dev = arg;
-			break;
-		case O_PROVIDER:
-			if (dmt_provider_parse(arg, &c->provider))
-				return tool_usage_err("use udmabuf, heap, cuda, fd or host",
-						      "--provider %s: unknown provider", arg);
-			break;
 		case O_FD:
 			if (parse_uint(arg, 0, 1 << 30, &v))
 				return tool_usage_err("give the number of an open dma-buf fd",
@@ -168,11 +148,6 @@ static int parse(int argc, char **argv, struct send_cfg *c)
 		case O_HUGE:
 			c->hugepages = true;
 			break;
-		case O_SIZE:
-			if (parse_size(arg, &c->size) || c->size > SIZE_MAX)
-				return tool_usage_err(size_fix, "--size %s: not a size", arg);
-			c->size_set = true;
-			break;
 		case O_CHUNK:
 			if (parse_size(arg, &c->chunk) || c->chunk > SIZE_MAX)
 				return tool_usage_err(size_fix, "--chunk %s: not a size", arg);
@@ -186,15 +161,6 @@ static int parse(int argc, char **argv, struct send_cfg *c)
 			if (parse_seconds(arg, &c->time))
 				return tool_usage_err("give seconds > 0, e.g. 10 or 0.5",
 						      "--time %s: not a duration", arg);
-			break;
-		case O_VALIDATE:
-			if (parse_validate(arg, argc, argv, &c->validate))
-				return EXIT_USAGE;
-			break;
-		case O_MODE:
-			if (dmt_mode_parse(arg, &c->mode))
-				return tool_usage_err("use devmem, auto, zerocopy or copy",
-						      "--mode %s: unknown mode", arg);
 			break;
 		case O_BIND:
 			c->bind = arg;
@@ -213,14 +179,14 @@ static int parse(int argc, char **argv, struct send_cfg *c)
 	if (parse_hostport(c->target, c->host, sizeof(c->host), &c->port))
 		return tool_usage_err("use HOST, HOST:PORT or [IPV6]:PORT",
 				      "send: bad destination '%s'", c->target);
-	if ((c->provider == DMT_PROVIDER_FD) != (c->fd >= 0))
+	if ((c->com.provider == DMT_PROVIDER_FD) != (c->fd >= 0))
 		return tool_usage_err("use --provider fd --fd N together",
 				      c->fd >= 0 ? "--fd without --provider fd" : "--provider fd without --fd N");
-	if (!c->dev && (c->mode == DMT_MODE_DEVMEM || c->mode == DMT_MODE_AUTO))
+	if (!c->com.dev && (c->com.mode == DMT_MODE_DEVMEM || c->com.mode == DMT_MODE_AUTO))
 		return tool_usage_err("`ip route get HOST` names the interface: pass it as --dev IFNAME",
-				      "--mode %s needs --dev IFNAME", dmt_mode_name(c->mode));
-	if (c->provider == DMT_PROVIDER_FD && !c->size_set)
-		c->size = 0;
+				      "--mode %s needs --dev IFNAME", dmt_mode_name(c->com.mode));
+	if (c->com.provider == DMT_PROVIDER_FD && !c->com.size_set)
+		c->com.size = 0;
 	if (!bytes_set && !c->time)
 		c->time = DEFAULT_TIME;
 	return 0;
@@ -229,16 +195,16 @@ static int parse(int argc, char **argv, struct send_cfg *c)
 /* The checks on lengths, failing with EXIT_RANGE. */
 static int check_lengths(const struct send_cfg *c, struct send_run *r)
 {
-	if (c->size_set && !c->size)
+	if (c->com.size_set && !c->com.size)
 		tool_err(&r->err, -EINVAL, "give a buffer size, e.g. --size 16M",
 			 "--size 0: the buffer would be empty");
 	else if (!c->chunk)
 		tool_err(&r->err, -EINVAL, "give a chunk size, e.g. --chunk 64K",
 			 "--chunk 0: zero-length sends");
-	else if (c->size && c->chunk > c->size)
+	else if (c->com.size && c->chunk > c->com.size)
 		tool_err(&r->err, -EINVAL, "use --chunk no larger than --size, or a larger --size",
 			 "--chunk %llu is larger than the buffer (--size %llu)",
-			 (unsigned long long)c->chunk, (unsigned long long)c->size);
+			 (unsigned long long)c->chunk, (unsigned long long)c->com.size);
 	else if (c->bytes == 0 && !c->time)
 		tool_err(&r->err, -EINVAL, "give --bytes > 0 or --time",
 			 "--bytes 0: nothing to send");
@@ -320,22 +286,22 @@ static int route_dev(struct send_cfg *c, struct send_run *r,
 		tool_err(e, -ENODEV, "name it with --dev IFNAME", "find the interface towards %s", c->host);
 		return -1;
 	}
-	c->dev = c->route_dev;
+	c->com.dev = c->route_dev;
 	return 0;
 }
 
 static int setup(struct send_cfg *c, struct send_run *r)
 {
-	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = c->provider, .size = c->size,
+	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = c->com.provider, .size = c->com.size,
 		 .hugepages = c->hugepages, .heap = c->heap,
 		 .cuda_device = c->cuda_device, .fd = c->fd);
-	DMT_OPTS(dmt_txbind_opts, to, .policy = c->mode);
+	DMT_OPTS(dmt_txbind_opts, to, .policy = c->com.mode);
 	struct sockaddr_storage dst, src;
 	socklen_t dstlen, srclen = 0;
 	struct dmt_err e = { 0 };
 	int one = 1;
 
-	if (c->dev && !tool_ifindex(c->dev, &e))
+	if (c->com.dev && !tool_ifindex(c->com.dev, &e))
 		return fail(r, EXIT_NODEV, &e, NULL);
 	if (c->bind && resolve(c->bind_host, c->bind_port, AF_UNSPEC, true, &src, &srclen, &e))
 		return fail(r, EXIT_USAGE, &e, NULL);
@@ -354,14 +320,14 @@ static int setup(struct send_cfg *c, struct send_run *r)
 			 (unsigned long long)c->chunk, dmt_dmabuf_size(r->buf));
 		return fail(r, EXIT_RANGE, &e, NULL);
 	}
-	if (!c->dev && route_dev(c, r, &dst, dstlen, c->bind ? &src : NULL, srclen, &e))
+	if (!c->com.dev && route_dev(c, r, &dst, dstlen, c->bind ? &src : NULL, srclen, &e))
 		return fail(r, EXIT_NODEV, &e, NULL);
 
-	r->bind = dmt_txbind_new(c->dev, r->buf, &to, &e);
+	r->bind = dmt_txbind_new(c->com.dev, r->buf, &to, &e);
 	if (!r->bind)
 		return fail(r, e.code == -ENODEV ? EXIT_NODEV : EXIT_NODEVMEM, &e,
 			    "use a NIC whose driver supports devmem TX, or --mode auto");
-	if (c->mode == DMT_MODE_AUTO && dmt_txbind_mode(r->bind) != DMT_MODE_DEVMEM && !out_json())
+	if (c->com.mode == DMT_MODE_AUTO && dmt_txbind_mode(r->bind) != DMT_MODE_DEVMEM && !out_json())
 		fprintf(stderr, "devmemtcp: devmem not used, sending with %s: %s\n",
 			dmt_mode_name(dmt_txbind_mode(r->bind)),
 			dmt_txbind_fallback_reason(r->bind));
@@ -479,8 +445,8 @@ static ssize_t queue_batch(const struct send_cfg *c, struct send_run *r)
 		if (rc < 0)
 			return fail(r, rc == -EINVAL || rc == -ERANGE ? EXIT_RANGE : EXIT_RUNTIME,
 				    dmt_tx_error(r->tx), NULL);
-		if (c->validate) {
-			rc = dmt_dmabuf_fill(r->buf, reg[nr].off, reg[nr].len, pos, c->validate);
+		if (c->com.validate) {
+			rc = dmt_dmabuf_fill(r->buf, reg[nr].off, reg[nr].len, pos, c->com.validate);
 			if (rc < 0) {
 				struct dmt_err e;
 
@@ -605,18 +571,18 @@ static void print_options(const struct send_cfg *c)
 	out_str("host", "send to %s", c->host);
 	out_u64("port", " port %" PRIu64, c->port);
 	out_str("bind", c->bind ? " from %s" : NULL, c->bind);
-	out_str("dev", c->dev ? " dev %s" : NULL, c->dev);
-	out_str("mode", ", mode %s", dmt_mode_name(c->mode));
-	out_str("provider", "\nbuffer: %s", dmt_provider_name(c->provider));
-	if (c->provider == DMT_PROVIDER_FD)
+	out_str("dev", c->com.dev ? " dev %s" : NULL, c->com.dev);
+	out_str("mode", ", mode %s", dmt_mode_name(c->com.mode));
+	out_str("provider", "\nbuffer: %s", dmt_provider_name(c->com.provider));
+	if (c->com.provider == DMT_PROVIDER_FD)
 		out_int("fd", " fd %lld", c->fd);
-	if (c->provider == DMT_PROVIDER_HEAP)
+	if (c->com.provider == DMT_PROVIDER_HEAP)
 		out_str("heap", " heap %s", c->heap ? c->heap : "system");
-	if (c->provider == DMT_PROVIDER_CUDA)
+	if (c->com.provider == DMT_PROVIDER_CUDA)
 		out_u64("cuda_device", " device %" PRIu64, c->cuda_device);
-	if (c->provider == DMT_PROVIDER_UDMABUF)
+	if (c->com.provider == DMT_PROVIDER_UDMABUF)
 		out_bool("hugepages", c->hugepages ? " hugepages" : NULL, c->hugepages);
-	out_u64("size", " size %" PRIu64, c->size);
+	out_u64("size", " size %" PRIu64, c->com.size);
 	out_u64("chunk", ", chunk %" PRIu64, c->chunk);
 	if (c->bytes)
 		out_u64("bytes", ", bytes %" PRIu64, c->bytes);
@@ -626,8 +592,8 @@ static void print_options(const struct send_cfg *c)
 		out_dbl("time", ", time %g s", c->time);
 	else
 		out_null("time", NULL);
-	if (c->validate)
-		out_u64("validate", ", validate %" PRIu64, c->validate);
+	if (c->com.validate)
+		out_u64("validate", ", validate %" PRIu64, c->com.validate);
 	else
 		out_null("validate", NULL);
 	out_obj_close();
@@ -646,7 +612,7 @@ static void print_results(const struct send_cfg *c, const struct send_run *r)
 	out_str("local", "connection: %s", r->local);
 	out_str("remote", " -> %s\n", r->remote);
 	out_str("mode", "mode: %s", dmt_mode_name(mode));
-	out_fallback_reason(reason, c->mode == DMT_MODE_AUTO);
+	out_fallback_reason(reason, c->com.mode == DMT_MODE_AUTO);
 	out_u64("dmabuf_id", mode == DMT_MODE_DEVMEM ? ", dmabuf id %" PRIu64 : NULL,
 		dmt_txbind_id(r->bind));
 	out_text("\n");

@@ -74,6 +74,35 @@ int parse_seconds(const char *s, double *val);
 int parse_hostport(const char *s, char *host, size_t hostlen,
 		   unsigned long *port);
 
+/* The options send and recv share; a command's own start at O_OWN. */
+enum { O_DEV = 256, O_PROVIDER, O_SIZE, O_VALIDATE, O_MODE, O_HELP, O_OWN };
+#define TOOL_COMMON_OPTIONS \
+	{ "dev", required_argument, NULL, O_DEV }, \
+	{ "provider", required_argument, NULL, O_PROVIDER }, \
+	{ "size", required_argument, NULL, O_SIZE }, \
+	{ "validate", optional_argument, NULL, O_VALIDATE }, \
+	{ "mode", required_argument, NULL, O_MODE }, \
+	{ "json", no_argument, NULL, 'j' }, \
+	{ "help", no_argument, NULL, O_HELP }
+
+struct tool_common {
+	const char *dev;	/* send: --dev, or the route's interface */
+	enum dmt_provider provider;
+	uint64_t size;		/* send with --provider fd, 0: the dma-buf's */
+	bool size_set;
+	unsigned long validate;	/* pattern period, 0: off */
+	enum dmt_mode mode;
+};
+#define TOOL_COMMON_DEFAULTS(sz) \
+	{ .provider = DMT_PROVIDER_UDMABUF, .size = (sz), .mode = DMT_MODE_AUTO }
+
+/*
+ * Take a shared option for cmd ("send" or "recv", which decides the
+ * providers and modes allowed): 1 taken, 0 not a shared option, or
+ * EXIT_USAGE after printing the error.  --help prints usage and exits.
+ */
+int tool_common_opt(const char *cmd, int o, const char *arg, int argc,
+		    char **argv, struct tool_common *c);
 /* "CMD: bad option ..." or "needs a value" for getopt_long's o (':'). */
 int tool_bad_option(const char *cmd, int o, char **argv);
 /* --validate, --validate=N, --validate N: the pattern period (7), 2..255. */

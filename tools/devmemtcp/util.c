@@ -161,6 +161,47 @@ int parse_hostport(const char *s, char *host, size_t hostlen,
 	return 0;
 }
 
+int tool_common_opt(const char *cmd, int o, const char *arg, int argc,
+		    char **argv, struct tool_common *c)
+{
+	bool recv = !strcmp(cmd, "recv");
+
+	switch (o) {
+	case 'j':
+		out_init(true);
+		return 1;
+	case O_HELP:
+		(recv ? recv_usage : send_usage)(stdout);
+		exit(EXIT_OK);
+	case O_DEV:
+		c->dev = arg;
+		return 1;
+	case O_PROVIDER:
+		if (dmt_provider_parse(arg, &c->provider) ||
+		    (recv && c->provider == DMT_PROVIDER_FD))
+			return tool_usage_err(recv ? "use udmabuf, heap, cuda or host" :
+					      "use udmabuf, heap, cuda, fd or host",
+					      "--provider %s: unknown provider", arg);
+		return 1;
+	case O_SIZE:
+		if (parse_size(arg, &c->size) || c->size > SIZE_MAX)
+			return tool_usage_err("give a number of bytes, e.g. 4096, 64K, 16M, 1G",
+					      "--size %s: not a size", arg);
+		c->size_set = true;
+		return 1;
+	case O_VALIDATE:
+		return parse_validate(arg, argc, argv, &c->validate) ? EXIT_USAGE : 1;
+	case O_MODE:
+		if (dmt_mode_parse(arg, &c->mode) || (recv && c->mode == DMT_MODE_ZEROCOPY))
+			return tool_usage_err(recv ? "use devmem, auto or copy (zerocopy is a send mode)" :
+					      "use devmem, auto, zerocopy or copy",
+					      recv ? "--mode %s: not a receive mode" : "--mode %s: unknown mode",
+					      arg);
+		return 1;
+	}
+	return 0;
+}
+
 int tool_bad_option(const char *cmd, int o, char **argv)
 {
 	return tool_usage_err("see `devmemtcp --help`",
