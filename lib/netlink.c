@@ -126,44 +126,6 @@ static const char *bind_tx_fix(struct dmt_nl *nl, int ret)
 	return NULL;
 }
 
-DMT_API int dmt_bind_tx(struct dmt_nl *nl, unsigned ifindex, int dmabuf_fd,
-			uint32_t *id)
-{
-	static const char *const names[] = {
-		[NETDEV_A_DMABUF_IFINDEX] = "ifindex",
-		[NETDEV_A_DMABUF_FD] = "fd",
-	};
-	char buf[256] __attribute__((aligned(8)));
-	struct dmt_nlreq req = {
-		.names = names,
-		.nr_names = sizeof(names) / sizeof(names[0]),
-	};
-	uint32_t got = 0;
-	int ret;
-
-	if (!nl)
-		return -EINVAL;
-	dmt_err_clear(&nl->err);
-	if (dmabuf_fd < 0)
-		return dmt_err_set(&nl->err, -EBADF, "pass a dma-buf fd",
-				   "bind-tx of fd %d on ifindex %u", dmabuf_fd,
-				   ifindex);
-	req.nlh = dmt_genl_msg(&nl->nls, buf, sizeof(buf), nl->family,
-			       NETDEV_CMD_BIND_TX, NETDEV_FAMILY_VERSION, 0);
-	mnl_attr_put_u32(req.nlh, NETDEV_A_DMABUF_IFINDEX, ifindex);
-	mnl_attr_put_u32(req.nlh, NETDEV_A_DMABUF_FD, dmabuf_fd);
-	ret = dmt_nls_exchange(&nl->nls, &req, bind_cb, &got, &nl->err);
-	if (!ret && !got)
-		ret = -EPROTO;
-	if (ret)
-		return dmt_err_set(&nl->err, ret, bind_tx_fix(nl, ret),
-				   "bind-tx of dma-buf fd %d on ifindex %u",
-				   dmabuf_fd, ifindex);
-	if (id)
-		*id = got;
-	return 0;
-}
-
 /* ------------------------------------------------------------ bind-rx */
 
 #define BIND_RX_MAX_QUEUES 65536	/* bounds the request we build */
@@ -216,8 +178,10 @@ static const char *bind_rx_fix(struct dmt_nl *nl, int ret)
 	return NULL;
 }
 
-DMT_API int dmt_bind_rx(struct dmt_nl *nl, unsigned ifindex, int dmabuf_fd,
-			const uint32_t *queues, unsigned nqueues, uint32_t *id)
+/* bind-tx (no queues) or bind-rx: build the request, send it, read the id. */
+static int bind_dmabuf(struct dmt_nl *nl, unsigned cmd, unsigned ifindex,
+		       int dmabuf_fd, const uint32_t *queues, unsigned nqueues,
+		       uint32_t *id)
 {
 	static const char *const names[] = {
 		[NETDEV_A_DMABUF_IFINDEX] = "ifindex",
@@ -234,6 +198,7 @@ DMT_API int dmt_bind_rx(struct dmt_nl *nl, unsigned ifindex, int dmabuf_fd,
 		.nest_names = qnames,
 		.nr_nest_names = sizeof(qnames) / sizeof(qnames[0]),
 	};
+	bool rx = cmd == NETDEV_CMD_BIND_RX;
 	uint32_t got = 0;
 	size_t len;
 	void *buf;
@@ -244,9 +209,9 @@ DMT_API int dmt_bind_rx(struct dmt_nl *nl, unsigned ifindex, int dmabuf_fd,
 	dmt_err_clear(&nl->err);
 	if (dmabuf_fd < 0)
 		return dmt_err_set(&nl->err, -EBADF, "pass a dma-buf fd",
-				   "bind-rx of fd %d on ifindex %u", dmabuf_fd,
-				   ifindex);
-	if (!queues || !nqueues || nqueues > BIND_RX_MAX_QUEUES)
+				   "%s of fd %d on ifindex %u", rx ? "bind-rx" : "bind-tx",
+				   dmabuf_fd, ifindex);
+	if (rx && (!queues || !nqueues || nqueues > BIND_RX_MAX_QUEUES))
 		return dmt_err_set(&nl->err, -EINVAL, "name 1 to 65536 RX queues",
 				   "bind-rx of dma-buf fd %d on ifindex %u with %u queues",
 				   dmabuf_fd, ifindex, queues ? nqueues : 0);
@@ -257,9 +222,9 @@ DMT_API int dmt_bind_rx(struct dmt_nl *nl, unsigned ifindex, int dmabuf_fd,
 	buf = malloc(len);
 	if (!buf)
 		return dmt_err_set(&nl->err, -ENOMEM, NULL,
-				   "bind-rx request for %u queues", nqueues);
-	req.nlh = dmt_genl_msg(&nl->nls, buf, len, nl->family,
-			       NETDEV_CMD_BIND_RX, NETDEV_FAMILY_VERSION, 0);
+				   "bind request for %u queues", nqueues);
+	req.nlh = dmt_genl_msg(&nl->nls, buf, len, nl->family, cmd,
+			       NETDEV_FAMILY_VERSION, 0);
 	mnl_attr_put_u32(req.nlh, NETDEV_A_DMABUF_IFINDEX, ifindex);
 	mnl_attr_put_u32(req.nlh, NETDEV_A_DMABUF_FD, dmabuf_fd);
 	for (unsigned i = 0; i < nqueues; i++) {
@@ -271,17 +236,34 @@ DMT_API int dmt_bind_rx(struct dmt_nl *nl, unsigned ifindex, int dmabuf_fd,
 		nest->nla_type |= NLA_F_NESTED;	/* the kernel parses it strictly */
 	}
 	ret = dmt_nls_exchange(&nl->nls, &req, bind_cb, &got, &nl->err);
+	free(buf);
 	if (!ret && !got)
 		ret = -EPROTO;
+	if (ret && !rx)
+		return dmt_err_set(&nl->err, ret, bind_tx_fix(nl, ret),
+				   "bind-tx of dma-buf fd %d on ifindex %u",
+				   dmabuf_fd, ifindex);
 	if (ret)
-		ret = dmt_err_set(&nl->err, ret, bind_rx_fix(nl, ret),
-				  nqueues > 1 ? "bind-rx of dma-buf fd %d on ifindex %u, %u queues from %u" :
-				  "bind-rx of dma-buf fd %d on ifindex %u, queue %.0u%u",
-				  dmabuf_fd, ifindex, nqueues > 1 ? nqueues : 0, queues[0]);
-	else if (id)
+		return dmt_err_set(&nl->err, ret, bind_rx_fix(nl, ret),
+				   nqueues > 1 ? "bind-rx of dma-buf fd %d on ifindex %u, %u queues from %u" :
+				   "bind-rx of dma-buf fd %d on ifindex %u, queue %.0u%u",
+				   dmabuf_fd, ifindex, nqueues > 1 ? nqueues : 0, queues[0]);
+	if (id)
 		*id = got;
-	free(buf);
-	return ret;
+	return 0;
+}
+
+DMT_API int dmt_bind_tx(struct dmt_nl *nl, unsigned ifindex, int dmabuf_fd,
+			uint32_t *id)
+{
+	return bind_dmabuf(nl, NETDEV_CMD_BIND_TX, ifindex, dmabuf_fd, NULL, 0, id);
+}
+
+DMT_API int dmt_bind_rx(struct dmt_nl *nl, unsigned ifindex, int dmabuf_fd,
+			const uint32_t *queues, unsigned nqueues, uint32_t *id)
+{
+	return bind_dmabuf(nl, NETDEV_CMD_BIND_RX, ifindex, dmabuf_fd, queues,
+			   nqueues, id);
 }
 
 /* ------------------------------------------------------------ dev-get */

@@ -192,4 +192,45 @@ static inline void rx_join(struct rx *rx)
 	pthread_join(rx->thread, NULL);
 }
 
+/*
+ * Send the pattern from stream position *pos up to end through tx, in
+ * regions of next_len(arg) bytes (NULL: chunk bytes): alloc, waiting up
+ * to 1 s at a time for completions while the window is full; fill; send;
+ * reap what completed.  *pos advances past what was sent.  0 or -errno.
+ */
+static inline int tx_pump(struct dmt_tx *tx, struct dmt_dmabuf *buf,
+			  uint64_t *pos, uint64_t end, size_t chunk,
+			  size_t (*next_len)(uint32_t *seed), uint32_t *seed)
+{
+	while (*pos < end) {
+		size_t len = next_len ? next_len(seed) : chunk;
+		struct dmt_region r;
+		ssize_t n;
+		int ret;
+
+		if (len > end - *pos)
+			len = end - *pos;
+		while ((ret = dmt_tx_alloc(tx, len, &r)) == -EAGAIN) {
+			ret = dmt_tx_poll(tx, 1000);
+			if (ret < 0)
+				return ret;
+		}
+		if (ret < 0)
+			return ret;
+		ret = dmt_dmabuf_fill(buf, r.off, r.len, *pos, TX_PERIOD);
+		if (ret < 0) {
+			printf("# dmt_dmabuf_fill: %s\n", strerror(-ret));
+			return ret;
+		}
+		n = dmt_tx_send(tx, &r, 1);
+		if (n < 0)
+			return n;
+		*pos += len;
+		ret = dmt_tx_poll(tx, 0);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 #endif /* TX_COMMON_H */

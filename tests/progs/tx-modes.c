@@ -35,43 +35,15 @@ static size_t next_len(uint32_t *seed)
 	}
 }
 
-/* Send o->total bytes of the pattern through tx; 0 or the failing -errno. */
+/* Send total bytes of the pattern through tx; 0 or the failing -errno. */
 static int pump(struct dmt_tx *tx, struct dmt_dmabuf *buf, uint64_t total)
 {
 	uint32_t seed = 42;
 	uint64_t pos = 0;
 	int ret;
 
-	while (pos < total) {
-		struct dmt_region r;
-		size_t len = next_len(&seed);
-		ssize_t n;
-
-		if (len > total - pos)
-			len = total - pos;
-		ret = dmt_tx_alloc(tx, len, &r);
-		if (ret == -EAGAIN) {
-			ret = dmt_tx_poll(tx, 1000);
-			if (ret < 0)
-				return ret;
-			continue;
-		}
-		if (ret < 0)
-			return ret;
-		ret = dmt_dmabuf_fill(buf, r.off, r.len, pos, TX_PERIOD);
-		if (ret < 0) {
-			printf("# dmt_dmabuf_fill: %s\n", strerror(-ret));
-			return ret;
-		}
-		n = dmt_tx_send(tx, &r, 1);
-		if (n < 0)
-			return n;
-		pos += len;
-		ret = dmt_tx_poll(tx, 0);
-		if (ret < 0)
-			return ret;
-	}
-	return dmt_tx_drain(tx, 20000);
+	ret = tx_pump(tx, buf, &pos, total, 0, next_len, &seed);
+	return ret ? ret : dmt_tx_drain(tx, 20000);
 }
 
 static void transfer(struct ktap *t, const struct opt *o, enum dmt_mode mode)

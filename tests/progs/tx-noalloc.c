@@ -57,36 +57,6 @@ int posix_memalign(void **out, size_t align, size_t size)
 	return *out ? 0 : ENOMEM;
 }
 
-/* Stream [*pos, end) in CHUNK regions; 0 or -errno. */
-static int pump(struct dmt_tx *tx, struct dmt_dmabuf *buf, uint64_t *pos, uint64_t end)
-{
-	while (*pos < end) {
-		size_t len = end - *pos < CHUNK ? end - *pos : CHUNK;
-		struct dmt_region r;
-		ssize_t n;
-		int ret;
-
-		ret = dmt_tx_alloc(tx, len, &r);
-		if (ret == -EAGAIN) {
-			ret = dmt_tx_poll(tx, 1000);
-			if (ret < 0)
-				return ret;
-			continue;
-		}
-		if (ret < 0)
-			return ret;
-		ret = dmt_dmabuf_fill(buf, r.off, r.len, *pos, TX_PERIOD);
-		if (ret < 0)
-			return ret;
-		n = dmt_tx_send(tx, &r, 1);
-		if (n < 0)
-			return n;
-		dmt_tx_poll(tx, 0);
-		*pos += len;
-	}
-	return 0;
-}
-
 static void one_mode(struct ktap *t, struct dmt_dmabuf *buf, enum dmt_mode mode)
 {
 	DMT_OPTS(dmt_txbind_opts, po, .policy = mode);
@@ -118,11 +88,11 @@ static void one_mode(struct ktap *t, struct dmt_dmabuf *buf, enum dmt_mode mode)
 			shutdown(rx.lfd, SHUT_RDWR);
 		goto out;
 	}
-	ret = pump(tx, buf, &pos, 1u << 20);		/* warm-up */
+	ret = tx_pump(tx, buf, &pos, 1u << 20, CHUNK, NULL, NULL);		/* warm-up */
 	allocs = 0;
 	counting = true;
 	if (!ret)
-		ret = pump(tx, buf, &pos, total);
+		ret = tx_pump(tx, buf, &pos, total, CHUNK, NULL, NULL);
 	counting = false;
 	steady = allocs;
 	if (!ret)
