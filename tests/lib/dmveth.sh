@@ -101,6 +101,7 @@ rings_set() {
 		case $1:$2 in
 		tcp-data-split:on) v='"enabled"' ;;
 		tcp-data-split:off) v='"disabled"' ;;
+		tcp-data-split:auto) v='"unknown"' ;;
 		*) v=$2 ;;
 		esac
 		json+=", \"$1\": $v"
