@@ -82,8 +82,10 @@ int dmt_bindcore_settle(struct dmt_bindcore *c, enum dmt_mode policy,
 
 	if (!ret)
 		return 1;
-	if (policy == DMT_MODE_DEVMEM)
-		return dmt_err_copy(err, e);
+	if (policy == DMT_MODE_DEVMEM) {
+		dmt_err_copy(err, e);
+		return ret;
+	}
 	snprintf(c->reason, sizeof(c->reason), "%.120s: %.40s%s%.200s%s%s%.180s%s",
 		 e->what, strerror_r(-e->code, ebuf, sizeof(ebuf)),
 		 e->extack[0] ? ": kernel says \"" : "", e->extack,
