@@ -111,8 +111,8 @@ static const char *bind_tx_fix(struct dmt_nl *nl, int ret)
 	case -EOPNOTSUPP:
 		if (!nl->err.extack[0] && !nl_knows_cmd(nl, NETDEV_CMD_BIND_TX))
 			return "bind-tx needs Linux >= 6.16";
-		return "the device cannot send from a dma-buf: use the zerocopy "
-		       "or copy mode";
+		return "the driver of this interface cannot send from device memory: "
+		       "use a NIC with netmem TX, or the zerocopy/copy mode";
 	case -ENODEV:
 		return "no such interface in this network namespace";
 	case -EBADF:
@@ -121,6 +121,8 @@ static const char *bind_tx_fix(struct dmt_nl *nl, int ret)
 		if (!nl->err.extack[0])
 			return "pass a dma-buf fd (the kernel refuses other files "
 			       "with EINVAL)";
+		if (strstr(nl->err.extack, "PAGE_SIZE"))
+			return "make the dma-buf size a multiple of the page size";
 		return NULL;
 	}
 	return NULL;

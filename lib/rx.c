@@ -98,8 +98,6 @@ static const char *bind_fix(struct dmt_rxbind *bind, struct dmt_nl *nl, int ret,
 	struct rxq_scan s;
 
 	switch (ret) {
-	case -EPERM:
-		return "bind-rx needs CAP_NET_ADMIN (run as root)";
 	case -EINVAL:
 		if (strstr(x, "tcp-data-split is disabled")) {
 			snprintf(buf, len, "enable header split: ethtool -G %s tcp-data-split on "
@@ -145,9 +143,6 @@ static const char *bind_fix(struct dmt_rxbind *bind, struct dmt_nl *nl, int ret,
 			return buf;
 		}
 		return NULL;
-	case -ENODATA:
-		return "the driver ignores unreadable page pools "
-		       "(PP_FLAG_ALLOW_UNREADABLE_NETMEM): it cannot receive into a dma-buf";
 	case -ENODEV:
 		snprintf(buf, len, "%s is not present (removed, or in another namespace)", ifn);
 		return buf;

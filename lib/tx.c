@@ -113,25 +113,9 @@ static const char *zc_refusal(const struct dmt_dmabuf *buf)
 	       "(only host and udmabuf buffers can)";
 }
 
-/* The fix for a refused bind-tx when netlink.c has none better. */
-static const char *bind_fix(int ret)
-{
-	switch (ret) {
-	case -EOPNOTSUPP:
-		return "the driver of this interface cannot send from device memory: "
-		       "use a NIC with netmem TX, or the zerocopy/copy mode";
-	case -ENODEV:
-		return "the interface is not present (down, or removed)";
-	case -EINVAL:
-		return "the dma-buf size must be a multiple of the page size";
-	}
-	return NULL;
-}
-
 /* Try bind-tx; on refusal fill e (what failed, errno, extack, fix). */
 static int try_devmem(struct dmt_txbind *bind, struct dmt_err *e)
 {
-	const struct dmt_err *ne;
 	struct dmt_nl *nl;
 	uint32_t id = 0;
 	int ret;
@@ -140,12 +124,9 @@ static int try_devmem(struct dmt_txbind *bind, struct dmt_err *e)
 	if (!nl)
 		return e->code;
 	ret = dmt_bind_tx(nl, bind->c.ifindex, dmt_dmabuf_fd(bind->c.buf), &id);
-	if (ret < 0) {
-		ne = dmt_nl_error(nl);
-		return dmt_bindcore_refused(nl, ret, ne->fix[0] ? ne->fix : bind_fix(ret), e,
-					    "bind-tx of dma-buf fd %d on %s",
+	if (ret < 0)	/* netlink.c's fix is the one */
+		return dmt_bindcore_refused(nl, ret, NULL, e, "bind-tx of dma-buf fd %d on %s",
 					    dmt_dmabuf_fd(bind->c.buf), bind->c.ifname);
-	}
 	dmt_bindcore_bound(&bind->c, nl, id);
 	return 0;
 }
