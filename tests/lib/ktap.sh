@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # KTAP helpers for shell tests.  Source it; each test prints one line per
 # check: "ok N name", "not ok N name" or "ok N name # SKIP reason".
-# A .t file's lines count; its exit status counts only when it is 2 or more
-# (a syntax error, a crash, a timeout): that is one more failure.
+# A .t file passes only when it exits 0, printed at least one result and no
+# "not ok" (tests/lib/runner.sh has the runner's verdict): exit non-zero
+# when a check failed, and keep every pipeline's status (set -o pipefail).
 KTAP_N=0
 TOP=${TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 BUILD=${BUILD:-$TOP/build}
