@@ -29,7 +29,7 @@ TEST_PROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 BENCH_PROGS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 KMOD_FILES := $(wildcard kernel/*/*.c kernel/*/*.h)
 
-.PHONY: all lib deps vm vm-debug demo check test bench checkpatch rig-progs install clean
+.PHONY: all lib deps vm vm-debug demo check test bench checkpatch rig-progs install clean asan
 
 all: lib $(if $(TOOL_SRCS),$(TOOL)) $(TEST_PROGS) $(BENCH_PROGS)
 
@@ -47,7 +47,7 @@ $(BUILD)/lib/static/%.o: lib/%.c $(LIB_HDRS)
 
 $(LIB_SO): $(LIB_PIC) lib/devmemtcp.map
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/devmemtcp.map \
-		-Wl,--no-undefined $(LIB_PIC) -o $@ $(MNL_LIBS) -ldl
+		-Wl,--no-undefined $(LDFLAGS) $(LIB_PIC) -o $@ $(MNL_LIBS) -ldl
 	ln -sf $(notdir $@) $(BUILD)/lib/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/lib/libdevmemtcp.so
 
@@ -58,7 +58,7 @@ $(LIB_A): $(LIB_OBJ)
 # The tool links the static library: one file to run in the VM or copy.
 $(TOOL): $(TOOL_SRCS) $(wildcard tools/devmemtcp/*.h) $(LIB_A)
 	@mkdir -p $(@D)
-	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Iinclude $(TOOL_SRCS) -o $@ $(LIB_A) $(MNL_LIBS) -ldl
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Iinclude $(TOOL_SRCS) -o $@ $(LDFLAGS) $(LIB_A) $(MNL_LIBS) -ldl
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
@@ -82,7 +82,7 @@ $(BUILD)/bench/%: bench/%.c
 $(BUILD)/tests/%: tests/progs/%.c $(wildcard tests/progs/*.h) $(LIB_HDRS) $(if $(LIB_SRCS),$(LIB_A))
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Itests/progs -Iinclude -Ilib $(MNL_CFLAGS) $< -o $@ \
-		$(if $(LIB_SRCS),$(LIB_A)) $(MNL_LIBS) -ldl -lpthread
+		$(LDFLAGS) $(if $(LIB_SRCS),$(LIB_A)) $(MNL_LIBS) -ldl -lpthread
 
 # The uapi numbers we define ourselves, checked against the rig kernel's
 # own installed headers.
@@ -91,6 +91,13 @@ $(BUILD)/tests/uapi-consts-rig: tests/progs/uapi-consts.c lib/dmt-uapi.h
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -DDMT_RIG_HEADERS -isystem $(RIG_HEADERS) \
 		-Itests/progs -Ilib $< -o $@
+
+# The same library, tool and test programs with AddressSanitizer and
+# UBSan, in build/asan: tests/run runs the "# asan: yes" host files again
+# against it.
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+asan:
+	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" all
 
 deps:
 	@bash -c '. vm/lib.sh && need_root && host_deps && say "host packages present"'
@@ -109,7 +116,7 @@ demo: vm
 # Every test: host tests, then the VM suites on the normal and the debug
 # kernel.  The last line is "N passed, N failed, N skipped".
 check: vm vm-debug
-	$(MAKE) all rig-progs
+	$(MAKE) all rig-progs asan
 	tests/run
 
 test:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# asan: yes
 # Host-side runs of the C test programs that need no VM: our uapi numbers
 # against this system's headers, and the host kernel's netdev genl family.
 . "$(dirname "$0")/../lib/ktap.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# asan: yes
 # devmemtcp recv and probe on the host (no /dev/udmabuf here: --provider
 # host): `send --mode copy --validate` into `recv --mode auto --validate`
 # over lo (auto falls back to copy and says why), text and -j summaries,

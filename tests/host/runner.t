@@ -39,6 +39,15 @@ echo "ok 1 guest fine"'
 fake "$V/10-vhang.t" '# cap: 2
 echo "ok 1 before"; sleep 60'
 fake "$V/20-vexit1.t" 'echo "ok 1 fine"; exit 1'
+# the ASan pass: a file marked "# asan: yes" runs again against build/asan
+# with a sanitizer log folder; a real heap overflow there must fail it
+mkdir -p "$T/build/asan/bin"
+printf '#!/bin/sh\n' >"$T/build/asan/bin/devmemtcp"
+chmod +x "$T/build/asan/bin/devmemtcp"
+printf '#include <stdlib.h>\nint main(int c, char **v) { char *p = malloc(4); p[c + 4] = 1; free(p); return 0; }\n' >"$T/overflow.c"
+cc -O0 -g -fsanitize=address -o "$T/overflow" "$T/overflow.c" 2>"$T/cc.err" || sed 's/^/# cc: /' "$T/cc.err"
+fake "$H/i-asan.t" "# asan: yes
+echo \"ok 1 ran\"; [ -n \"\${DEVMEMTCP_ASAN:-}\" ] && $T/overflow; exit 0"
 # vm/run stand-in: runs CMD here; FAKE_VM_DIE=SECONDS kills the "guest"
 # part way, as a panic or a boot timeout would (no log check then).
 cat >"$T/vm/run" <<'EOF'
@@ -98,9 +107,10 @@ expect "no output is a failure" host '^not ok - f-silent: printed no result'
 expect "no run bit is a failure" host '^not ok - g-norunbit: not executable'
 expect "a not-ok line is counted" host '^not ok 2 h-notok: two$'
 expect "each file's duration is printed" host '^# ==== e-hang: FAIL .* in [0-9]+s$'
-# a-good 1 + b 1 + c 1 + d 1 + e 1 + h 1 = 6 ok; failures: b, c, d (x2), e,
-# f, g, h's own line = 8
-expect "summary counts every failure" host '^6 passed, 8 failed, 0 skipped$'
+expect "a sanitizer report in the ASan pass fails the file" host '^not ok - asan i-asan: sanitizer report'
+# a-good 1 + b 1 + c 1 + d 1 + e 1 + h 1 + i 1 + asan i 1 = 8 ok; failures:
+# b, c, d (x2), e, f, g, h's own line, asan i = 9
+expect "summary counts every failure" host '^8 passed, 9 failed, 0 skipped$'
 [ "$(cat "$T/host.rc")" = 1 ] && ktap_ok "the runner exits 1 on failures" ||
 	ktap_fail "the runner exits 1 on failures (got $(cat "$T/host.rc"))"
 [ "$(tail -n 1 "$T/host.out" | grep -c -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$')" = 1 ] &&

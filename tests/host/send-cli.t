@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# asan: yes
 # devmemtcp send on the host (no /dev/udmabuf here: --provider host): the
 # zerocopy and copy modes over loopback into a receiver that checks every
 # byte of the ncdevmem pattern, -j output, auto's fallback said out loud,

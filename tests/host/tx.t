@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# asan: yes
 # The send engine on this machine: tx-modes (zerocopy, copy, auto over lo,
 # then over a veth pair between two network namespaces) and tx-reuse (no
 # region reused before its send completed, under ENOBUFS storms in a

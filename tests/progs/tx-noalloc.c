@@ -14,6 +14,17 @@
 
 #include <stdlib.h>
 
+#ifdef __SANITIZE_ADDRESS__
+/* AddressSanitizer owns malloc in the sanitizer build (make asan): counting
+ * needs the plain build, where this test runs in full. */
+int main(void)
+{
+	struct ktap t = { 0 };
+
+	skip(&t, "tx-noalloc", "the ASan build replaces malloc; counted in the plain build");
+	return ktap_exit(&t);
+}
+#else
 #define WINDOW (1u << 20)
 #define CHUNK (16u << 10)
 
@@ -141,3 +152,4 @@ int main(void)
 	dmt_dmabuf_free(buf);
 	return ktap_exit(&t);
 }
+#endif
