@@ -5,8 +5,8 @@
 cd "$TOP" || exit 1
 SRC=$(sed -n 's/^SRC=//p' "${DEVMEMTCP_CACHE:-/var/cache/devmemtcp}/build/normal/devmemtcp.env" 2>/dev/null)
 if [ ! -f "$SRC/scripts/checkpatch.pl" ]; then
-	ktap_skip checkpatch "no kernel tree (run vm/build)"
-	exit 0
+	ktap_fail "checkpatch.pl from the rig's kernel tree (fix: vm/build)"
+	exit 1
 fi
 for f in kernel/*/*.[ch] tests/kmod/*/*.[ch]; do
 	[ -f "$f" ] || continue
