@@ -27,7 +27,6 @@ static struct ktap t;
 
 int main(void)
 {
-	printf("KTAP version 1\n");
 	if (sizeof(void *) != 8) {
 		skip(&t, "nccl ABI layouts", "the expected numbers are LP64's");
 		return ktap_exit(&t);
