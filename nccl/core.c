@@ -247,6 +247,9 @@ ncclResult_t dn_init(ncclDebugLogger_t log)
 	s->inits = 1;
 	DN_INFO(NCCL_INIT | NCCL_NET, "using %s (%s mode, libdevmemtcp %s)", s->dev.ifname,
 		s->mode == DN_MODE_DEVMEM ? "devmem" : "host", dmt_version());
+	if (s->mode == DN_MODE_DEVMEM)
+		DN_INFO(NCCL_INIT | NCCL_NET, "devmem RX serves host buffers (copied out of the "
+			"dma-buf); CUDA buffers (UNPACK, dma-buf TX) need libdevmemtcp 0.2");
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -293,7 +296,9 @@ ncclResult_t dn_get_properties(int dev, struct dn_props *p)
 	p->speed = dn_state.dev.speed;
 	p->port = 0;
 	p->max_comms = 65536;
-	p->max_recvs = DN_MAX_RECVS;
+	/* UNPACK: one destination per receive step (loadMeta dst_off is
+	 * relative to it), so no grouped receives in devmem mode */
+	p->max_recvs = dm ? 1 : DN_MAX_RECVS;
 	p->dev_type = dm ? NCCL_NET_DEVICE_UNPACK : NCCL_NET_DEVICE_HOST;
 	p->dev_version = dm ? NCCL_NET_DEVICE_UNPACK_VERSION : NCCL_NET_DEVICE_INVALID_VERSION;
 	p->max_bytes = INT_MAX;		/* test() reports int sizes */
@@ -674,6 +679,18 @@ static ncclResult_t send_progress(struct dn_comm *c)
 	return c->err;
 }
 
+/* The next bytes of the stream: a plain recv, or out of the devmem
+ * fragments.  > 0, 0 at end of stream, or -errno (-EAGAIN: nothing now). */
+static ssize_t stream_read(struct dn_comm *c, void *dst, size_t len)
+{
+	ssize_t n;
+
+	if (c->drx)
+		return dn_devmem_read(c, dst, len);
+	n = recv(c->fd, dst, len, MSG_DONTWAIT);
+	return n < 0 ? -errno : n;
+}
+
 /* Read frames into the head receive requests until the socket is empty. */
 static ncclResult_t recv_progress(struct dn_comm *c)
 {
@@ -682,14 +699,14 @@ static ncclResult_t recv_progress(struct dn_comm *c)
 		ssize_t n;
 
 		if (c->rslot < 0) {		/* the next frame's header */
-			n = recv(c->fd, (char *)&c->rhdr + c->rhdr_got,
-				 sizeof(c->rhdr) - c->rhdr_got, MSG_DONTWAIT);
+			n = stream_read(c, (char *)&c->rhdr + c->rhdr_got,
+					sizeof(c->rhdr) - c->rhdr_got);
 			if (n == 0)
 				return comm_fail(c, ncclRemoteError, "peer closed the connection", 0);
 			if (n < 0) {
-				if (errno == EAGAIN || errno == EINTR)
+				if (n == -EAGAIN || n == -EINTR)
 					return ncclSuccess;
-				return comm_fail(c, ncclRemoteError, "recv", errno);
+				return comm_fail(c, ncclRemoteError, "recv", (int)-n);
 			}
 			c->rhdr_got += n;
 			if (c->rhdr_got < sizeof(c->rhdr))
@@ -716,14 +733,13 @@ static ncclResult_t recv_progress(struct dn_comm *c)
 			r->got[slot] = 0;
 		}
 		if (c->rleft) {
-			n = recv(c->fd, (char *)r->data[c->rslot] + r->got[c->rslot], c->rleft,
-				 MSG_DONTWAIT);
+			n = stream_read(c, (char *)r->data[c->rslot] + r->got[c->rslot], c->rleft);
 			if (n == 0)
 				return comm_fail(c, ncclRemoteError, "peer closed the connection mid-message", 0);
 			if (n < 0) {
-				if (errno == EAGAIN || errno == EINTR)
+				if (n == -EAGAIN || n == -EINTR)
 					return ncclSuccess;
-				return comm_fail(c, ncclRemoteError, "recv", errno);
+				return comm_fail(c, ncclRemoteError, "recv", (int)-n);
 			}
 			r->got[c->rslot] += n;
 			c->rleft -= n;
@@ -791,18 +807,22 @@ ncclResult_t dn_irecv(void *recv_comm, int n, void **data, const size_t *sizes,
 	*req = NULL;
 	if (c->err)
 		return c->err;
-	if (c->drx) {
-		/* devmem receive: fragments must be held until irecvConsumed
-		 * and published as UNPACK metadata; 0.1's dmt_rx_recv gives
-		 * them back at its next call (PORTING.md: 0.2 hold/release) */
-		DN_WARN("irecv on a devmem connection needs libdevmemtcp 0.2 (held RX fragments)");
-		return ncclInternalError;
-	}
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		struct dn_mr *m = mh ? mh[i] : NULL;
+
+		if (c->drx && m && m->type != NCCL_PTR_HOST) {
+			/* device memory: the fragments must be published as
+			 * UNPACK metadata and held until irecvConsumed; 0.1's
+			 * dmt_rx_recv gives them back at its next call
+			 * (PORTING.md: 0.2's held fragments) */
+			DN_WARN("irecv into device memory needs libdevmemtcp 0.2 (held RX fragments)");
+			return ncclInternalError;
+		}
 		if (sizes[i] > INT_MAX || (sizes[i] && !data[i])) {
 			DN_WARN("irecv: buffer %d: %zu bytes at %p", i, sizes[i], data[i]);
 			return ncclInvalidArgument;
 		}
+	}
 	r = req_get(c);
 	if (!r)
 		return ncclSuccess;
@@ -838,7 +858,7 @@ ncclResult_t dn_test(void *request, int *done, int *sizes)
 		return ncclInvalidArgument;
 	*done = 0;
 	c = r->comm;
-	if (r->state == DN_REQ_FREE || r->state == DN_REQ_CONSUME) {
+	if (r->state == DN_REQ_FREE) {
 		DN_WARN("test: request %p is not in flight", request);
 		return ncclInvalidArgument;
 	}
@@ -853,8 +873,9 @@ ncclResult_t dn_test(void *request, int *done, int *sizes)
 	if (sizes)
 		for (int i = 0; i < r->n; i++)
 			sizes[i] = (int)r->got[i];
-	/* a devmem receive keeps its fragments until irecvConsumed */
-	r->state = c->drx ? DN_REQ_CONSUME : DN_REQ_FREE;
+	/* nothing is held past test: the copy path gave every byte to the
+	 * destination (UNPACK's held fragments, 0.2: until irecvConsumed) */
+	r->state = DN_REQ_FREE;
 	return ncclSuccess;
 }
 
@@ -863,12 +884,10 @@ ncclResult_t dn_irecv_consumed(void *recv_comm, int n, void *request)
 	struct dn_comm *c = recv_comm;
 	struct dn_req *r = request;
 
-	(void)n;
+	(void)n, (void)r;
 	if (!c || c->kind != DN_RECV)
 		return ncclInvalidArgument;
-	/* host receives are done at test(): nothing is held */
-	if (r && r->comm == c && r->state == DN_REQ_CONSUME)
-		r->state = DN_REQ_FREE;
+	/* receives are complete at test(): nothing is held yet */
 	return ncclSuccess;
 }
 

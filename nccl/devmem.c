@@ -38,8 +38,16 @@ struct dn_rxside {
 	unsigned q_start;
 };
 
+#define DN_FRAGS 256
+
 struct dn_rxconn {
 	struct dmt_rx *rx;
+	struct dmt_dmabuf *buf;		/* the bounce buffer (dev.rx's) */
+	/* the last dmt_rx_recv's fragments, valid until the next call */
+	struct dmt_rx_frag frags[DN_FRAGS];
+	int nfrags, fi;
+	size_t foff;			/* bytes of frags[fi] already read */
+	uint64_t linear_bytes, dmabuf_bytes;
 	struct dmt_nccl_unpack_meta *meta;	/* host memory this round: NCCL
 						 * wants it mapped for the GPU */
 	struct dmt_nccl_unpack_handle uh;
@@ -247,6 +255,7 @@ int dn_devmem_accept(struct dn_dev *dev, struct dn_comm *c, const struct sockadd
 	d->rx = dmt_rx_new(c->fd, rx->bind, NULL, &e);
 	if (!d->rx)
 		goto err;
+	d->buf = rx->buf;
 	d->uh.meta = d->meta;
 	d->uh.bounce_buf = dmt_dmabuf_map(rx->buf);	/* host view; a GPU pointer
 							 * for CUDA (PORTING.md) */
@@ -270,12 +279,68 @@ err:
 	return -EIO;
 }
 
+/*
+ * The received stream, read in order into host memory: frames headers and
+ * payload alike land in the bounce dma-buf (the flow is steered to its
+ * queue), and are copied out of it (dmt_dmabuf_read: DMA_BUF_IOCTL_SYNC
+ * bracketed for udmabuf, the driver's copy for CUDA).  A batch of
+ * fragments is read to its end before dmt_rx_recv is asked for the next
+ * (which gives the batch's tokens back).
+ *
+ * This is the copy path for host destinations.  NCCL's UNPACK path (CUDA
+ * destinations: fragments published as loadMeta and held until
+ * irecvConsumed) needs fragments held past the next receive: 0.2.
+ */
+ssize_t dn_devmem_read(struct dn_comm *c, void *dst, size_t len)
+{
+	struct dn_rxconn *d = c->drx;
+	size_t done = 0;
+
+	while (done < len) {
+		if (d->fi >= d->nfrags) {
+			if (done)
+				break;	/* give what we have; fetch on the next call */
+			int n = dmt_rx_recv(d->rx, d->frags, DN_FRAGS);
+
+			if (n < 0 || n == 0)
+				return n;	/* -EAGAIN, -errno, or 0: end of stream */
+			d->nfrags = n;
+			d->fi = 0;
+			d->foff = 0;
+		}
+		struct dmt_rx_frag *f = &d->frags[d->fi];
+		size_t take = f->len - d->foff;
+
+		if (take > len - done)
+			take = len - done;
+		if (f->data) {		/* linear, or copy mode */
+			memcpy((char *)dst + done, (const char *)f->data + d->foff, take);
+			d->linear_bytes += f->linear ? take : 0;
+		} else {
+			int rc = dmt_dmabuf_read(d->buf, f->off + d->foff, (char *)dst + done, take);
+
+			if (rc < 0)
+				return rc;
+			d->dmabuf_bytes += take;
+		}
+		done += take;
+		d->foff += take;
+		if (d->foff == f->len) {
+			d->fi++;
+			d->foff = 0;
+		}
+	}
+	return (ssize_t)done;
+}
+
 void dn_devmem_conn_free(struct dn_comm *c)
 {
 	struct dn_rxconn *d = c->drx;
 
 	if (!d)
 		return;
+	DN_INFO(NCCL_NET, "receive comm closed: %llu bytes from the dma-buf, %llu linear",
+		(unsigned long long)d->dmabuf_bytes, (unsigned long long)d->linear_bytes);
 	dmt_rx_free(d->rx);	/* returns every token still held */
 	free(d->meta);
 	free(d);

@@ -111,7 +111,7 @@ struct dn_mr {
 	uint64_t buf_off;		/* data's offset in the dma-buf */
 };
 
-enum dn_req_state { DN_REQ_FREE = 0, DN_REQ_POSTED, DN_REQ_DONE, DN_REQ_CONSUME };
+enum dn_req_state { DN_REQ_FREE = 0, DN_REQ_POSTED, DN_REQ_DONE };
 
 struct dn_req {
 	enum dn_req_state state;
@@ -127,8 +127,6 @@ struct dn_req {
 	/* send progress: header then payload */
 	struct dn_frame hdr;
 	size_t off;			/* bytes of hdr + payload written */
-	/* devmem receive: this request's UNPACK queue slot */
-	int unpack_slot;
 };
 
 struct dn_comm {
@@ -210,6 +208,9 @@ void dn_devmem_rx_put(struct dn_dev *dev) __hidden;
 int dn_devmem_accept(struct dn_dev *dev, struct dn_comm *c,
 		     const struct sockaddr_storage *peer) __hidden;
 void dn_devmem_conn_free(struct dn_comm *c) __hidden;
+/* The next bytes of a devmem connection's stream, copied to dst: > 0,
+ * 0 at end of stream, -EAGAIN, or -errno. */
+ssize_t dn_devmem_read(struct dn_comm *c, void *dst, size_t len) __hidden;
 /* regMrDmaBuf on a send comm: bind-tx of NCCL's dma-buf. */
 int dn_devmem_reg_tx(struct dn_dev *dev, struct dn_mr *mr, int fd, uint64_t off) __hidden;
 void dn_devmem_mr_free(struct dn_mr *mr) __hidden;
