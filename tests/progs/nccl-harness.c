@@ -24,6 +24,9 @@
  * Every received byte is compared with the pattern its message was sent
  * with; bytes after the message in the posted buffer stay untouched.
  *
+ * --bench MIB: instead of the schedule, MIB mebibytes in 4 MiB messages, 8 in
+ * flight, validated, with the rate.
+ *
  * --init-fails: init only (rank 0 alone), expected to fail; the reason
  * must reach the log function.
  *
@@ -303,6 +306,8 @@ struct msg {
 
 static uint8_t *arena;
 static void *mh;
+static bool filled;	/* bench: the sender's buffers already hold the pattern */
+static uint8_t *bench_ref;	/* bench: the 8 messages' expected bytes, for memcmp */
 
 /* Wait for every request; sizes[i] of request i into got[i][..]. */
 static bool wait_all(void **req, int nreq, int got[][NCCL_NET_MAX_REQUESTS], const char *what)
@@ -358,7 +363,7 @@ static bool round_run(void *comm, struct msg *m, int k, int group, bool overflow
 		return false;
 	}
 	if (rank == 1) {
-		for (int i = 0; i < k; i++)
+		for (int i = 0; i < k && !filled; i++)
 			fill(arena + m[i].off, m[i].size, m[i].seed);
 		for (int g = 0; g < k; g += group)
 			for (int j = group - 1; j >= 0; j--) {
@@ -416,7 +421,13 @@ static bool round_run(void *comm, struct msg *m, int k, int group, bool overflow
 	for (int i = 0; i < k; i++) {
 		struct msg *x = &m[i];
 		int rep = got[i / group][i % group];
-		long bad = verify(arena + x->off, x->size, x->seed);
+		long bad;
+
+		if (bench_ref)	/* the same check, at memcmp speed */
+			bad = memcmp(arena + x->off, bench_ref + (size_t)(x->seed - 30000) * 4 * MiB,
+				     x->size) ? verify(arena + x->off, x->size, x->seed) : -1;
+		else
+			bad = verify(arena + x->off, x->size, x->seed);
 		size_t tail;
 
 		for (tail = x->size; tail < x->posted + 64; tail++)
@@ -650,6 +661,51 @@ static void version_once(void *dl, int v)
 	finalize();
 }
 
+/* --bench: BYTES in 4 MiB messages, 8 in flight, every byte validated. */
+static void bench(size_t bytes)
+{
+	struct msg m[8];
+	void *l = NULL, *comm;
+	int retries, rounds = (int)((bytes + 32 * MiB - 1) / (32 * MiB));
+	double t0;
+	bool ok = true;
+
+	if (rank == 0 && !(l = do_listen())) {
+		CHECK(false, "bench: listen");
+		return;
+	}
+	comm = establish(l, &retries);
+	if (!CHECK(comm != NULL, "bench: connection") ||
+	    !CHECK(P(regMr)(comm, arena, ARENA, NCCL_PTR_HOST, &mh) == ncclSuccess, "bench: regMr"))
+		return;
+	bench_ref = malloc(32 * MiB);
+	if (!bench_ref)
+		return;
+	for (int i = 0; i < 8; i++)
+		fill(bench_ref + (size_t)i * 4 * MiB, 4 * MiB, 30000 + i);
+	t0 = now();
+	for (int r = 0; r < rounds && ok; r++) {
+		for (int i = 0; i < 8; i++)
+			m[i] = (struct msg){ .size = 4 * MiB, .posted = 4 * MiB, .tag = i,
+					     .seed = 30000 + i };
+		ok = round_run(comm, m, 8, 1, false, "bench");
+		filled = true;	/* same seeds every round: fill once */
+	}
+	double dt = now() - t0;
+
+	CHECK(ok, "bench: %d MiB in 4 MiB messages, 8 in flight, %s: %.3f s, %.1f MB/s", rounds * 32,
+	      rank ? "sent" : "received and validated", dt, rounds * 32.0 * MiB / dt / 1e6);
+	free(bench_ref);
+	bench_ref = NULL;
+	P(deregMr)(comm, mh);
+	mh = NULL;
+	rank ? P(closeSend)(comm) : P(closeRecv)(comm);
+	if (l)
+		P(closeListen)(l);
+}
+
+static size_t bench_bytes;
+
 static int run_rank(const char *plugin, const char *ns, const char *ifname, const int *vers,
 		    int nvers)
 {
@@ -680,10 +736,13 @@ static int run_rank(const char *plugin, const char *ns, const char *ifname, cons
 	/* the full schedule through the newest version asked for */
 	if (CHECK(use_version(dl, vers[nvers - 1]), "ncclNetPlugin_v%d exported", vers[nvers - 1]) &&
 	    CHECK(p_init() == ncclSuccess, "v%d init", V)) {
-		full_suite();
+		if (bench_bytes)
+			bench(bench_bytes);
+		else
+			full_suite();
 		finalize();
 	}
-	for (int i = 0; i < nvers; i++)
+	for (int i = 0; i < nvers && !bench_bytes; i++)
 		version_once(dl, vers[i]);
 	CHECK(count_fds() == fds0, "no fd left open (%d before, %d after)", fds0, count_fds());
 	CHECK(warns == 0, "no warning logged%s%s", warns ? ": " : "", last_warn);
@@ -717,7 +776,8 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: nccl-harness -p PLUGIN.so [-v 8,9,10,11,12] [-n NS0 -N NS1] [-i IF0 -I IF1]\n"
-		"       nccl-harness -p PLUGIN.so --init-fails [-i IF] [-v V] [-e TEXT]\n");
+		"       nccl-harness -p PLUGIN.so --init-fails [-i IF] [-v V] [-e TEXT]\n"
+		"       (--bench MIB: only a throughput run of MIB mebibytes)\n");
 	exit(2);
 }
 
@@ -725,6 +785,7 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "init-fails", no_argument, NULL, 'F' },
+		{ "bench", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *plugin = NULL, *ns[2] = { NULL, NULL }, *ifn[2] = { NULL, NULL };
@@ -743,6 +804,7 @@ int main(int argc, char **argv)
 		case 'I': ifn[1] = optarg; break;
 		case 'e': expect = optarg; break;
 		case 'F': fails = true; break;
+		case 'B': bench_bytes = strtoull(optarg, NULL, 0) * MiB; break;
 		case 'v': {
 			char *s = optarg, *end;
 

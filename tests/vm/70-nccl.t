@@ -13,7 +13,7 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/dmveth.sh"
 . "$TOP/tests/lib/vmtest.sh"
 LOG=$(mktemp -d)
-trap 'dmveth_unpair; rm -rf "$LOG"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; dmveth_unpair; rm -rf "$LOG"' EXIT
 PLUGIN=$BUILD/nccl/libnccl-net-devmemtcp.so
 HARNESS=$BUILD/tests/nccl-harness
 [ -f "$PLUGIN" ] && [ -x "$HARNESS" ] || { ktap_fail "plugin and nccl-harness built (make all)"; exit 1; }
@@ -62,5 +62,34 @@ if bound=$(ip netns exec b queues $DMV_B 2>&1) && ! grep -q dmabuf <<<"$bound"; 
 else
 	sed 's/^/# /' <<<"$bound"
 	ktap_fail "no queue of $DMV_B bound after the comms closed"
+fi
+
+# Throughput side by side in this boot (numbers, not verdicts): 64 MiB
+# through the plugin (host buffers sent over TCP, devmem RX copied out of
+# the dma-buf, validated), then devmemtcp send -> recv in devmem mode on the
+# same pair and queue (validated).
+relay "bench (plugin, devmem RX)" timeout 300 "$HARNESS" -p "$PLUGIN" -n b -N a \
+	-i $DMV_B -I $DMV_A --bench 64
+port=5790
+ip netns exec b devmemtcp -j recv --dev $DMV_B --listen "$DMV_B4:$port" --queues 3:1 \
+	--validate 7 --mode devmem >"$LOG/rcv" 2>"$LOG/rcv.err" &
+rpid=$!
+if wait_listen b $port 60; then
+	ip netns exec a devmemtcp send "$DMV_B4:$port" --dev $DMV_A --provider udmabuf --size 8M \
+		--bytes $((64 << 20)) --validate 7 --mode devmem >"$LOG/snd" 2>&1
+	src=$?
+	timeout 120 tail --pid=$rpid -f /dev/null
+	wait $rpid
+	rrc=$?
+	if [ $src = 0 ] && [ $rrc = 0 ]; then
+		ktap_ok "bench (devmemtcp send -> recv, devmem, same pair): $(json "$LOG/rcv" bytes) bytes validated, $(json "$LOG/rcv" mbytes_per_sec) MB/s"
+	else
+		sed 's/^/# /' "$LOG/snd" "$LOG/rcv.err" | tail -n 10
+		ktap_fail "bench (devmemtcp send -> recv, devmem, same pair) (send $src, recv $rrc)"
+	fi
+else
+	kill $rpid 2>/dev/null
+	sed 's/^/# /' "$LOG/rcv.err" | tail -n 10
+	ktap_fail "bench: devmemtcp recv listening"
 fi
 exit 0
