@@ -745,7 +745,7 @@ static int run_rank(const char *plugin, const char *ns, const char *ifname, cons
 	for (int i = 0; i < nvers && !bench_bytes; i++)
 		version_once(dl, vers[i]);
 	CHECK(count_fds() == fds0, "no fd left open (%d before, %d after)", fds0, count_fds());
-	CHECK(warns == 0, "no warning logged%s%s", warns ? ": " : "", last_warn);
+	CHECK(warns == 0, "no warning logged%s%s", warns ? ": " : "", warns ? last_warn : "");
 	return ktap_exit(&t) == 1;
 }
 
