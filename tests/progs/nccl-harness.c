@@ -564,11 +564,13 @@ static void full_suite(void)
 				     .seed = 5000 + i };
 	for (int i = 0; i < 16; i++)
 		m[i].posted = m[i].size + 16 * (i % 3);
-	if (pr.max_recvs >= 8)
+	if (pr.max_recvs >= 8) {
 		round_check(comm, m, 16, 8, false,
 			    "grouped receives (2 x 8 buffers, reverse tag order)");
-	else
-		skip(&t, "grouped receives", "the plugin advertises maxRecvs 1 (UNPACK)");
+	} else {
+		snprintf(name, sizeof(name), "rank%d: grouped receives", rank);
+		skip(&t, name, "the plugin advertises maxRecvs 1 (UNPACK)");
+	}
 
 	/* a second comm through the same listen comm: the same handle again */
 	if (rank == 0 && side_send(handle, sizeof(handle)))

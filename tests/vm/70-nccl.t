@@ -64,6 +64,25 @@ else
 	ktap_fail "no queue of $DMV_B bound after the comms closed"
 fi
 
+# devmem required on a veth (no devmem): init fails with the kernel's own
+# bind-tx refusal among the reasons (udmabuf exists here), nothing changed.
+if ip -n a link add nv0 type veth peer name nv1 && ip -n a addr add 10.56.0.1/24 dev nv0 &&
+	ip -n a link set nv0 up && ip -n a link set nv1 up; then
+	vbefore=$(ip -n a -d link show nv0; ip netns exec a ethtool -k nv0 2>&1; ip netns exec a ethtool -l nv0 2>&1)
+	relay "init on veth, devmem required" ip netns exec a "$HARNESS" -p "$PLUGIN" --init-fails \
+		-i nv0 -e "bind-tx refused"
+	grep 'WARN' "$LOG/relay" | tail -n 2
+	vafter=$(ip -n a -d link show nv0; ip netns exec a ethtool -k nv0 2>&1; ip netns exec a ethtool -l nv0 2>&1)
+	if [ "$vbefore" = "$vafter" ]; then
+		ktap_ok "the failed init changed nothing on nv0"
+	else
+		diff <(echo "$vbefore") <(echo "$vafter") | sed 's/^/# /'
+		ktap_fail "the failed init changed nothing on nv0"
+	fi
+else
+	ktap_fail "a veth pair in netns a"
+fi
+
 # Throughput side by side in this boot (numbers, not verdicts): 64 MiB
 # through the plugin (host buffers sent over TCP, devmem RX copied out of
 # the dma-buf, validated), then devmemtcp send -> recv in devmem mode on the
