@@ -59,9 +59,9 @@ nic_state() {
 	for c in "ip -d link show dev $1" "ethtool -k $1" "ethtool -l $1" "ethtool -g $1" \
 		"ethtool -x $1" "ethtool -n $1"; do
 		echo "== $c"
-		ip netns exec "$NS_A" $c 2>&1 | grep -v 'RX packets\|TX packets'
+		# shellcheck disable=SC2086 # the command line splits on purpose
+		ip netns exec "$NS_A" $c 2>&1
 	done
-	ip netns exec "$NS_A" ip -s -s link show dev "$1" >/dev/null 2>&1
 }
 
 if [ "$(id -u)" != 0 ] || ! ip netns add "$NS_A" 2>/dev/null; then
