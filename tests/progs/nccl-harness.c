@@ -493,6 +493,40 @@ static void finalize(void)
 	}
 }
 
+/* Rank 0 alone: what NCCL must hear as an error, with the reason logged. */
+static void refusals(void)
+{
+	char handle[NCCL_NET_HANDLE_MAXSIZE] = { 0 }, bogus[NCCL_NET_HANDLE_MAXSIZE];
+	void *l = NULL, *c = NULL, *req = (void *)1;
+	int warns0 = warns, done = 0, n;
+	double end = now() + DEADLINE_S;
+	ncclResult_t r = ncclSuccess;
+
+	/* a listen comm closed before the connect: refused, reported */
+	if (p_listen(handle, &l) == ncclSuccess && l)
+		P(closeListen)(l);
+	while (r == ncclSuccess && !c && now() < end)
+		r = p_connect(handle, &c);
+	CHECK(r == ncclRemoteError && c == NULL && warns > warns0,
+	      "connect to a closed listen comm: ncclRemoteError (%d), reason logged: %s", r,
+	      warns > warns0 ? last_warn : "(none)");
+	warns0 = warns;
+	memset(bogus, 0x5a, sizeof(bogus));
+	c = NULL;
+	r = p_connect(bogus, &c);
+	CHECK(r == ncclInvalidArgument && c == NULL && warns > warns0,
+	      "connect with a handle that is not ours: ncclInvalidArgument (%d)", r);
+	r = P(test)(NULL, &done, NULL);
+	CHECK(r == ncclInvalidArgument, "test(NULL request): ncclInvalidArgument (%d)", r);
+	r = P(getProperties)(1, NULL);
+	CHECK(r == ncclInvalidArgument, "getProperties of device 1 (of 1): ncclInvalidArgument (%d)",
+	      r);
+	n = 0;
+	r = P(devices)(&n);
+	CHECK(r == ncclSuccess && n == 1 && req, "devices() still 1 after the refusals");
+	warns = 0;	/* the warnings above were asked for */
+}
+
 static void full_suite(void)
 {
 	static const size_t sizes[] = { 1, 2, 3, 7, 8, 63, 4095, 4096, 4097, 65535, 65536,
@@ -519,6 +553,8 @@ static void full_suite(void)
 
 	char handle[NCCL_NET_HANDLE_MAXSIZE] = { 0 };
 
+	if (rank == 0)
+		refusals();
 	if (rank == 0) {
 		void *early = (void *)1;
 		ncclNetDeviceHandle_v8_t *dh = NULL;
