@@ -47,7 +47,7 @@ fi
 # "receive comm closed: N bytes from the dma-buf, M linear", one per comm
 read -r dmabuf linear < <(sed -n 's/.*receive comm closed: \([0-9]*\) bytes from the dma-buf, \([0-9]*\) linear.*/\1 \2/p' \
 	"$LOG/relay" | awk '{ d += $1; l += $2 } END { print d + 0, l + 0 }')
-if [ "${dmabuf:-0}" -ge $((32 << 20)) ] && [ "${linear:-1}" -le $((dmabuf / 100)) ]; then
+if [ "${dmabuf:-0}" -ge $((24 << 20)) ] && [ "${linear:-1}" -le $((dmabuf / 100)) ]; then
 	ktap_ok "payload came through the dma-buf ($dmabuf bytes, $linear linear)"
 else
 	ktap_fail "payload came through the dma-buf ($dmabuf bytes, $linear linear)"
