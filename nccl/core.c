@@ -441,8 +441,8 @@ ncclResult_t dn_connect(int dev, void *handle, void **send_comm,
 	case ST_CONNECTING: {
 		struct pollfd p = { .fd = h->fd, .events = POLLOUT };
 
-		if (poll(&p, 1, 0) == 0)
-			return ncclSuccess;	/* call again */
+		if (poll(&p, 1, 0) <= 0)
+			return ncclSuccess;	/* not yet (or EINTR): call again */
 		len = sizeof(err);
 		if (getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err)
 			goto fail;

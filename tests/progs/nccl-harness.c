@@ -876,12 +876,12 @@ int main(int argc, char **argv)
 		rank = 1;
 		close(sv[0]);
 		side = sv[1];
-		alarm(DEADLINE_S * 8);	/* a hung rank dies rather than hang the test */
+		alarm(DEADLINE_S * 20);	/* a hung rank dies rather than hang the test */
 		_exit(run_rank(plugin, ns[1], ifn[1], vers, nvers));
 	}
 	close(sv[1]);
 	side = sv[0];
-	alarm(DEADLINE_S * 8);
+	alarm(DEADLINE_S * 20);
 	int failed = run_rank(plugin, ns[0], ifn[0], vers, nvers);
 
 	close(side);
