@@ -29,9 +29,15 @@ TEST_PROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 BENCH_PROGS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 KMOD_FILES := $(wildcard kernel/*/*.c kernel/*/*.h)
 
+# The NCCL net plugin: nccl/*.c with the library's PIC objects inside, only
+# the ncclNetPlugin_vN tables exported (nccl/nccl-net.map).
+NCCL_SRCS := $(wildcard nccl/*.c)
+NCCL_PLUGIN := $(BUILD)/nccl/libnccl-net-devmemtcp.so
+NCCL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) -Inccl -Iinclude -fvisibility=hidden $(MNL_CFLAGS)
+
 .PHONY: all lib deps vm vm-debug demo check test bench checkpatch rig-progs install clean asan
 
-all: lib $(if $(TOOL_SRCS),$(TOOL)) $(TEST_PROGS) $(BENCH_PROGS)
+all: lib $(if $(TOOL_SRCS),$(TOOL)) $(TEST_PROGS) $(BENCH_PROGS) $(if $(NCCL_SRCS),$(NCCL_PLUGIN))
 
 # libdevmemtcp: shared (soname + version script) and static; `make install`
 # writes its devmemtcp.pc for the PREFIX given then.
@@ -83,6 +89,20 @@ $(BUILD)/tests/%: tests/progs/%.c $(wildcard tests/progs/*.h) $(LIB_HDRS) $(if $
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Itests/progs -Iinclude -Ilib $(MNL_CFLAGS) $< -o $@ \
 		$(LDFLAGS) $(if $(LIB_SRCS),$(LIB_A)) $(MNL_LIBS) -ldl -lpthread
+
+$(BUILD)/nccl/%.o: nccl/%.c $(wildcard nccl/*.h) include/devmemtcp.h
+	@mkdir -p $(@D)
+	$(CC) $(NCCL_CFLAGS) -fPIC -c $< -o $@
+
+$(NCCL_PLUGIN): $(patsubst nccl/%.c,$(BUILD)/nccl/%.o,$(NCCL_SRCS)) $(LIB_PIC) nccl/nccl-net.map
+	$(CC) -shared -Wl,--version-script=nccl/nccl-net.map -Wl,--no-undefined \
+		$(filter %.o,$^) -o $@ $(MNL_LIBS) -ldl -lpthread
+
+# The plugin's tests: the ABI layouts (nccl/nccl_net.h) and the harness that
+# dlopens the plugin (it links nothing of ours).
+$(BUILD)/tests/nccl-%: tests/progs/nccl-%.c $(wildcard tests/progs/*.h) $(wildcard nccl/*.h)
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Itests/progs -Inccl -Iinclude $< -o $@ -ldl -lpthread
 
 # The uapi numbers we define ourselves, checked against the rig kernel's
 # own installed headers.

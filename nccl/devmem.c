@@ -1,0 +1,384 @@
+// SPDX-License-Identifier: MIT
+/*
+ * devmem.c - what the plugin needs of devmem TCP, on libdevmemtcp 0.1:
+ *
+ *   init    dn_devmem_probe: every condition checked without changing
+ *           anything (CAP_NET_ADMIN, the netdev family, RX queues, header
+ *           split, RSS table, ntuple, no XDP, a dma-buf provider, and a
+ *           real bind-tx of a small buffer, undone at once by closing the
+ *           netlink socket); every reason that fails goes to NCCL's log.
+ *   listen  dn_devmem_rx_get: queues prepared (dmt_nic_prepare_rx, undo
+ *           log) and the bounce dma-buf bound (dmt_rxbind_new), shared by
+ *           every listen comm of the device, undone by the last close.
+ *   accept  dn_devmem_accept: the accepted flow steered to the devmem
+ *           queue (dmt_nic_steer), a receive engine on the socket
+ *           (dmt_rx_new), the UNPACK device handle published.
+ *   regMrDmaBuf (send comm)  dn_devmem_reg_tx: NCCL's dma-buf imported
+ *           (provider fd, dup'ed) and bound for TX (dmt_txbind_new,
+ *           devmem required).
+ *
+ * What 0.1 cannot do and the data path therefore refuses (core.c's isend
+ * and irecv), with the 0.2 call that lifts each limit: PORTING.md.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "plugin.h"
+
+struct dn_rxside {
+	struct dmt_nic *nic;
+	struct dmt_dmabuf *buf;
+	struct dmt_rxbind *bind;
+	unsigned q_start;
+};
+
+#define DN_FRAGS 256
+
+struct dn_rxconn {
+	struct dmt_rx *rx;
+	struct dmt_dmabuf *buf;		/* the bounce buffer (dev.rx's) */
+	/* the last dmt_rx_recv's fragments, valid until the next call */
+	struct dmt_rx_frag frags[DN_FRAGS];
+	int nfrags, fi;
+	size_t foff;			/* bytes of frags[fi] already read */
+	uint64_t linear_bytes, dmabuf_bytes;
+	struct dmt_nccl_unpack_meta *meta;	/* host memory this round: NCCL
+						 * wants it mapped for the GPU */
+	struct dmt_nccl_unpack_handle uh;
+};
+
+/* CAP_NET_ADMIN in the effective set (/proc/self/status CapEff, bit 12). */
+static bool have_net_admin(void)
+{
+	char line[256];
+	unsigned long long caps = 0;
+	bool found = false;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return geteuid() == 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &caps) == 1) {
+			found = true;
+			break;
+		}
+	fclose(f);
+	return found ? !!(caps & (1ull << 12)) : geteuid() == 0;
+}
+
+static bool provider_present(enum dmt_provider p)
+{
+	struct stat st;
+
+	switch (p) {
+	case DMT_PROVIDER_UDMABUF:
+		return !stat("/dev/udmabuf", &st);
+	case DMT_PROVIDER_HEAP:
+		return !stat("/dev/dma_heap/system", &st);
+	default:
+		return true;	/* cuda: the allocation itself tells */
+	}
+}
+
+#define WHY(...) do {                                                      \
+		size_t _l = strlen(why);                                   \
+		if (_l < len)                                              \
+			snprintf(why + _l, len - _l, "%s", _l ? "; " : ""); \
+		_l = strlen(why);                                          \
+		if (_l < len)                                              \
+			snprintf(why + _l, len - _l, __VA_ARGS__);         \
+		fails++;                                                   \
+	} while (0)
+
+int dn_devmem_probe(const struct dn_dev *dev, char *why, size_t len)
+{
+	struct dn_state *s = &dn_state;
+	struct dmt_err e = { 0 };
+	struct dmt_nic_state st;
+	struct dmt_nic *nic;
+	struct dmt_nl *nl;
+	char msg[600];
+	int fails = 0;
+
+	why[0] = '\0';
+	if (!have_net_admin())
+		WHY("no CAP_NET_ADMIN (bind-rx, bind-tx and NIC setup need it: run as root)");
+
+	nic = dmt_nic_open(dev->ifname, &e);
+	if (!nic || dmt_nic_get_state(nic, &st) < 0) {
+		if (nic)
+			e = *dmt_nic_error(nic);
+		WHY("NIC state of %s unreadable: %s", dev->ifname, dmt_err_str(&e, msg, sizeof(msg)));
+	} else {
+		if (s->q_start == UINT_MAX && st.rx_queues > s->q_count)
+			s->q_start = st.rx_queues - s->q_count;
+		if (st.rx_queues < s->q_count + 1)
+			WHY("%u RX queue%s: devmem needs %u for itself and 1 for the rest "
+			    "(ethtool -L %s combined %u)", st.rx_queues, st.rx_queues == 1 ? "" : "s",
+			    s->q_count, dev->ifname, s->q_count + 1);
+		else if (s->q_start + s->q_count > st.rx_queues || s->q_start == 0)
+			WHY("NCCL_DEVMEMTCP_QUEUES %u:%u outside queues 1..%u", s->q_start, s->q_count,
+			    st.rx_queues - 1);
+		if (!st.has_rings || !st.tcp_data_split)
+			WHY("no header split: %s does not report tcp-data-split (ethtool -g); "
+			    "devmem RX needs a driver that splits headers from payload", dev->ifname);
+		if (!st.rss_indir_size)
+			WHY("no RSS indirection table (ethtool -x %s): the devmem queues cannot leave RSS",
+			    dev->ifname);
+		if (!st.ntuple)
+			WHY("no ntuple flow steering (ethtool -K %s ntuple on)", dev->ifname);
+		if (st.xdp)
+			WHY("an XDP program is attached (bind-rx refuses)");
+	}
+	dmt_nic_close(nic);	/* nothing was changed: nothing to undo */
+
+	if (!provider_present(s->provider))
+		WHY("no %s dma-buf provider for the receive buffer (NCCL_DEVMEMTCP_PROVIDER)",
+		    dmt_provider_name(s->provider));
+
+	/* bind-tx of a small buffer: the kernel's own answer (closing the
+	 * netlink socket unbinds it) */
+	nl = dmt_nl_open(&e);
+	if (!nl) {
+		WHY("netdev netlink: %s", dmt_err_str(&e, msg, sizeof(msg)));
+	} else if (provider_present(s->provider) && s->provider != DMT_PROVIDER_CUDA) {
+		DMT_OPTS(dmt_dmabuf_opts, o, .provider = s->provider, .size = 2 << 20);
+		struct dmt_dmabuf *b = dmt_dmabuf_new(&o, &e);
+		uint32_t id;
+
+		if (!b)
+			WHY("a 2 MiB %s dma-buf: %s", dmt_provider_name(s->provider),
+			    dmt_err_str(&e, msg, sizeof(msg)));
+		else if (dmt_bind_tx(nl, dev->ifindex, dmt_dmabuf_fd(b), &id) < 0)
+			WHY("bind-tx refused: %s", dmt_err_str(dmt_nl_error(nl), msg, sizeof(msg)));
+		dmt_nl_close(nl);	/* unbinds */
+		nl = NULL;
+		dmt_dmabuf_free(b);
+	}
+	dmt_nl_close(nl);
+	return fails ? -ENODEV : 0;
+}
+
+int dn_devmem_rx_get(struct dn_dev *dev)
+{
+	struct dn_state *s = &dn_state;
+	struct dmt_err e = { 0 };
+	struct dn_rxside *rx;
+	char msg[600];
+
+	if (dev->rx) {
+		dev->rx_users++;
+		return 0;
+	}
+	rx = calloc(1, sizeof(*rx));
+	if (!rx)
+		return -ENOMEM;
+	rx->q_start = s->q_start;
+	rx->nic = dmt_nic_open(dev->ifname, &e);
+	if (!rx->nic)
+		goto err;
+	if (dmt_nic_prepare_rx(rx->nic, s->q_start, s->q_count) < 0) {
+		e = *dmt_nic_error(rx->nic);
+		goto err;
+	}
+	DMT_OPTS(dmt_dmabuf_opts, o, .provider = s->provider, .size = s->buf_size);
+	rx->buf = dmt_dmabuf_new(&o, &e);
+	if (!rx->buf)
+		goto err;
+	DMT_OPTS(dmt_rxbind_opts, ro, .policy = DMT_MODE_DEVMEM, .queue_start = s->q_start,
+		 .queue_count = s->q_count);
+	rx->bind = dmt_rxbind_new(dev->ifname, rx->buf, &ro, &e);
+	if (!rx->bind)
+		goto err;
+	dev->rx = rx;
+	dev->rx_users = 1;
+	DN_INFO(NCCL_NET, "queues %u..%u of %s bound to a %zu-byte %s dma-buf (id %u)", s->q_start,
+		s->q_start + s->q_count - 1, dev->ifname, s->buf_size,
+		dmt_provider_name(s->provider), dmt_rxbind_id(rx->bind));
+	return 0;
+err:
+	DN_WARN("listen: devmem RX on %s: %s", dev->ifname, dmt_err_str(&e, msg, sizeof(msg)));
+	dmt_dmabuf_free(rx->buf);
+	dmt_nic_close(rx->nic);	/* undoes what prepare did */
+	free(rx);
+	return -EIO;
+}
+
+void dn_devmem_rx_put(struct dn_dev *dev)
+{
+	struct dn_rxside *rx = dev->rx;
+
+	if (!rx || --dev->rx_users > 0)
+		return;
+	dmt_rxbind_free(rx->bind);	/* unbind first: restore needs it */
+	dmt_nic_close(rx->nic);		/* rules, RSS, header split undone */
+	dmt_dmabuf_free(rx->buf);
+	free(rx);
+	dev->rx = NULL;
+}
+
+int dn_devmem_accept(struct dn_dev *dev, struct dn_comm *c, const struct sockaddr_storage *peer)
+{
+	struct dn_rxside *rx = dev->rx;
+	struct dmt_flow flow = { .peer = *peer };
+	socklen_t len = sizeof(flow.local);
+	struct dmt_err e = { 0 };
+	struct dn_rxconn *d;
+	char msg[600];
+	uint32_t loc;
+
+	if (!rx)
+		return -EINVAL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->meta = calloc(1, sizeof(*d->meta));
+	if (!d->meta)
+		goto err_nomem;
+	if (getsockname(c->fd, (struct sockaddr *)&flow.local, &len)) {
+		snprintf(e.what, sizeof(e.what), "getsockname");
+		e.code = -errno;
+		goto err;
+	}
+	/* 0.1 has no call to remove one rule: it stays until the last
+	 * listen comm closes (dmt_nic_close undoes every rule) */
+	if (dmt_nic_steer(rx->nic, &flow, rx->q_start, &loc) < 0) {
+		e = *dmt_nic_error(rx->nic);
+		goto err;
+	}
+	d->rx = dmt_rx_new(c->fd, rx->bind, NULL, &e);
+	if (!d->rx)
+		goto err;
+	d->buf = rx->buf;
+	d->uh.meta = d->meta;
+	d->uh.bounce_buf = dmt_dmabuf_map(rx->buf);	/* host view; a GPU pointer
+							 * for CUDA (PORTING.md) */
+	d->uh.head = 0;
+	c->devhandle = (ncclNetDeviceHandle_v8_t){
+		.netDeviceType = NCCL_NET_DEVICE_UNPACK,
+		.netDeviceVersion = NCCL_NET_DEVICE_UNPACK_VERSION,
+		.handle = &d->uh,
+		.size = sizeof(d->uh),
+		.needsProxyProgress = 1,
+	};
+	c->drx = d;
+	return 0;
+err_nomem:
+	e.code = -ENOMEM;
+	snprintf(e.what, sizeof(e.what), "UNPACK metadata");
+err:
+	DN_WARN("accept: devmem RX: %s", dmt_err_str(&e, msg, sizeof(msg)));
+	free(d->meta);
+	free(d);
+	return -EIO;
+}
+
+/*
+ * The received stream, read in order into host memory: frames headers and
+ * payload alike land in the bounce dma-buf (the flow is steered to its
+ * queue), and are copied out of it (dmt_dmabuf_read: DMA_BUF_IOCTL_SYNC
+ * bracketed for udmabuf, the driver's copy for CUDA).  A batch of
+ * fragments is read to its end before dmt_rx_recv is asked for the next
+ * (which gives the batch's tokens back).
+ *
+ * This is the copy path for host destinations.  NCCL's UNPACK path (CUDA
+ * destinations: fragments published as loadMeta and held until
+ * irecvConsumed) needs fragments held past the next receive: 0.2.
+ */
+ssize_t dn_devmem_read(struct dn_comm *c, void *dst, size_t len)
+{
+	struct dn_rxconn *d = c->drx;
+	size_t done = 0;
+
+	while (done < len) {
+		if (d->fi >= d->nfrags) {
+			if (done)
+				break;	/* give what we have; fetch on the next call */
+			int n = dmt_rx_recv(d->rx, d->frags, DN_FRAGS);
+
+			if (n < 0 || n == 0)
+				return n;	/* -EAGAIN, -errno, or 0: end of stream */
+			d->nfrags = n;
+			d->fi = 0;
+			d->foff = 0;
+		}
+		struct dmt_rx_frag *f = &d->frags[d->fi];
+		size_t take = f->len - d->foff;
+
+		if (take > len - done)
+			take = len - done;
+		if (f->data) {		/* linear, or copy mode */
+			memcpy((char *)dst + done, (const char *)f->data + d->foff, take);
+			d->linear_bytes += f->linear ? take : 0;
+		} else {
+			int rc = dmt_dmabuf_read(d->buf, f->off + d->foff, (char *)dst + done, take);
+
+			if (rc < 0)
+				return rc;
+			d->dmabuf_bytes += take;
+		}
+		done += take;
+		d->foff += take;
+		if (d->foff == f->len) {
+			d->fi++;
+			d->foff = 0;
+		}
+	}
+	return (ssize_t)done;
+}
+
+void dn_devmem_conn_free(struct dn_comm *c)
+{
+	struct dn_rxconn *d = c->drx;
+
+	if (!d)
+		return;
+	DN_INFO(NCCL_NET, "receive comm closed: %llu bytes from the dma-buf, %llu linear",
+		(unsigned long long)d->dmabuf_bytes, (unsigned long long)d->linear_bytes);
+	dmt_rx_free(d->rx);	/* returns every token still held */
+	free(d->meta);
+	free(d);
+	c->drx = NULL;
+}
+
+int dn_devmem_reg_tx(struct dn_dev *dev, struct dn_mr *mr, int fd, uint64_t off)
+{
+	DMT_OPTS(dmt_dmabuf_opts, o, .provider = DMT_PROVIDER_FD, .fd = fd);
+	DMT_OPTS(dmt_txbind_opts, to, .policy = DMT_MODE_DEVMEM);
+	struct dmt_err e = { 0 };
+	char msg[600];
+
+	mr->buf = dmt_dmabuf_new(&o, &e);
+	if (!mr->buf)
+		goto err;
+	if (off + mr->size > dmt_dmabuf_size(mr->buf)) {
+		DN_WARN("regMrDmaBuf: [%llu, +%zu) outside the %zu-byte dma-buf",
+			(unsigned long long)off, mr->size, dmt_dmabuf_size(mr->buf));
+		dmt_dmabuf_free(mr->buf);
+		mr->buf = NULL;
+		return -ERANGE;
+	}
+	mr->txbind = dmt_txbind_new(dev->ifname, mr->buf, &to, &e);
+	if (!mr->txbind)
+		goto err;
+	return 0;
+err:
+	DN_WARN("regMrDmaBuf: bind-tx on %s: %s", dev->ifname, dmt_err_str(&e, msg, sizeof(msg)));
+	dmt_dmabuf_free(mr->buf);
+	mr->buf = NULL;
+	return -EIO;
+}
+
+void dn_devmem_mr_free(struct dn_mr *mr)
+{
+	dmt_txbind_free(mr->txbind);
+	dmt_dmabuf_free(mr->buf);
+	mr->txbind = NULL;
+	mr->buf = NULL;
+}

@@ -1,0 +1,900 @@
+// SPDX-License-Identifier: MIT
+/*
+ * nccl-harness: drives libnccl-net-devmemtcp.so the way NCCL's proxy
+ * threads do, with nothing of NCCL or of libdevmemtcp linked in: dlopen,
+ * dlsym("ncclNetPlugin_vN"), and only the function table from there.
+ *
+ * Two ranks, two processes (fork): rank 0 receives, rank 1 sends; each may
+ * enter its own network namespace (-n/-N) and use its own interface
+ * (-i/-I).  The listen handle travels over a side socket (a socketpair,
+ * standing in for NCCL's bootstrap).  The schedule both ranks follow:
+ *   setup     init, devices, getProperties; accept before any peer gives
+ *             a NULL comm; listen, handle over the side socket, connect and
+ *             accept retried until both comms exist
+ *   sizes     1 byte .. 16 MiB one at a time, posted receive sizes larger
+ *             than the message for some (test reports the real size)
+ *   depth     1, 8 and 32 requests in flight; a 33rd isend and irecv give
+ *             a NULL request
+ *   grouped   irecv of 8 buffers, the sends in another tag order
+ *   reuse     a second connect/accept on the same listen comm
+ *   close     a receive comm closed with a request in flight; no fd left
+ *   versions  each ABI version (-v list) driven once through its own
+ *             symbol: init, properties in that version's layout, a
+ *             connection, a grouped exchange, close (finalize for v11+)
+ * Every received byte is compared with the pattern its message was sent
+ * with; bytes after the message in the posted buffer stay untouched.
+ *
+ * --bench MIB: instead of the schedule, MIB mebibytes in 4 MiB messages, 8 in
+ * flight, validated, with the rate.
+ *
+ * --init-fails: init only (rank 0 alone), expected to fail; the reason
+ * must reach the log function.
+ *
+ * KTAP lines from both ranks, prefixed "rankN:".
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ktap.h"
+#include "nccl_net.h"
+
+#define MiB (1u << 20)
+#define DEADLINE_S 30
+#define ARENA (40 * MiB)
+
+static struct ktap t;
+static int rank;
+static int V;			/* ABI version being driven */
+static void *table;		/* its ncclNetPlugin_vN */
+static int side = -1;		/* the bootstrap stand-in */
+static char last_warn[1024];
+static int warns;
+
+#define CHECK(ok, ...) check(&t, (ok), "rank" "%d: " FIRST(__VA_ARGS__) REST(__VA_ARGS__))
+#define FIRST(a, ...) a
+#define REST(a, ...) , rank, ##__VA_ARGS__
+
+static void logger(ncclDebugLogLevel lvl, unsigned long flags, const char *file, int line,
+		   const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	(void)flags;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	printf("# rank%d %s %s:%d %s\n", rank, lvl == NCCL_LOG_WARN ? "WARN" : "INFO", file,
+	       line, msg);
+	fflush(stdout);
+	if (lvl == NCCL_LOG_WARN) {
+		snprintf(last_warn, sizeof(last_warn), "%s", msg);
+		warns++;
+	}
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* --------------------------------------------- calls through table, any V */
+
+#define T8 ((ncclNet_v8_t *)table)
+#define T9 ((ncclNet_v9_t *)table)
+#define T10 ((ncclNet_v10_t *)table)
+#define T11 ((ncclNet_v11_t *)table)
+#define T12 ((ncclNet_v12_t *)table)
+
+static void *ctx;	/* v11+: init's context */
+
+static ncclResult_t p_init(void)
+{
+	ncclNetCommConfig_v11_t cfg = { .trafficClass = NCCL_NET_TRAFFIC_CLASS_UNDEF };
+
+	switch (V) {
+	case 8: return T8->init(logger);
+	case 9: return T9->init(logger);
+	case 10: return T10->init(logger, NULL);
+	case 11: return T11->init(&ctx, 0x1234, &cfg, logger, NULL);
+	default: return T12->init(&ctx, 0x1234, &cfg, logger, NULL);
+	}
+}
+
+static ncclResult_t p_listen(void *handle, void **l)
+{
+	switch (V) {
+	case 8: case 9: case 10: return T8->listen(0, handle, l);
+	case 11: return T11->listen(ctx, 0, handle, l);
+	default: return T12->listen(ctx, 0, handle, l);
+	}
+}
+
+static ncclResult_t p_connect(void *handle, void **s)
+{
+	ncclNetDeviceHandle_v8_t *dh = NULL;
+	ncclNetCommConfig_v10_t cfg = { .trafficClass = NCCL_NET_TRAFFIC_CLASS_UNDEF };
+
+	switch (V) {
+	case 8: case 9: return T8->connect(0, handle, s, &dh);
+	case 10: return T10->connect(0, &cfg, handle, s, &dh);
+	case 11: return T11->connect(ctx, 0, handle, s, &dh);
+	default: return T12->connect(ctx, 0, handle, s, &dh);
+	}
+}
+
+/* The calls whose signature is the same in every version: v8's slots. */
+#define P(call) (T8->call)
+
+static ncclResult_t p_isend(void *c, void *data, size_t size, int tag, void *mh, void **req)
+{
+	switch (V) {
+	case 8: return T8->isend(c, data, (int)size, tag, mh, req);
+	case 9: return T9->isend(c, data, size, tag, mh, req);
+	case 10: return T10->isend(c, data, size, tag, mh, NULL, req);
+	case 11: return T11->isend(c, data, size, tag, mh, NULL, req);
+	default: return T12->isend(c, data, size, tag, mh, NULL, req);
+	}
+}
+
+static ncclResult_t p_irecv(void *c, int n, void **data, size_t *sizes, int *tags, void **mh,
+			    void **req)
+{
+	int isz[NCCL_NET_MAX_REQUESTS];
+
+	switch (V) {
+	case 8:
+		for (int i = 0; i < n; i++)
+			isz[i] = (int)sizes[i];
+		return T8->irecv(c, n, data, isz, tags, mh, req);
+	case 9: return T9->irecv(c, n, data, sizes, tags, mh, req);
+	case 10: return T10->irecv(c, n, data, sizes, tags, mh, NULL, req);
+	case 11: return T11->irecv(c, n, data, sizes, tags, mh, NULL, req);
+	default: return T12->irecv(c, n, data, sizes, tags, mh, NULL, req);
+	}
+}
+
+/* The fields every version shares, read from that version's layout. */
+struct props {
+	const char *name;
+	int ptr_support, speed, max_comms, max_recvs, dev_type, dev_version;
+	int rail_id;		/* v12 */
+	size_t max_p2p;		/* v9+ */
+};
+
+static ncclResult_t p_props(struct props *p)
+{
+	ncclResult_t r;
+
+	memset(p, 0, sizeof(*p));
+#define COPY(q) do { p->name = q.name; p->ptr_support = q.ptrSupport; p->speed = q.speed; \
+		p->max_comms = q.maxComms; p->max_recvs = q.maxRecvs;                   \
+		p->dev_type = q.netDeviceType; p->dev_version = q.netDeviceVersion; } while (0)
+	switch (V) {
+	case 8: { ncclNetProperties_v8_t q; r = T8->getProperties(0, &q); COPY(q); break; }
+	case 9: { ncclNetProperties_v9_t q; r = T9->getProperties(0, &q); COPY(q);
+		p->max_p2p = q.maxP2pBytes; break; }
+	case 10: { ncclNetProperties_v10_t q; r = T10->getProperties(0, &q); COPY(q);
+		p->max_p2p = q.maxP2pBytes; break; }
+	case 11: { ncclNetProperties_v11_t q; r = T11->getProperties(0, &q); COPY(q);
+		p->max_p2p = q.maxP2pBytes; break; }
+	default: { ncclNetProperties_v12_t q; r = T12->getProperties(0, &q); COPY(q);
+		p->max_p2p = q.maxP2pBytes; p->rail_id = q.railId; break; }
+	}
+	return r;
+}
+
+/* ----------------------------------------------------------- side socket */
+
+static int side_send(const void *buf, size_t len)
+{
+	return write(side, buf, len) == (ssize_t)len ? 0 : -1;
+}
+
+static int side_recv(void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(side, (char *)buf + got, len - got);
+
+		if (n <= 0)
+			return -1;
+		got += n;
+	}
+	return 0;
+}
+
+/* -------------------------------------------------------------- pattern */
+
+static uint8_t pat(uint32_t seed, size_t i)
+{
+	uint32_t x = (uint32_t)i * 2654435761u ^ seed * 40503u;
+
+	return (uint8_t)(x >> 13 ^ x >> 24 ^ i >> 9);
+}
+
+static void fill(uint8_t *p, size_t len, uint32_t seed)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = pat(seed, i);
+}
+
+/* index of the first wrong byte, or -1 */
+static long verify(const uint8_t *p, size_t len, uint32_t seed)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != pat(seed, i))
+			return (long)i;
+	return -1;
+}
+
+#define CANARY 0xa5
+
+/* ------------------------------------------------------------- connect */
+
+/* Rank 0: listen, hand the handle over, accept until the comm exists.
+ * Rank 1: take the handle, connect until the comm exists. */
+static void *establish(void *lcomm, int *retries)
+{
+	char handle[NCCL_NET_HANDLE_MAXSIZE];
+	void *comm = NULL;
+	double end = now() + DEADLINE_S;
+	ncclResult_t r;
+
+	*retries = 0;
+	if (rank == 1 && side_recv(handle, sizeof(handle)))
+		return NULL;
+	while (!comm && now() < end) {
+		if (rank == 0) {
+			ncclNetDeviceHandle_v8_t *dh = NULL;
+
+			r = P(accept)(lcomm, &comm, &dh);
+		} else {
+			r = p_connect(handle, &comm);
+		}
+		if (r != ncclSuccess) {
+			printf("# rank%d: %s returned %d\n", rank, rank ? "connect" : "accept", r);
+			return NULL;
+		}
+		if (!comm) {
+			++*retries;
+			usleep(100);	/* a proxy thread's loop, not synchronisation */
+		}
+	}
+	return comm;
+}
+
+static void *do_listen(void)
+{
+	char handle[NCCL_NET_HANDLE_MAXSIZE] = { 0 };
+	void *l = NULL;
+
+	if (p_listen(handle, &l) != ncclSuccess || !l)
+		return NULL;
+	if (side_send(handle, sizeof(handle)))
+		return NULL;
+	return l;
+}
+
+/* --------------------------------------------------------------- rounds */
+
+struct msg {
+	size_t size;		/* sent */
+	size_t posted;		/* receive buffer size */
+	int tag;
+	uint32_t seed;
+	size_t off;		/* in the arena */
+};
+
+static uint8_t *arena;
+static void *mh;
+static bool filled;	/* bench: the sender's buffers already hold the pattern */
+static uint8_t *bench_ref;	/* bench: the 8 messages' expected bytes, for memcmp */
+
+/* Wait for every request; sizes[i] of request i into got[i][..]. */
+static bool wait_all(void **req, int nreq, int got[][NCCL_NET_MAX_REQUESTS], const char *what)
+{
+	int left = nreq;
+	double end = now() + DEADLINE_S;
+
+	while (left && now() < end) {
+		for (int i = 0; i < nreq; i++) {
+			int done = 0;
+			ncclResult_t r;
+
+			if (!req[i])
+				continue;
+			r = P(test)(req[i], &done, got ? got[i] : NULL);
+			if (r != ncclSuccess) {
+				printf("# rank%d: %s: test returned %d\n", rank, what, r);
+				return false;
+			}
+			if (done) {
+				req[i] = NULL;
+				left--;
+			}
+		}
+	}
+	if (left)
+		printf("# rank%d: %s: %d request%s not done after %d s\n", rank, what, left,
+		       left == 1 ? "" : "s", DEADLINE_S);
+	return !left;
+}
+
+/*
+ * One round: k messages, received as k/group irecvs of group buffers each.
+ * The sender sends each group's messages in reverse tag order, so a frame
+ * has to find its buffer by tag.
+ */
+static bool round_run(void *comm, struct msg *m, int k, int group, bool overflow_check,
+		      const char *name)
+{
+	void *req[NCCL_NET_MAX_REQUESTS] = { 0 };
+	int got[NCCL_NET_MAX_REQUESTS][NCCL_NET_MAX_REQUESTS];
+	int nreq = 0;
+	bool ok = true;
+	size_t off = 0;
+
+	for (int i = 0; i < k; i++) {
+		m[i].off = off;
+		off += (m[i].posted > m[i].size ? m[i].posted : m[i].size) + 64;
+		off = (off + 63) & ~(size_t)63;
+	}
+	if (off > ARENA) {
+		printf("# arena too small for %s\n", name);
+		return false;
+	}
+	if (rank == 1) {
+		for (int i = 0; i < k && !filled; i++)
+			fill(arena + m[i].off, m[i].size, m[i].seed);
+		for (int g = 0; g < k; g += group)
+			for (int j = group - 1; j >= 0; j--) {
+				struct msg *x = &m[g + j];
+
+				if (p_isend(comm, arena + x->off, x->size, x->tag, mh, &req[nreq]) ||
+				    !req[nreq]) {
+					printf("# rank1: %s: isend %d gave no request\n", name, g + j);
+					return false;
+				}
+				nreq++;
+			}
+		if (overflow_check) {
+			void *extra = (void *)1;
+			ncclResult_t r = p_isend(comm, arena, 1, 99, mh, &extra);
+
+			ok &= CHECK(r == ncclSuccess && extra == NULL,
+				    "%s: isend number %d gives a NULL request (r %d)", name, k + 1, r);
+		}
+		return wait_all(req, nreq, NULL, name) && ok;
+	}
+
+	/* rank 0 */
+	for (int i = 0; i < k; i++)
+		memset(arena + m[i].off, CANARY, m[i].posted + 64);
+	for (int g = 0; g < k; g += group) {
+		void *data[NCCL_NET_MAX_REQUESTS];
+		size_t sizes[NCCL_NET_MAX_REQUESTS];
+		int tags[NCCL_NET_MAX_REQUESTS];
+		void *mhs[NCCL_NET_MAX_REQUESTS];
+
+		for (int j = 0; j < group; j++) {
+			data[j] = arena + m[g + j].off;
+			sizes[j] = m[g + j].posted;
+			tags[j] = m[g + j].tag;
+			mhs[j] = mh;
+		}
+		if (p_irecv(comm, group, data, sizes, tags, mhs, &req[nreq]) || !req[nreq]) {
+			printf("# rank0: %s: irecv %d gave no request\n", name, g / group);
+			return false;
+		}
+		nreq++;
+	}
+	if (overflow_check) {
+		void *extra = (void *)1, *d = arena;
+		size_t s = 1;
+		int tg = 99;
+		ncclResult_t r = p_irecv(comm, 1, &d, &s, &tg, &mh, &extra);
+
+		ok &= CHECK(r == ncclSuccess && extra == NULL,
+			    "%s: irecv number %d gives a NULL request (r %d)", name, nreq + 1, r);
+	}
+	if (!wait_all(req, nreq, got, name))
+		return false;
+	for (int i = 0; i < k; i++) {
+		struct msg *x = &m[i];
+		int rep = got[i / group][i % group];
+		long bad;
+
+		if (bench_ref)	/* the same check, at memcmp speed */
+			bad = memcmp(arena + x->off, bench_ref + (size_t)(x->seed - 30000) * 4 * MiB,
+				     x->size) ? verify(arena + x->off, x->size, x->seed) : -1;
+		else
+			bad = verify(arena + x->off, x->size, x->seed);
+		size_t tail;
+
+		for (tail = x->size; tail < x->posted + 64; tail++)
+			if (arena[x->off + tail] != CANARY)
+				break;
+		if (rep != (int)x->size || bad >= 0 || tail != x->posted + 64) {
+			printf("# rank0: %s: message %d (%zu bytes, posted %zu, tag %d): reported %d, "
+			       "first wrong byte %ld, byte past the message changed at %zu\n", name, i,
+			       x->size, x->posted, x->tag, rep, bad, tail);
+			ok = false;
+		}
+	}
+	/* NCCL tells the plugin when the device is done with the data */
+	for (int i = 0; i < nreq; i++)
+		ok &= P(irecvConsumed)(comm, group, NULL) == ncclSuccess;
+	return ok;
+}
+
+/* Run a round on both ranks and report it once per rank. */
+static bool round_check(void *comm, struct msg *m, int k, int group, bool overflow,
+			const char *name)
+{
+	uint64_t bytes = 0;
+	double t0 = now();
+	bool ok = round_run(comm, m, k, group, overflow, name);
+
+	for (int i = 0; i < k; i++)
+		bytes += m[i].size;
+	return CHECK(ok, "%s: %d message%s, %llu bytes%s (%.1f ms)", name, k, k == 1 ? "" : "s",
+		     (unsigned long long)bytes, rank ? " sent" : " received and validated",
+		     (now() - t0) * 1e3);
+}
+
+/* ----------------------------------------------------------------- rank */
+
+static void *open_plugin(const char *path)
+{
+	void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+
+	if (!dl)
+		printf("# rank%d: dlopen %s: %s\n", rank, path, dlerror());
+	return dl;
+}
+
+static bool use_version(void *dl, int v)
+{
+	char sym[32];
+
+	snprintf(sym, sizeof(sym), "ncclNetPlugin_v%d", v);
+	V = v;
+	table = dlsym(dl, sym);
+	return table != NULL;
+}
+
+static void finalize(void)
+{
+	if (V >= 11 && ctx) {
+		if (V == 11)
+			T11->finalize(ctx);
+		else
+			T12->finalize(ctx);
+		ctx = NULL;
+	}
+}
+
+/* Rank 0 alone: what NCCL must hear as an error, with the reason logged. */
+static void refusals(void)
+{
+	char handle[NCCL_NET_HANDLE_MAXSIZE] = { 0 }, bogus[NCCL_NET_HANDLE_MAXSIZE];
+	void *l = NULL, *c = NULL, *req = (void *)1;
+	int warns0 = warns, done = 0, n;
+	double end = now() + DEADLINE_S;
+	ncclResult_t r = ncclSuccess;
+
+	/* a listen comm closed before the connect: refused, reported */
+	if (p_listen(handle, &l) == ncclSuccess && l)
+		P(closeListen)(l);
+	while (r == ncclSuccess && !c && now() < end)
+		r = p_connect(handle, &c);
+	CHECK(r == ncclRemoteError && c == NULL && warns > warns0,
+	      "connect to a closed listen comm: ncclRemoteError (%d), reason logged: %s", r,
+	      warns > warns0 ? last_warn : "(none)");
+	warns0 = warns;
+	memset(bogus, 0x5a, sizeof(bogus));
+	c = NULL;
+	r = p_connect(bogus, &c);
+	CHECK(r == ncclInvalidArgument && c == NULL && warns > warns0,
+	      "connect with a handle that is not ours: ncclInvalidArgument (%d)", r);
+	r = P(test)(NULL, &done, NULL);
+	CHECK(r == ncclInvalidArgument, "test(NULL request): ncclInvalidArgument (%d)", r);
+	r = P(getProperties)(1, NULL);
+	CHECK(r == ncclInvalidArgument, "getProperties of device 1 (of 1): ncclInvalidArgument (%d)",
+	      r);
+	n = 0;
+	r = P(devices)(&n);
+	CHECK(r == ncclSuccess && n == 1 && req, "devices() still 1 after the refusals");
+	warns = 0;	/* the warnings above were asked for */
+}
+
+static void full_suite(void)
+{
+	static const size_t sizes[] = { 1, 2, 3, 7, 8, 63, 4095, 4096, 4097, 65535, 65536,
+					 1 * MiB + 3, 4 * MiB, 16 * MiB };
+	struct msg m[NCCL_NET_MAX_REQUESTS];
+	int retries;
+	void *l = NULL, *comm, *comm2;
+	struct props pr;
+	int nd = -1;
+	char name[64];
+
+	ncclResult_t r = P(devices)(&nd);
+
+	CHECK(r == ncclSuccess && nd == 1, "v%d devices() is 1 (%d)", V, nd);
+	if (CHECK(p_props(&pr) == ncclSuccess, "v%d getProperties", V))
+		CHECK(pr.name && pr.name[0] && (pr.ptr_support & NCCL_PTR_HOST) && pr.speed > 0 &&
+		      pr.max_comms > 0 && pr.max_recvs >= 1 &&
+		      (pr.dev_type == NCCL_NET_DEVICE_HOST ||
+		       (pr.dev_type == NCCL_NET_DEVICE_UNPACK &&
+			pr.dev_version == NCCL_NET_DEVICE_UNPACK_VERSION)),
+		      "v%d properties: name %s, ptrSupport %#x, speed %d, maxComms %d, maxRecvs %d, "
+		      "device type %d version %#x", V, pr.name, pr.ptr_support, pr.speed,
+		      pr.max_comms, pr.max_recvs, pr.dev_type, pr.dev_version);
+
+	char handle[NCCL_NET_HANDLE_MAXSIZE] = { 0 };
+
+	if (rank == 0)
+		refusals();
+	if (rank == 0) {
+		void *early = (void *)1;
+		ncclNetDeviceHandle_v8_t *dh = NULL;
+
+		if (p_listen(handle, &l) != ncclSuccess || !l) {
+			CHECK(false, "listen");
+			return;
+		}
+		CHECK(P(accept)(l, &early, &dh) == ncclSuccess && early == NULL,
+		      "accept before any peer connected: success, NULL comm");
+		if (side_send(handle, sizeof(handle)))
+			return;
+	}
+	comm = establish(l, &retries);
+	if (!CHECK(comm != NULL, "%s established (%d non-blocking retr%s)",
+		   rank ? "send comm" : "receive comm", retries, retries == 1 ? "y" : "ies"))
+		return;
+	if (!CHECK(P(regMr)(comm, arena, ARENA, NCCL_PTR_HOST, &mh) == ncclSuccess && mh,
+		   "regMr of %u MiB host memory", ARENA / MiB))
+		return;
+
+	/* sizes, one in flight, receive buffers larger than the message for odd i */
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		m[0] = (struct msg){ .size = sizes[i], .posted = sizes[i] + (i & 1 ? 1000 : 0),
+				     .tag = (int)i, .seed = 100 + (uint32_t)i };
+		snprintf(name, sizeof(name), "size %zu%s", sizes[i], i & 1 ? " (posted +1000)" : "");
+		round_check(comm, m, 1, 1, false, name);
+	}
+	/* depth */
+	static const int depths[] = { 1, 8, 32 };
+	for (int d = 0; d < 3; d++) {
+		int k = depths[d];
+
+		for (int i = 0; i < k; i++)
+			m[i] = (struct msg){ .size = 65536 + 4099 * i, .posted = 65536 + 4099 * i,
+					     .tag = i, .seed = 1000 * (d + 1) + i };
+		snprintf(name, sizeof(name), "%d in flight", k);
+		round_check(comm, m, k, 1, k == NCCL_NET_MAX_REQUESTS, name);
+	}
+	/* grouped: 2 irecvs of 8 buffers, sizes spread, one empty message */
+	for (int i = 0; i < 16; i++)
+		m[i] = (struct msg){ .size = i == 5 ? 0 : (size_t)1 << (i % 8) * 3, .tag = i % 8,
+				     .seed = 5000 + i };
+	for (int i = 0; i < 16; i++)
+		m[i].posted = m[i].size + 16 * (i % 3);
+	if (pr.max_recvs >= 8) {
+		round_check(comm, m, 16, 8, false,
+			    "grouped receives (2 x 8 buffers, reverse tag order)");
+	} else {
+		snprintf(name, sizeof(name), "rank%d: grouped receives", rank);
+		skip(&t, name, "the plugin advertises maxRecvs 1 (UNPACK)");
+	}
+
+	/* a second comm through the same listen comm: the same handle again */
+	if (rank == 0 && side_send(handle, sizeof(handle)))
+		return;
+	comm2 = establish(l, &retries);
+	if (CHECK(comm2 != NULL, "a second %s through the same listen comm",
+		  rank ? "connect" : "accept")) {
+		void *mh2 = NULL;
+
+		CHECK(P(regMr)(comm2, arena, ARENA, NCCL_PTR_HOST, &mh2) == ncclSuccess,
+		      "regMr on the second comm");
+		void *save = mh;
+
+		mh = mh2;
+		for (int i = 0; i < 4; i++)
+			m[i] = (struct msg){ .size = 300000 + i, .posted = 300000 + i, .tag = i,
+					     .seed = 7000 + i };
+		round_check(comm2, m, 4, 1, false, "second comm: 4 in flight");
+		mh = save;
+		CHECK(P(deregMr)(comm2, mh2) == ncclSuccess, "deregMr on the second comm");
+		CHECK((rank ? P(closeSend)(comm2) : P(closeRecv)(comm2)) == ncclSuccess,
+		      "close the second comm");
+	}
+	/* both comms still agree after the second one closed */
+	m[0] = (struct msg){ .size = 12345, .posted = 12345, .tag = 0, .seed = 9000 };
+	round_check(comm, m, 1, 1, false, "first comm after the second closed");
+
+	/* close with a request in flight: the receiver posts one nothing will
+	 * fill (the sender may have closed already: a warning then is right) */
+	int warns0 = warns;
+
+	if (rank == 0) {
+		void *req = NULL, *d = arena;
+		size_t s = 4096;
+		int tg = 0;
+
+		CHECK(p_irecv(comm, 1, &d, &s, &tg, &mh, &req) == ncclSuccess && req,
+		      "irecv that no send will match");
+		CHECK(P(deregMr)(comm, mh) == ncclSuccess, "deregMr");
+		CHECK(P(closeRecv)(comm) == ncclSuccess, "closeRecv with that request in flight");
+		CHECK(P(closeListen)(l) == ncclSuccess, "closeListen");
+	} else {
+		CHECK(P(deregMr)(comm, mh) == ncclSuccess, "deregMr");
+		CHECK(P(closeSend)(comm) == ncclSuccess, "closeSend");
+	}
+	if (warns > warns0 && strstr(last_warn, "peer closed"))
+		warns = warns0;
+	mh = NULL;
+}
+
+/* One connection and a grouped exchange through version v's own table. */
+static void version_once(void *dl, int v)
+{
+	struct msg m[3];
+	struct props pr;
+	void *l = NULL, *comm;
+	int retries;
+	char name[64];
+
+	if (!CHECK(use_version(dl, v), "ncclNetPlugin_v%d exported", v))
+		return;
+	if (!CHECK(p_init() == ncclSuccess, "v%d init", v))
+		return;
+	if (CHECK(p_props(&pr) == ncclSuccess, "v%d getProperties", v))
+		CHECK(pr.name && pr.max_recvs >= 1 && (pr.ptr_support & NCCL_PTR_HOST) &&
+		      (v < 9 || pr.max_p2p > 0) && (v < 12 || pr.rail_id == NCCL_NET_ID_UNDEF),
+		      "v%d properties in the v%d layout (name %s, maxRecvs %d, maxP2pBytes %zu%s)",
+		      v, v, pr.name, pr.max_recvs, pr.max_p2p, v >= 12 ? ", railId -1" : "");
+	if (rank == 0 && !(l = do_listen())) {
+		CHECK(false, "v%d listen", v);
+		return;
+	}
+	comm = establish(l, &retries);
+	if (!CHECK(comm != NULL, "v%d connection", v))
+		return;
+	if (CHECK(P(regMr)(comm, arena, ARENA, NCCL_PTR_HOST, &mh) == ncclSuccess, "v%d regMr", v)) {
+		m[0] = (struct msg){ .size = 1 * MiB + 17, .posted = 2 * MiB, .tag = 4, .seed = v };
+		m[1] = (struct msg){ .size = 3, .posted = 3, .tag = 9, .seed = v + 50 };
+		m[2] = (struct msg){ .size = 70000, .posted = 70001, .tag = 1, .seed = v + 99 };
+		int group = pr.max_recvs >= 3 ? 3 : 1;
+
+		snprintf(name, sizeof(name), "v%d %s exchange (3 buffers)", v,
+			 group > 1 ? "grouped" : "in-flight");
+		round_check(comm, m, 3, group, false, name);
+		P(deregMr)(comm, mh);
+	}
+	CHECK((rank ? P(closeSend)(comm) : P(closeRecv)(comm)) == ncclSuccess, "v%d close", v);
+	if (l)
+		CHECK(P(closeListen)(l) == ncclSuccess, "v%d closeListen", v);
+	finalize();
+}
+
+/* --bench: BYTES in 4 MiB messages, 8 in flight, every byte validated. */
+static void bench(size_t bytes)
+{
+	struct msg m[8];
+	void *l = NULL, *comm;
+	int retries, rounds = (int)((bytes + 32 * MiB - 1) / (32 * MiB));
+	double t0;
+	bool ok = true;
+
+	if (rank == 0 && !(l = do_listen())) {
+		CHECK(false, "bench: listen");
+		return;
+	}
+	comm = establish(l, &retries);
+	if (!CHECK(comm != NULL, "bench: connection") ||
+	    !CHECK(P(regMr)(comm, arena, ARENA, NCCL_PTR_HOST, &mh) == ncclSuccess, "bench: regMr"))
+		return;
+	bench_ref = malloc(32 * MiB);
+	if (!bench_ref)
+		return;
+	for (int i = 0; i < 8; i++)
+		fill(bench_ref + (size_t)i * 4 * MiB, 4 * MiB, 30000 + i);
+	t0 = now();
+	for (int r = 0; r < rounds && ok; r++) {
+		for (int i = 0; i < 8; i++)
+			m[i] = (struct msg){ .size = 4 * MiB, .posted = 4 * MiB, .tag = i,
+					     .seed = 30000 + i };
+		ok = round_run(comm, m, 8, 1, false, "bench");
+		filled = true;	/* same seeds every round: fill once */
+	}
+	double dt = now() - t0;
+
+	CHECK(ok, "bench: %d MiB in 4 MiB messages, 8 in flight, %s: %.3f s, %.1f MB/s", rounds * 32,
+	      rank ? "sent" : "received and validated", dt, rounds * 32.0 * MiB / dt / 1e6);
+	free(bench_ref);
+	bench_ref = NULL;
+	P(deregMr)(comm, mh);
+	mh = NULL;
+	rank ? P(closeSend)(comm) : P(closeRecv)(comm);
+	if (l)
+		P(closeListen)(l);
+}
+
+static size_t bench_bytes;
+
+static int run_rank(const char *plugin, const char *ns, const char *ifname, const int *vers,
+		    int nvers)
+{
+	void *dl;
+	int fds0;
+
+	if (ns) {
+		char path[256];
+		int fd;
+
+		snprintf(path, sizeof(path), "/var/run/netns/%s", ns);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, CLONE_NEWNET)) {
+			CHECK(false, "enter network namespace %s: %s", ns, strerror(errno));
+			return 1;
+		}
+		close(fd);
+	}
+	if (ifname)
+		setenv("NCCL_DEVMEMTCP_IFNAME", ifname, 1);
+	arena = aligned_alloc(4096, ARENA);
+	if (!arena)
+		return 1;
+	dl = open_plugin(plugin);
+	if (!CHECK(dl != NULL, "dlopen %s", plugin))
+		return 1;
+	fds0 = count_fds();
+	/* the full schedule through the newest version asked for */
+	if (CHECK(use_version(dl, vers[nvers - 1]), "ncclNetPlugin_v%d exported", vers[nvers - 1]) &&
+	    CHECK(p_init() == ncclSuccess, "v%d init", V)) {
+		if (bench_bytes)
+			bench(bench_bytes);
+		else
+			full_suite();
+		finalize();
+	}
+	for (int i = 0; i < nvers && !bench_bytes; i++)
+		version_once(dl, vers[i]);
+	CHECK(count_fds() == fds0, "no fd left open (%d before, %d after)", fds0, count_fds());
+	CHECK(warns == 0, "no warning logged%s%s", warns ? ": " : "", warns ? last_warn : "");
+	return ktap_exit(&t) == 1;
+}
+
+static int init_fails(const char *plugin, const char *ifname, int v, const char *expect)
+{
+	void *dl;
+	ncclResult_t r;
+	int nd = -1;
+
+	rank = 0;
+	if (ifname)
+		setenv("NCCL_DEVMEMTCP_IFNAME", ifname, 1);
+	dl = open_plugin(plugin);
+	if (!CHECK(dl && use_version(dl, v), "dlopen and ncclNetPlugin_v%d", v))
+		return 1;
+	r = p_init();
+	CHECK(r != ncclSuccess, "v%d init fails (returned %d)", v, r);
+	CHECK(warns > 0 && strstr(last_warn, "init: "),
+	      "the reason reached NCCL's log: %s", last_warn[0] ? last_warn : "(nothing logged)");
+	if (expect)
+		CHECK(strstr(last_warn, expect) != NULL, "the reason names \"%s\"", expect);
+	r = P(devices)(&nd);
+	CHECK(r == ncclSuccess && nd == 0, "devices() is 0 after the failed init (%d)", nd);
+	return ktap_exit(&t) == 1;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: nccl-harness -p PLUGIN.so [-v 8,9,10,11,12] [-n NS0 -N NS1] [-i IF0 -I IF1]\n"
+		"       nccl-harness -p PLUGIN.so --init-fails [-i IF] [-v V] [-e TEXT]\n"
+		"       (--bench MIB: only a throughput run of MIB mebibytes)\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "init-fails", no_argument, NULL, 'F' },
+		{ "bench", required_argument, NULL, 'B' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *plugin = NULL, *ns[2] = { NULL, NULL }, *ifn[2] = { NULL, NULL };
+	const char *expect = NULL;
+	int vers[8] = { 8, 9, 10, 11, 12 }, nvers = 5;
+	bool fails = false;
+	int sv[2], c, status = 0;
+	pid_t pid;
+
+	while ((c = getopt_long(argc, argv, "p:v:n:N:i:I:e:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': plugin = optarg; break;
+		case 'n': ns[0] = optarg; break;
+		case 'N': ns[1] = optarg; break;
+		case 'i': ifn[0] = optarg; break;
+		case 'I': ifn[1] = optarg; break;
+		case 'e': expect = optarg; break;
+		case 'F': fails = true; break;
+		case 'B': bench_bytes = strtoull(optarg, NULL, 0) * MiB; break;
+		case 'v': {
+			char *s = optarg, *end;
+
+			nvers = 0;
+			while (*s && nvers < 8) {
+				long v = strtol(s, &end, 10);
+
+				if (end == s || v < 8 || v > 12)
+					usage();
+				vers[nvers++] = (int)v;
+				s = *end == ',' ? end + 1 : end;
+			}
+			break;
+		}
+		default: usage();
+		}
+	}
+	if (!plugin || !nvers)
+		usage();
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (fails)
+		return init_fails(plugin, ifn[0], vers[nvers - 1], expect);
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return 1;
+	signal(SIGPIPE, SIG_IGN);
+	pid = fork();
+	if (pid < 0)
+		return 1;
+	if (pid == 0) {
+		rank = 1;
+		close(sv[0]);
+		side = sv[1];
+		alarm(DEADLINE_S * 20);	/* a hung rank dies rather than hang the test */
+		_exit(run_rank(plugin, ns[1], ifn[1], vers, nvers));
+	}
+	close(sv[1]);
+	side = sv[0];
+	alarm(DEADLINE_S * 20);
+	int failed = run_rank(plugin, ns[0], ifn[0], vers, nvers);
+
+	close(side);
+	/* the sender finishes on its own once rank 0 is done; bounded */
+	for (int i = 0; i < DEADLINE_S * 10; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			break;
+		if (i == DEADLINE_S * 10 - 1) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+		}
+		usleep(100000);
+	}
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "rank 1 exited 0 (status %#x)", status);
+	return failed || !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}

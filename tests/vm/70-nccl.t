@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The NCCL net plugin in devmem mode on dmveth, driven by nccl-harness as
+# NCCL's proxy threads would: rank 0 receives in netns b on dmb (init's
+# probe passes, listen prepares a queue and binds the bounce dma-buf, accept
+# steers the flow), rank 1 sends from netns a on dma; every byte validated.
+# The ABI versions are each driven on the host (tests/host/nccl.t); here
+# the schedule runs through v12 only, to keep the TCG boot short.
+# Libdevmemtcp 0.1 limits what this round covers (nccl/PORTING.md): host
+# buffers on both sides; received payload lands in the dma-buf and is
+# copied out by the plugin; UNPACK metadata and dma-buf TX wait for 0.2.
+# After the run: dmb's NIC state as before, no queue bound, and the plugin
+# read the payload out of the dma-buf (not as linear bytes).
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+. "$TOP/tests/lib/ktap.sh"
+. "$TOP/tests/lib/dmveth.sh"
+. "$TOP/tests/lib/vmtest.sh"
+LOG=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; dmveth_unpair; rm -rf "$LOG"' EXIT
+PLUGIN=$BUILD/nccl/libnccl-net-devmemtcp.so
+HARNESS=$BUILD/tests/nccl-harness
+[ -f "$PLUGIN" ] && [ -x "$HARNESS" ] || { ktap_fail "plugin and nccl-harness built (make all)"; exit 1; }
+command -v queues >/dev/null || { ktap_fail "tests/progs/queues built (make all)"; exit 1; }
+
+nic_state() {
+	{
+		ip netns exec "$1" ethtool -l "$2"
+		ip netns exec "$1" ethtool -g "$2"
+		ip netns exec "$1" ethtool -x "$2"
+		ip netns exec "$1" ethtool -n "$2"
+		ip netns exec "$1" ethtool -k "$2" | grep ntuple
+	} 2>&1
+}
+
+dmveth_pair 4 || { ktap_fail "create a dmveth pair in netns a and b"; exit 1; }
+before=$(nic_state b $DMV_B)
+
+export NCCL_DEVMEMTCP_MODE=devmem NCCL_DEVMEMTCP_BUF_SIZE=32M
+relay "harness (devmem RX on $DMV_B)" timeout 600 "$HARNESS" -p "$PLUGIN" -v 12 \
+	-n b -N a -i $DMV_B -I $DMV_A
+grep '^#' "$LOG/relay" | grep -v 'rank. INFO' | tail -n 20
+
+if grep -q "rank0 INFO .*queues [0-9.]* of $DMV_B bound to a" "$LOG/relay"; then
+	ktap_ok "listen bound the bounce dma-buf to a queue of $DMV_B"
+else
+	ktap_fail "listen bound the bounce dma-buf to a queue of $DMV_B"
+fi
+# "receive comm closed: N bytes from the dma-buf, M linear", one per comm
+read -r dmabuf linear < <(sed -n 's/.*receive comm closed: \([0-9]*\) bytes from the dma-buf, \([0-9]*\) linear.*/\1 \2/p' \
+	"$LOG/relay" | awk '{ d += $1; l += $2 } END { print d + 0, l + 0 }')
+if [ "${dmabuf:-0}" -ge $((24 << 20)) ] && [ "${linear:-1}" -le $((dmabuf / 100)) ]; then
+	ktap_ok "payload came through the dma-buf ($dmabuf bytes, $linear linear)"
+else
+	ktap_fail "payload came through the dma-buf ($dmabuf bytes, $linear linear)"
+fi
+after=$(nic_state b $DMV_B)
+if [ "$before" = "$after" ]; then
+	ktap_ok "$DMV_B's channels, rings, RSS table and ntuple rules as before"
+else
+	diff <(echo "$before") <(echo "$after") | sed 's/^/# /'
+	ktap_fail "$DMV_B's channels, rings, RSS table and ntuple rules as before"
+fi
+if bound=$(ip netns exec b queues $DMV_B 2>&1) && ! grep -q dmabuf <<<"$bound"; then
+	ktap_ok "no queue of $DMV_B bound after the comms closed"
+else
+	sed 's/^/# /' <<<"$bound"
+	ktap_fail "no queue of $DMV_B bound after the comms closed"
+fi
+
+# devmem required on a veth (no devmem): init fails with the kernel's own
+# bind-tx refusal among the reasons (udmabuf exists here), nothing changed.
+if ip -n a link add nv0 type veth peer name nv1 && ip -n a addr add 10.56.0.1/24 dev nv0 &&
+	ip -n a link set nv0 up && ip -n a link set nv1 up; then
+	vbefore=$(ip -n a -d link show nv0; ip netns exec a ethtool -k nv0 2>&1; ip netns exec a ethtool -l nv0 2>&1)
+	relay "init on veth, devmem required" ip netns exec a "$HARNESS" -p "$PLUGIN" --init-fails \
+		-i nv0 -e "bind-tx refused"
+	grep 'WARN' "$LOG/relay" | tail -n 2
+	vafter=$(ip -n a -d link show nv0; ip netns exec a ethtool -k nv0 2>&1; ip netns exec a ethtool -l nv0 2>&1)
+	if [ "$vbefore" = "$vafter" ]; then
+		ktap_ok "the failed init changed nothing on nv0"
+	else
+		diff <(echo "$vbefore") <(echo "$vafter") | sed 's/^/# /'
+		ktap_fail "the failed init changed nothing on nv0"
+	fi
+else
+	ktap_fail "a veth pair in netns a"
+fi
+
+# Throughput side by side in this boot (numbers, not verdicts): 32 MiB
+# through the plugin (host buffers sent over TCP, devmem RX copied out of
+# the dma-buf, validated), then devmemtcp send -> recv in devmem mode on the
+# same pair and queue (validated).
+relay "bench (plugin, devmem RX)" timeout 300 "$HARNESS" -p "$PLUGIN" -n b -N a \
+	-i $DMV_B -I $DMV_A --bench 32
+port=5790
+ip netns exec b devmemtcp -j recv --dev $DMV_B --listen "$DMV_B4:$port" --queues 3:1 \
+	--validate 7 --mode devmem >"$LOG/rcv" 2>"$LOG/rcv.err" &
+rpid=$!
+if wait_listen b $port 60; then
+	ip netns exec a devmemtcp send "$DMV_B4:$port" --dev $DMV_A --provider udmabuf --size 8M \
+		--bytes $((32 << 20)) --validate 7 --mode devmem >"$LOG/snd" 2>&1
+	src=$?
+	timeout 120 tail --pid=$rpid -f /dev/null
+	wait $rpid
+	rrc=$?
+	if [ $src = 0 ] && [ $rrc = 0 ]; then
+		ktap_ok "bench (devmemtcp send -> recv, devmem, same pair): $(json "$LOG/rcv" bytes) bytes validated, $(json "$LOG/rcv" mbytes_per_sec) MB/s"
+	else
+		sed 's/^/# /' "$LOG/snd" "$LOG/rcv.err" | tail -n 10
+		ktap_fail "bench (devmemtcp send -> recv, devmem, same pair) (send $src, recv $rrc)"
+	fi
+else
+	kill $rpid 2>/dev/null
+	sed 's/^/# /' "$LOG/rcv.err" | tail -n 10
+	ktap_fail "bench: devmemtcp recv listening"
+fi
+exit 0
