@@ -96,7 +96,7 @@ $(BUILD)/nccl/%.o: nccl/%.c $(wildcard nccl/*.h) include/devmemtcp.h
 
 $(NCCL_PLUGIN): $(patsubst nccl/%.c,$(BUILD)/nccl/%.o,$(NCCL_SRCS)) $(LIB_PIC) nccl/nccl-net.map
 	$(CC) -shared -Wl,--version-script=nccl/nccl-net.map -Wl,--no-undefined \
-		$(filter %.o,$^) -o $@ $(MNL_LIBS) -ldl -lpthread
+		$(LDFLAGS) $(filter %.o,$^) -o $@ $(MNL_LIBS) -ldl -lpthread
 
 # The plugin's tests: the ABI layouts (nccl/nccl_net.h) and the harness that
 # dlopens the plugin (it links nothing of ours).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# asan: yes
 # The NCCL net plugin on this machine, host-memory path: the library file
 # exports ncclNetPlugin_v8..v12 and nothing else; nccl-abi checks our ABI
 # header against NCCL's numbers; nccl-harness drives the plugin as NCCL's

@@ -138,3 +138,24 @@ if grep -q -E '^ok .*guest kernel log free' "$T/vmdie.out"; then
 else
 	ktap_ok "VM: no 'log free' pass after a dead guest"
 fi
+
+# The real tree's caps: one hang anywhere still leaves a summary line inside
+# CI's 90 minutes.  Host files, their ASan pass, each VM flavor's files plus
+# its boot allowance (tests/run's BOOT_*).
+. "$TOP/tests/lib/runner.sh"
+total=0 parts=
+for f in "$TOP"/tests/host/*.t; do total=$((total + $(t_cap "$f" host))); done
+parts="host $total"
+n=0
+for f in "$TOP"/tests/host/*.t; do grep -q '^# asan: yes' "$f" && n=$((n + $(t_cap "$f" asan))); done
+total=$((total + n)) parts+=", asan $n"
+for fl in normal debug; do
+	n=$(sed -n "s/.*BOOT_$fl=\([0-9]*\).*/\1/p" "$TOP/tests/run" | head -n 1)
+	while IFS= read -r f; do n=$((n + $(t_cap "$f" $fl))); done < <(vm_files "$TOP/tests/vm" $fl "")
+	total=$((total + n)) parts+=", vm-$fl $n"
+done
+if [ $total -lt 5400 ]; then
+	ktap_ok "the caps add up to less than CI's 90 minutes: ${total}s ($parts)"
+else
+	ktap_fail "the caps add up to less than CI's 90 minutes: ${total}s ($parts)"
+fi
