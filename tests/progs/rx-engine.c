@@ -41,6 +41,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -475,6 +476,18 @@ struct fake {
 
 static struct fake *fk;	/* the one being played, NULL: pass through */
 
+/*
+ * Is fd the fake's socket?  By identity, not number: the engine works on
+ * its own duplicate of the caller's fd.
+ */
+static bool fk_is(int fd)
+{
+	struct stat a, b;
+
+	return fk && fd >= 0 && fstat(fd, &a) == 0 && fstat(fk->fd, &b) == 0 &&
+	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
 static ssize_t (*real_recvmsg)(int, struct msghdr *, int);
 static int (*real_setsockopt)(int, int, int, const void *, socklen_t);
 
@@ -649,7 +662,7 @@ out:
 
 ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	if (fk && fd == fk->fd && (flags & MSG_SOCK_DEVMEM))
+	if ((flags & MSG_SOCK_DEVMEM) && fk_is(fd))
 		return fk_recvmsg(fk, msg);
 	if (!real_recvmsg)
 		real_recvmsg = (ssize_t (*)(int, struct msghdr *, int))dlsym(RTLD_NEXT, "recvmsg");
@@ -658,7 +671,7 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-	if (fk && fd == fk->fd && level == SOL_SOCKET && name == SO_DEVMEM_DONTNEED)
+	if (level == SOL_SOCKET && name == SO_DEVMEM_DONTNEED && fk_is(fd))
 		return fk_dontneed(fk, val, len);
 	if (!real_setsockopt)
 		real_setsockopt = (int (*)(int, int, int, const void *, socklen_t))
