@@ -74,9 +74,11 @@ install: all
 	$(if $(wildcard man/man7/*.7),install -d $(DESTDIR)$(PREFIX)/share/man/man7 && install -m 644 man/man7/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/)
 	$(if $(wildcard man/man8/*.8),install -d $(DESTDIR)$(PREFIX)/share/man/man8 && install -m 644 man/man8/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/)
 
-$(BUILD)/bench/%: bench/%.c
+# Bench programs may use the library (linked statically).
+$(BUILD)/bench/%: bench/%.c $(LIB_HDRS) $(if $(LIB_SRCS),$(LIB_A))
 	@mkdir -p $(@D)
-	$(CC) -std=gnu11 $(CFLAGS) $(WARN) $< -o $@
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Iinclude $< -o $@ $(if $(LIB_SRCS),$(LIB_A)) \
+		$(MNL_LIBS) -ldl -lpthread
 
 # Test programs may use the library (linked statically) and lib/dmt-uapi.h.
 $(BUILD)/tests/%: tests/progs/%.c $(wildcard tests/progs/*.h) $(LIB_HDRS) $(if $(LIB_SRCS),$(LIB_A))
