@@ -27,11 +27,12 @@ TOOL := $(BUILD)/bin/devmemtcp
 TEST_SRCS := $(wildcard tests/progs/*.c)
 TEST_PROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 BENCH_PROGS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+EXAMPLE_PROGS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 KMOD_FILES := $(wildcard kernel/*/*.c kernel/*/*.h)
 
 .PHONY: all lib deps vm vm-debug demo check test bench checkpatch rig-progs install clean
 
-all: lib $(if $(TOOL_SRCS),$(TOOL)) $(TEST_PROGS) $(BENCH_PROGS)
+all: lib $(if $(TOOL_SRCS),$(TOOL)) $(TEST_PROGS) $(BENCH_PROGS) $(EXAMPLE_PROGS)
 
 # libdevmemtcp: shared (soname + version script) and static; `make install`
 # writes its devmemtcp.pc for the PREFIX given then.
@@ -73,6 +74,13 @@ install: all
 	$(if $(wildcard man/man3/*.3),install -d $(DESTDIR)$(PREFIX)/share/man/man3 && install -m 644 man/man3/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/)
 	$(if $(wildcard man/man7/*.7),install -d $(DESTDIR)$(PREFIX)/share/man/man7 && install -m 644 man/man7/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/)
 	$(if $(wildcard man/man8/*.8),install -d $(DESTDIR)$(PREFIX)/share/man/man8 && install -m 644 man/man8/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/)
+
+# The examples use only the public header, like a program outside the
+# tree would (linked statically, so they run in the VM as they are).
+$(BUILD)/examples/%: examples/%.c include/devmemtcp.h $(if $(LIB_SRCS),$(LIB_A))
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Iinclude $< -o $@ $(if $(LIB_SRCS),$(LIB_A)) \
+		$(MNL_LIBS) -ldl -lpthread
 
 # Bench programs may use the library (linked statically).
 $(BUILD)/bench/%: bench/%.c $(LIB_HDRS) $(if $(LIB_SRCS),$(LIB_A))
