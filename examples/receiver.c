@@ -439,7 +439,6 @@ int main(int argc, char **argv)
 	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0)
 		die("epoll", NULL);
 	open_conns = cfg.conns;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (open_conns) {
 		int n = epoll_wait(ep, evs, MAX_CONNS + 1, -1);
 
@@ -456,6 +455,8 @@ int main(int argc, char **argv)
 				nc->fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 				if (nc->fd < 0)
 					continue;
+				if (!accepted)
+					clock_gettime(CLOCK_MONOTONIC, &t0);
 				nc->rx = dmt_rx_new(nc->fd, bind, NULL, &err);
 				if (!nc->rx)
 					die("dmt_rx_new", &err);

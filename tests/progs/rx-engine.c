@@ -37,7 +37,8 @@
  * queue, the flow steered to it): bind queue(s) -q START -c COUNT with a
  * udmabuf of -s MIB, listen on LOCAL_ADDR:PORT, accept one connection and
  * validate every byte (period -v, 7) through the udmabuf's host mapping;
- * -n BYTES checks the total; -R FD gets one byte once listening.
+ * -n BYTES checks the total; -R FD gets one byte once listening; -S sets
+ * the NIC up itself (dmt_nic_prepare_rx, dmt_nic_steer) and restores it.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -1446,6 +1447,7 @@ struct opt {
 	unsigned queue, count, period, size_mib;
 	uint64_t expect;
 	int ready_fd;
+	bool setup;		/* -S: NIC setup through dmt_nic_*, undone after */
 };
 
 static int queue_bound_cb(const struct dmt_queue_info *q, void *arg)
@@ -1469,6 +1471,7 @@ static void devmem_rx(struct ktap *t, const struct opt *o)
 	struct dmt_rx_frag frags[256];
 	struct dmt_rxbind *rb = NULL;
 	struct dmt_dmabuf *buf = NULL;
+	struct dmt_nic *nic = NULL;
 	struct dmt_rx *rx = NULL;
 	struct dmt_rx_stats st;
 	struct dmt_err err;
@@ -1480,6 +1483,15 @@ static void devmem_rx(struct ktap *t, const struct opt *o)
 	struct timespec t0, t1;
 	double secs;
 
+	if (o->setup) {
+		nic = dmt_nic_open(o->ifname, &err);
+		if (!check(t, nic && dmt_nic_prepare_rx(nic, o->queue, o->count) == 0,
+			   "devmem: NIC %s prepared for queues %u-%u (header split, RSS off them)",
+			   o->ifname, o->queue, o->queue + o->count - 1)) {
+			show_err("dmt_nic_*", nic ? dmt_nic_error(nic) : &err);
+			goto out;
+		}
+	}
 	buf = dmt_dmabuf_new(&bo, &err);
 	if (!check(t, buf && tmp, "devmem: udmabuf of %u MiB", o->size_mib)) {
 		show_err("dmt_dmabuf_new", &err);
@@ -1521,6 +1533,18 @@ static void devmem_rx(struct ktap *t, const struct opt *o)
 		check(t, false, "devmem: listen on %s port %u: %s", o->addr, o->port,
 		      strerror(errno));
 		goto out;
+	}
+	if (nic) {
+		struct dmt_flow flow;
+		uint32_t loc;
+
+		memset(&flow, 0, sizeof(flow));
+		memcpy(&flow.local, &ss, sl);
+		if (!check(t, dmt_nic_steer(nic, &flow, o->queue, &loc) == 0,
+			   "devmem: flows to port %u steered to queue %u", o->port, o->queue)) {
+			show_err("dmt_nic_steer", dmt_nic_error(nic));
+			goto out;
+		}
 	}
 	printf("# listening on %s port %u\n", o->addr, o->port);
 	fflush(stdout);
@@ -1592,6 +1616,9 @@ out:
 	if (lfd >= 0)
 		close(lfd);
 	dmt_rxbind_free(rb);
+	if (nic)
+		check(t, dmt_nic_restore(nic) == 0, "devmem: NIC restored after the unbind");
+	dmt_nic_close(nic);
 	dmt_dmabuf_free(buf);
 	free(tmp);
 }
@@ -1599,7 +1626,7 @@ out:
 static int usage(const char *argv0)
 {
 	fprintf(stderr, "usage: %s [-i IFNAME -a LOCAL_ADDR -p PORT [-q QUEUE] [-c COUNT] "
-		"[-v PERIOD] [-s MIB] [-n BYTES] [-R FD]]\n", argv0);
+		"[-v PERIOD] [-s MIB] [-n BYTES] [-R FD] [-S]]\n", argv0);
 	return 2;
 }
 
@@ -1610,7 +1637,7 @@ int main(int argc, char **argv)
 	struct ktap t = { 0 };
 	int fds_before, fds_after, c;
 
-	while ((c = getopt(argc, argv, "i:a:p:q:c:v:s:n:R:")) != -1) {
+	while ((c = getopt(argc, argv, "i:a:p:q:c:v:s:n:R:S")) != -1) {
 		switch (c) {
 		case 'i': o.ifname = optarg; break;
 		case 'a': o.addr = optarg; break;
@@ -1621,6 +1648,7 @@ int main(int argc, char **argv)
 		case 's': o.size_mib = atoi(optarg); break;
 		case 'n': o.expect = strtoull(optarg, NULL, 0); break;
 		case 'R': o.ready_fd = atoi(optarg); break;
+		case 'S': o.setup = true; break;
 		default: return usage(argv[0]);
 		}
 	}
