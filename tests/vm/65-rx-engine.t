@@ -32,7 +32,7 @@ nic_state() {
 }
 
 # kv FILE KEY: KEY=VALUE from the receiver's summary line
-kv() { sed -n "s/^receiver: conns=.* $2=\([^ ]*\).*/\1/p" "$1" | tail -n 1; }
+kv() { grep '^receiver: conns=' "$1" | tail -n 1 | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
 dmveth_pair 4 || { ktap_fail "create a dmveth pair in netns a and b"; exit 1; }
 
