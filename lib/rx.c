@@ -23,7 +23,22 @@
  * so its frags are not overwritten before the next call.
  *
  * Nothing is allocated per call: the linear buffer, the control buffer and
- * the token array are allocated by dmt_rx_new.
+ * the token array are allocated by dmt_rx_new (or given by the caller).
+ *
+ * 0.2, held chunks: dmt_rx_recv_hold hands the tokens to the caller, and
+ * dmt_rx_put (any thread: SO_DEVMEM_DONTNEED takes no socket lock) gives
+ * them back.  What is held is a bitmap indexed by token (the kernel hands
+ * out the lowest free token, so it stays about as large as what is held),
+ * under a mutex shared with the receiving thread: a put checks each token
+ * against it (a token given back twice, or of another engine, is never
+ * sent), then sorts, merges and sends outside the lock.  The engine's
+ * counters (received, released, held, lost) live under the same mutex.
+ * Copy mode holds ring pieces in a FIFO instead (token = sequence number);
+ * the ring's tail is the oldest piece not yet given back.  The socket is
+ * used through the engine's own duplicate of the caller's fd, so tokens
+ * never go to a socket that reused a closed number.  A fragment of a
+ * dmabuf id no binding of the engine has is handed out flagged (0.1's
+ * dmt_rx_recv keeps its -EPROTO).
  */
 #define _GNU_SOURCE
 #include <errno.h>

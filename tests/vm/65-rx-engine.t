@@ -38,7 +38,7 @@ dmveth_pair 4 || { ktap_fail "create a dmveth pair in netns a and b"; exit 1; }
 
 # ------------------------------------------------ examples/receiver, 8 conns
 conns=8
-per=$(scale $((8 << 20)) $((1 << 20)))
+per=$(scale $((4 << 20)) $((512 << 10)))
 port=5900
 before=$(nic_state)
 ip netns exec b timeout 600 "$RECEIVER" -i $DMV_B -l $DMV_B4 -p $port -q 3 -c $conns -v 7 \
@@ -102,7 +102,7 @@ fi
 
 # ------------------------------------------- rx-engine's devmem mode (0.1)
 port=$((port + 1))
-bytes=$(scale $((32 << 20)) $((4 << 20)))
+bytes=$(scale $((16 << 20)) $((2 << 20)))
 mkfifo "$LOG/ready"
 ip netns exec b timeout 600 rx-engine -i $DMV_B -a $DMV_B4 -p $port -q 3 -S -s 16 -n "$bytes" \
 	-R 3 3>"$LOG/ready" >"$LOG/rxe" 2>&1 &
