@@ -27,6 +27,7 @@ TOOL := $(BUILD)/bin/devmemtcp
 TEST_SRCS := $(wildcard tests/progs/*.c)
 TEST_PROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 BENCH_PROGS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+EXAMPLE_PROGS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 KMOD_FILES := $(wildcard kernel/*/*.c kernel/*/*.h)
 
 # The NCCL net plugin: nccl/*.c with the library's PIC objects inside, only
@@ -37,7 +38,7 @@ NCCL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) -Inccl -Iinclude -fvisibility=hidden 
 
 .PHONY: all lib deps vm vm-debug demo check test bench checkpatch rig-progs install clean asan
 
-all: lib $(if $(TOOL_SRCS),$(TOOL)) $(TEST_PROGS) $(BENCH_PROGS) $(if $(NCCL_SRCS),$(NCCL_PLUGIN))
+all: lib $(if $(TOOL_SRCS),$(TOOL)) $(TEST_PROGS) $(BENCH_PROGS) $(EXAMPLE_PROGS) $(if $(NCCL_SRCS),$(NCCL_PLUGIN))
 
 # libdevmemtcp: shared (soname + version script) and static; `make install`
 # writes its devmemtcp.pc for the PREFIX given then.
@@ -80,9 +81,18 @@ install: all
 	$(if $(wildcard man/man7/*.7),install -d $(DESTDIR)$(PREFIX)/share/man/man7 && install -m 644 man/man7/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/)
 	$(if $(wildcard man/man8/*.8),install -d $(DESTDIR)$(PREFIX)/share/man/man8 && install -m 644 man/man8/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/)
 
-$(BUILD)/bench/%: bench/%.c
+# The examples use only the public header, like a program outside the
+# tree would (linked statically, so they run in the VM as they are).
+$(BUILD)/examples/%: examples/%.c include/devmemtcp.h $(if $(LIB_SRCS),$(LIB_A))
 	@mkdir -p $(@D)
-	$(CC) -std=gnu11 $(CFLAGS) $(WARN) $< -o $@
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Iinclude $< -o $@ $(LDFLAGS) $(if $(LIB_SRCS),$(LIB_A)) \
+		$(MNL_LIBS) -ldl -lpthread
+
+# Bench programs may use the library (linked statically).
+$(BUILD)/bench/%: bench/%.c $(LIB_HDRS) $(if $(LIB_SRCS),$(LIB_A))
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Iinclude $< -o $@ $(LDFLAGS) $(if $(LIB_SRCS),$(LIB_A)) \
+		$(MNL_LIBS) -ldl -lpthread
 
 # Test programs may use the library (linked statically) and lib/dmt-uapi.h.
 $(BUILD)/tests/%: tests/progs/%.c $(wildcard tests/progs/*.h) $(LIB_HDRS) $(if $(LIB_SRCS),$(LIB_A))

@@ -390,6 +390,13 @@ struct dmt_rxbind_opts {
 				 * DMT_MODE_COPY: plain recv into it */
 	unsigned queue_start;
 	unsigned queue_count;	/* 0: 1 */
+	/* 0.2 (Linux >= 7.3): bind-rx's rx-page-size, the size of the
+	 * buffers the queue receives into; 0: the page size (the attribute
+	 * is not sent).  A power of two >= 4096; the driver must support it
+	 * (in 7.3 bnxt and mlx5 do) and every piece of the dma-buf must be
+	 * aligned to it (udmabuf: hugepages).  Refusals carry the kernel's
+	 * extack. */
+	uint32_t rx_page_size;
 };
 
 struct dmt_rxbind;
@@ -417,7 +424,17 @@ struct dmt_rx_frag {
 struct dmt_rx_opts {
 	size_t sz;
 	unsigned max_frags;	/* per dmt_rx_recv, 0: 256 */
-	size_t max_bytes;	/* per dmt_rx_recv, 0: 1 MiB */
+	size_t max_bytes;	/* per dmt_rx_recv, 0: 1 MiB (0.2: with a
+				 * caller's linear buffer, its length) */
+	/* 0.2: caller-provided buffers, used instead of allocated ones.
+	 * linear (linear_len bytes) receives SCM_DEVMEM_LINEAR payload and
+	 * bounds each call's bytes; control (control_len bytes) receives the
+	 * cmsgs: CMSG_SPACE(24) bytes per fragment a call may return.  They
+	 * must outlive the engine and belong to it alone. */
+	void *linear;
+	size_t linear_len;
+	void *control;
+	size_t control_len;
 };
 
 struct dmt_rx_stats {
@@ -450,6 +467,107 @@ int dmt_rx_recv(struct dmt_rx *rx, struct dmt_rx_frag *frags, unsigned max);
 /* Give back the fragments of the last call now; tokens returned or -errno. */
 int dmt_rx_release(struct dmt_rx *rx);
 void dmt_rx_get_stats(const struct dmt_rx *rx, struct dmt_rx_stats *st);
+
+/* ============================================ 0.2: receive engine (RX) ==
+ *
+ * Held fragments: dmt_rx_recv_hold returns chunks that stay valid until
+ * the caller gives them back with dmt_rx_put, one by one or in batches,
+ * in any order, from any thread (SO_DEVMEM_DONTNEED needs no socket lock).
+ * 0.1's dmt_rx_recv keeps its behaviour (its fragments go back at the next
+ * receive).  An engine may receive into several bindings (dmt_rx_add_bind);
+ * every chunk names its binding and the kernel's dmabuf id, and a fragment
+ * of an id the engine does not know is handed out flagged, not dropped.
+ * The engine works on its own duplicate of the socket (F_DUPFD_CLOEXEC):
+ * after close(fd), dmt_rx_put and dmt_rx_free still reach the socket the
+ * tokens came from and never one that reused the number; the connection
+ * lives until the engine is freed (remove fd from epoll before closing it).
+ */
+
+/* dmt_rx_chunk.flags */
+#define DMT_RX_CHUNK_LINEAR	0x1u	/* bytes in the linear buffer, at data
+					 * (nothing to give back) */
+#define DMT_RX_CHUNK_UNKNOWN	0x2u	/* devmem fragment of a dmabuf id none
+					 * of the engine's bindings has: bind
+					 * and buf NULL; give it back too */
+
+/* One piece of the stream, in stream order; keep it until dmt_rx_put. */
+struct dmt_rx_chunk {
+	uint64_t off;		/* devmem: offset in the dma-buf; copy mode:
+				 * in the buffer (data = map + off);
+				 * linear: 0 */
+	uint32_t len;
+	uint32_t token;		/* what dmt_rx_put gives back; 0 for linear
+				 * chunks (a devmem frag: the kernel's token;
+				 * copy mode: the engine's sequence number) */
+	uint32_t dmabuf_id;	/* devmem: the kernel's binding id, else 0 */
+	uint32_t flags;		/* DMT_RX_CHUNK_* */
+	struct dmt_rxbind *bind;	/* the binding the bytes are in */
+	struct dmt_dmabuf *buf;		/* its dma-buf */
+	const void *data;	/* linear: the bytes (in the engine's linear
+				 * buffer: valid until its next receive; in
+				 * the call's: while the caller keeps it);
+				 * copy mode: in the buffer's mapping; NULL
+				 * for a devmem frag (read at buf, off) */
+	uint64_t reserved[2];	/* 0 */
+};
+
+/* dmt_rx_recv_opts.flags */
+#define DMT_RX_DONTWAIT		0x1u	/* MSG_DONTWAIT: -EAGAIN, never block */
+
+struct dmt_rx_recv_opts {
+	size_t sz;
+	uint64_t flags;		/* DMT_RX_* */
+	size_t max_bytes;	/* at most this many bytes (devmem and linear
+				 * together); 0: the engine's max_bytes */
+	void *linear;		/* this call's linear buffer, NULL: the
+				 * engine's; it also bounds the call's bytes */
+	size_t linear_len;
+};
+
+/*
+ * Receive up to max chunks (and max_bytes bytes) and hold them: returns
+ * the number stored, 0 at end of stream, -EAGAIN (non-blocking socket or
+ * DMT_RX_DONTWAIT), -EINTR (a signal; nothing was received), -ENOBUFS
+ * (copy mode: the buffer is full of held chunks; put some back), or
+ * -errno.  Linear bytes come as DMT_RX_CHUNK_LINEAR chunks.  Tokens of a
+ * previous dmt_rx_recv (0.1) go back first; held chunks are not touched.
+ * Call it from one thread at a time per engine.
+ */
+int dmt_rx_recv_hold(struct dmt_rx *rx, struct dmt_rx_chunk *chunks,
+		     unsigned max, const struct dmt_rx_recv_opts *opts);
+/*
+ * Give chunks back, from any thread: their tokens sorted, merged into
+ * ranges and returned with SO_DEVMEM_DONTNEED (<= 128 ranges, <= 1024
+ * frags per call).  Linear chunks are skipped.  Returns the number given
+ * back, -ENOENT when some were not held (given back twice, or another
+ * engine's: the others went back), or -errno.
+ */
+int dmt_rx_put(struct dmt_rx *rx, const struct dmt_rx_chunk *chunks,
+	       unsigned n);
+/*
+ * Add a devmem binding (another dma-buf, or other queues) whose fragments
+ * this engine may receive; the engine's own is the first.  Up to 16; the
+ * binding must outlive the engine.  -EEXIST if added already.
+ */
+int dmt_rx_add_bind(struct dmt_rx *rx, struct dmt_rxbind *bind);
+
+struct dmt_rx_counters {
+	size_t sz;		/* the caller's sizeof(struct dmt_rx_counters) */
+	uint64_t bytes;		/* payload received */
+	uint64_t linear_bytes;	/* of which linear */
+	uint64_t frags_received;	/* chunks with a token: devmem frags, and
+					 * copy chunks of dmt_rx_recv_hold */
+	uint64_t frags_released;	/* given back (counted by the kernel) */
+	uint64_t frags_held;	/* held now */
+	uint64_t frags_lost;	/* given back, but the kernel did not know
+				 * them: a bug somewhere */
+	uint64_t frags_unknown;	/* of an unknown dmabuf id (received) */
+	uint64_t dontneed_calls;
+	uint64_t recv_calls;
+};
+/* No token leaked: frags_released == frags_received after the last put. */
+int dmt_rx_get_counters(const struct dmt_rx *rx, struct dmt_rx_counters *c);
+/* ===================================================== end of 0.2 RX == */
 
 #ifdef __cplusplus
 }

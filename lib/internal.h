@@ -201,6 +201,12 @@ struct dmt_txbind {
 struct dmt_rxbind {
 	struct dmt_bindcore c;
 	unsigned queue_start, queue_count;
+	uint32_t rx_page_size;	/* 0: not sent */
 };
+
+/* netlink.c: dmt_bind_rx with bind-rx's rx-page-size (0: not sent). */
+int dmt_bind_rx_page(struct dmt_nl *nl, unsigned ifindex, int dmabuf_fd,
+		     const uint32_t *queues, unsigned nqueues, uint32_t rx_page_size,
+		     uint32_t *id);
 
 #endif /* DMT_INTERNAL_H */

@@ -140,6 +140,9 @@ static const char *bind_rx_fix(struct dmt_nl *nl, int ret)
 	case -EPERM:
 		return "bind-rx needs CAP_NET_ADMIN (run as root)";
 	case -EOPNOTSUPP:
+		if (strstr(x, "rx_page_size"))
+			return "the driver has no rx-page-size support (QCFG_RX_PAGE_SIZE; in "
+			       "Linux 7.3 bnxt and mlx5): leave rx_page_size 0";
 		if (!x[0] && !nl_knows_cmd(nl, NETDEV_CMD_BIND_RX))
 			return "bind-rx needs Linux >= 6.12";
 		/* no message, or only "bad attribute ifindex" (no ops lock) */
@@ -155,6 +158,15 @@ static const char *bind_rx_fix(struct dmt_nl *nl, int ret)
 	case -EBADF:
 		return "pass an fd open in this process";
 	case -EINVAL:
+		if (strstr(x, "rx-page-size must be a power of 2"))
+			return "give rx_page_size as a power of two, at least the page size";
+		if (strstr(x, "not aligned to niov size"))
+			return "every piece of the dma-buf must be aligned to rx_page_size: "
+			       "back it with huge pages (udmabuf: hugepages)";
+		if (strstr(x, "rx-page-size") && strstr(x, "range"))
+			return "rx_page_size is at least the page size (4096)";
+		if (strstr(x, "rx-page-size") || strstr(x, "Unknown attribute"))
+			return "rx-page-size needs Linux >= 7.3: leave rx_page_size 0";
 		if (strstr(x, "tcp-data-split"))
 			return "enable header split: ethtool -G IF tcp-data-split on";
 		if (strstr(x, "hds-thresh"))
@@ -172,6 +184,8 @@ static const char *bind_rx_fix(struct dmt_nl *nl, int ret)
 		if (strstr(x, "XDP"))
 			return "detach the XDP program: ip link set dev IF xdp off";
 		return NULL;
+	case -E2BIG:
+		return "the driver's page pool order does not match rx_page_size";
 	case -EBUSY:
 		if (strstr(x, "AF_XDP"))
 			return "an AF_XDP socket uses the queue: close it or pick another queue";
@@ -183,12 +197,13 @@ static const char *bind_rx_fix(struct dmt_nl *nl, int ret)
 /* bind-tx (no queues) or bind-rx: build the request, send it, read the id. */
 static int bind_dmabuf(struct dmt_nl *nl, unsigned cmd, unsigned ifindex,
 		       int dmabuf_fd, const uint32_t *queues, unsigned nqueues,
-		       uint32_t *id)
+		       uint32_t rx_page_size, uint32_t *id)
 {
 	static const char *const names[] = {
 		[NETDEV_A_DMABUF_IFINDEX] = "ifindex",
 		[NETDEV_A_DMABUF_QUEUES] = "queues",
 		[NETDEV_A_DMABUF_FD] = "fd",
+		[NETDEV_A_DMABUF_RX_PAGE_SIZE] = "rx-page-size",
 	};
 	static const char *const qnames[] = {
 		[NETDEV_A_QUEUE_ID] = "id",
@@ -217,9 +232,10 @@ static int bind_dmabuf(struct dmt_nl *nl, unsigned cmd, unsigned ifindex,
 		return dmt_err_set(&nl->err, -EINVAL, "name 1 to 65536 RX queues",
 				   "bind-rx of dma-buf fd %d on ifindex %u with %u queues",
 				   dmabuf_fd, ifindex, queues ? nqueues : 0);
-	/* header, ifindex, fd, then per queue a nest with id and type */
+	/* header, ifindex, fd, rx-page-size, then per queue a nest with id
+	 * and type */
 	len = MNL_ALIGN(sizeof(struct nlmsghdr)) + MNL_ALIGN(sizeof(struct genlmsghdr)) +
-	      2 * MNL_ATTR_HDRLEN + 2 * MNL_ALIGN(sizeof(uint32_t)) +
+	      3 * MNL_ATTR_HDRLEN + 3 * MNL_ALIGN(sizeof(uint32_t)) +
 	      (size_t)nqueues * (3 * MNL_ATTR_HDRLEN + 2 * MNL_ALIGN(sizeof(uint32_t)));
 	buf = malloc(len);
 	if (!buf)
@@ -229,6 +245,8 @@ static int bind_dmabuf(struct dmt_nl *nl, unsigned cmd, unsigned ifindex,
 			       NETDEV_FAMILY_VERSION, 0);
 	mnl_attr_put_u32(req.nlh, NETDEV_A_DMABUF_IFINDEX, ifindex);
 	mnl_attr_put_u32(req.nlh, NETDEV_A_DMABUF_FD, dmabuf_fd);
+	if (rx && rx_page_size)	/* Linux 7.3; 0: the page size, not sent */
+		mnl_attr_put_u32(req.nlh, NETDEV_A_DMABUF_RX_PAGE_SIZE, rx_page_size);
 	for (unsigned i = 0; i < nqueues; i++) {
 		struct nlattr *nest = mnl_attr_nest_start(req.nlh, NETDEV_A_DMABUF_QUEUES);
 
@@ -245,6 +263,12 @@ static int bind_dmabuf(struct dmt_nl *nl, unsigned cmd, unsigned ifindex,
 		return dmt_err_set(&nl->err, ret, bind_tx_fix(nl, ret),
 				   "bind-tx of dma-buf fd %d on ifindex %u",
 				   dmabuf_fd, ifindex);
+	if (ret && rx_page_size)
+		return dmt_err_set(&nl->err, ret, bind_rx_fix(nl, ret),
+				   nqueues > 1 ? "bind-rx of dma-buf fd %d on ifindex %u, %u queues from %u, rx-page-size %u" :
+				   "bind-rx of dma-buf fd %d on ifindex %u, queue %.0u%u, rx-page-size %u",
+				   dmabuf_fd, ifindex, nqueues > 1 ? nqueues : 0, queues[0],
+				   rx_page_size);
 	if (ret)
 		return dmt_err_set(&nl->err, ret, bind_rx_fix(nl, ret),
 				   nqueues > 1 ? "bind-rx of dma-buf fd %d on ifindex %u, %u queues from %u" :
@@ -258,14 +282,22 @@ static int bind_dmabuf(struct dmt_nl *nl, unsigned cmd, unsigned ifindex,
 DMT_API int dmt_bind_tx(struct dmt_nl *nl, unsigned ifindex, int dmabuf_fd,
 			uint32_t *id)
 {
-	return bind_dmabuf(nl, NETDEV_CMD_BIND_TX, ifindex, dmabuf_fd, NULL, 0, id);
+	return bind_dmabuf(nl, NETDEV_CMD_BIND_TX, ifindex, dmabuf_fd, NULL, 0, 0, id);
 }
 
 DMT_API int dmt_bind_rx(struct dmt_nl *nl, unsigned ifindex, int dmabuf_fd,
 			const uint32_t *queues, unsigned nqueues, uint32_t *id)
 {
 	return bind_dmabuf(nl, NETDEV_CMD_BIND_RX, ifindex, dmabuf_fd, queues,
-			   nqueues, id);
+			   nqueues, 0, id);
+}
+
+int dmt_bind_rx_page(struct dmt_nl *nl, unsigned ifindex, int dmabuf_fd,
+		     const uint32_t *queues, unsigned nqueues, uint32_t rx_page_size,
+		     uint32_t *id)
+{
+	return bind_dmabuf(nl, NETDEV_CMD_BIND_RX, ifindex, dmabuf_fd, queues,
+			   nqueues, rx_page_size, id);
 }
 
 /* ------------------------------------------------------------ dev-get */

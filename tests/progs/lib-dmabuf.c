@@ -134,6 +134,75 @@ static void test_pattern(struct ktap *t)
 }
 
 /* Write, read back and pattern-fill a buffer of any provider. */
+/* The first byte that differs from the model, or -1: the reference check. */
+static ssize_t model_check(const unsigned char *p, size_t len, uint64_t pos, unsigned period)
+{
+	for (size_t k = 0; k < len; k++)
+		if (p[k] != model(pos + k, period))
+			return k;
+	return -1;
+}
+
+/*
+ * The word-at-a-time fill and check against the byte model, everywhere
+ * their blocks can go wrong: every period 2..255, lengths around the
+ * block size and a period's multiple, and long ones (the memcmp path),
+ * every alignment of the buffer,
+ * stream positions at 0, inside a period, and near 2^64; a flipped byte at
+ * each index of short buffers (every block and tail position), and
+ * patterned data of the wrong phase or period.
+ */
+static void test_pattern_exhaustive(struct ktap *t)
+{
+	static const uint64_t positions[] = { 0, 1, 31, 254, 4095, 1000003,
+					      UINT64_MAX - 100000, UINT64_MAX - 41000 };
+	unsigned char *a = malloc(40000 + 16), *ref = malloc(40000);
+	unsigned long cases = 0, bad_fill = 0, bad_check = 0, bad_flip = 0, bad_other = 0;
+
+	for (unsigned p = 2; p <= 255; p++)
+		for (unsigned j = 0; j < sizeof(positions) / sizeof(positions[0]); j++) {
+			uint64_t pos = positions[j] + p / 3;
+			size_t lens[] = { 1, 7, 31, 32, 33, 63, 64, 65, p, p + 1, 2 * p + 5,
+					  97, 513, 1024, 16384 + p, 40000 };
+
+			for (unsigned li = 0; li < sizeof(lens) / sizeof(lens[0]); li++) {
+				size_t len = lens[li];
+				unsigned al = (p + li) % 8;
+				unsigned char *b = a + al;
+
+				cases++;
+				for (size_t k = 0; k < len; k++)
+					ref[k] = model(pos + k, p);
+				memset(a, 0xee, len + 16);
+				dmt_pattern_fill(b, len, pos, p);
+				if (memcmp(b, ref, len) || (al && a[al - 1] != 0xee) ||
+				    b[len] != 0xee)
+					bad_fill++;
+				if (dmt_pattern_check(b, len, pos, p) != -1)
+					bad_check++;
+				/* flips: all of the short ones, a spread of the long */
+				for (size_t at = 0; at < len; at += len <= 97 ? 1 : 1 + at / 2) {
+					b[at] ^= 0x01;
+					if (dmt_pattern_check(b, len, pos, p) != (ssize_t)at)
+						bad_flip++;
+					b[at] ^= 0x01;
+				}
+				/* the wrong phase and the wrong period: the model's answer */
+				if (dmt_pattern_check(b, len, pos + 1, p) != model_check(b, len, pos + 1, p) ||
+				    (p < 255 && dmt_pattern_check(b, len, pos, p + 1) !=
+						model_check(b, len, pos, p + 1)))
+					bad_other++;
+			}
+		}
+	check(t, !bad_fill, "pattern fill = the byte model: every period, length, alignment "
+	      "and position (%lu cases, %lu wrong)", cases, bad_fill);
+	check(t, !bad_check && !bad_flip && !bad_other,
+	      "pattern check = the byte model: clean data, a flip at each index, wrong phase "
+	      "and period (%lu/%lu/%lu wrong)", bad_check, bad_flip, bad_other);
+	free(a);
+	free(ref);
+}
+
 static void round_trip(struct ktap *t, struct dmt_dmabuf *buf, const char *name)
 {
 	size_t size = dmt_dmabuf_size(buf), off = size / 3 + 1, len = size / 3;
@@ -459,6 +528,7 @@ int main(void)
 
 	test_version_names(&t);
 	test_pattern(&t);
+	test_pattern_exhaustive(&t);
 	test_host(&t);
 	test_errors(&t);
 	test_fd_provider(&t);

@@ -18,6 +18,18 @@
  *   tokens out of order; every token must come back, sorted and merged, at
  *   most 128 ranges and 1024 frags per call.  The binding is forged from
  *   lib/internal.h (white box), since this host cannot bind-rx.
+ * - 0.2, against the same fake: chunks held over several calls, unpacked
+ *   (validated through their dma-buf) and given back out of order, one by
+ *   one and in batches, by a worker thread while the receiving thread goes
+ *   on; the engine's counters (received = released, held 0, lost 0) and
+ *   the fake's (every token back, merged, within the kernel's limits)
+ *   agree; caller-provided linear and control buffers and a per-call byte
+ *   limit bound each call; a second binding's frags name it, an unknown
+ *   dmabuf id is handed out flagged and given back; after close(fd) and a
+ *   new socket on the same number, puts and dmt_rx_free reach the old
+ *   socket only; a chunk given back twice is -ENOENT.  Copy mode on lo
+ *   with held chunks: never overwritten while held.  Options checked up
+ *   to their last field, counters sized by the caller.
  * - no fd leaked.
  *
  * Devmem part (with -i IFNAME -a LOCAL_ADDR -p PORT, e.g. in the VM on
@@ -25,7 +37,8 @@
  * queue, the flow steered to it): bind queue(s) -q START -c COUNT with a
  * udmabuf of -s MIB, listen on LOCAL_ADDR:PORT, accept one connection and
  * validate every byte (period -v, 7) through the udmabuf's host mapping;
- * -n BYTES checks the total; -R FD gets one byte once listening.
+ * -n BYTES checks the total; -R FD gets one byte once listening; -S sets
+ * the NIC up itself (dmt_nic_prepare_rx, dmt_nic_steer) and restores it.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -41,6 +54,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -463,6 +477,15 @@ struct fake {
 	uint8_t *held;
 	uint64_t outstanding, issued, released;
 	uint32_t last_token;
+	/* several bindings: 1 frag in 3 of alt_id (into alt_map), 1 in 7 of
+	 * unknown_id (no buffer), the rest of id */
+	uint32_t alt_id, unknown_id, seg_id;
+	char *alt_map;
+	uint64_t unknown_frags;
+	/* identity of the socket (its number may be reused after close) */
+	dev_t dev;
+	ino_t ino;
+	unsigned other_dontneed;	/* DONTNEED calls on any other socket */
 	unsigned jump;			/* 1 in jump tokens starts anywhere */
 	/* knobs and observations */
 	unsigned etoosmall_at;		/* fail recvmsg number N with 525 */
@@ -474,6 +497,23 @@ struct fake {
 };
 
 static struct fake *fk;	/* the one being played, NULL: pass through */
+
+/*
+ * Is fd the fake's socket?  By identity, not number: the engine works on
+ * its own duplicate of the caller's fd.
+ */
+static bool fk_is(int fd)
+{
+	struct stat a, b;
+
+	if (!fk || fd < 0 || fstat(fd, &a))
+		return false;
+	if (!fk->ino && fk->fd >= 0 && fstat(fk->fd, &b) == 0) {
+		fk->ino = b.st_ino;
+		fk->dev = b.st_dev;
+	}
+	return a.st_ino == fk->ino && a.st_dev == fk->dev;
+}
 
 static ssize_t (*real_recvmsg)(int, struct msghdr *, int);
 static int (*real_setsockopt)(int, int, int, const void *, socklen_t);
@@ -499,11 +539,17 @@ static void fk_next_segment(struct fake *f)
 		f->kind = SEG_FRAG;
 		f->seg_len = 1 + fk_rand(f) % FK_PAGE;
 		f->page++;
+		f->seg_id = f->id;
+		if (f->alt_id && f->page % 3 == 1)
+			f->seg_id = f->alt_id;
+		if (f->unknown_id && f->page % 7 == 3)
+			f->seg_id = f->unknown_id;
 	}
 	if (f->seg_len > f->total - f->pos)
 		f->seg_len = f->total - f->pos;
 	if (f->kind == SEG_FRAG)	/* the "device" writes the whole frag */
-		dmt_pattern_fill(f->map + (f->page % (f->size / FK_PAGE)) * FK_PAGE,
+		dmt_pattern_fill((f->seg_id == f->alt_id && f->alt_id ? f->alt_map : f->map) +
+				 (f->page % (f->size / FK_PAGE)) * FK_PAGE,
 				 f->seg_len, f->pos, PERIOD);
 }
 
@@ -585,9 +631,10 @@ static ssize_t fk_recvmsg(struct fake *f, struct msghdr *msg)
 			} else {
 				dc.frag_offset = (f->page % (f->size / FK_PAGE)) * FK_PAGE +
 						 f->seg_done;
-				dc.dmabuf_id = f->id + (f->calls == f->wrong_id_at);
+				dc.dmabuf_id = f->seg_id + (f->calls == f->wrong_id_at);
 				if (msg->msg_controllen - used < CMSG_LEN(sizeof(dc)))
 					break;
+				f->unknown_frags += f->unknown_id && f->seg_id == f->unknown_id;
 				dc.frag_token = fk_token(f);
 				fk_put_cmsg(msg, &used, SCM_DEVMEM_DMABUF, &dc);
 			}
@@ -649,7 +696,7 @@ out:
 
 ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	if (fk && fd == fk->fd && (flags & MSG_SOCK_DEVMEM))
+	if ((flags & MSG_SOCK_DEVMEM) && fk_is(fd))
 		return fk_recvmsg(fk, msg);
 	if (!real_recvmsg)
 		real_recvmsg = (ssize_t (*)(int, struct msghdr *, int))dlsym(RTLD_NEXT, "recvmsg");
@@ -658,8 +705,10 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-	if (fk && fd == fk->fd && level == SOL_SOCKET && name == SO_DEVMEM_DONTNEED)
+	if (level == SOL_SOCKET && name == SO_DEVMEM_DONTNEED && fk_is(fd))
 		return fk_dontneed(fk, val, len);
+	if (fk && level == SOL_SOCKET && name == SO_DEVMEM_DONTNEED)
+		fk->other_dontneed++;
 	if (!real_setsockopt)
 		real_setsockopt = (int (*)(int, int, int, const void *, socklen_t))
 				  dlsym(RTLD_NEXT, "setsockopt");
@@ -828,6 +877,568 @@ static void fake_free_returns(struct ktap *t)
 	free(f.held);
 }
 
+/* ------------------------------------------- 0.2: held chunks, any thread */
+
+#define SET_CAP 4096
+
+/* Chunks received over a few calls, held, handed to the worker at once. */
+struct hold_set {
+	struct dmt_rx_chunk c[SET_CAP];
+	uint64_t pos[SET_CAP];	/* stream position of each */
+	bool checked[SET_CAP];	/* validated at receive time (linear) */
+	unsigned n;
+	char *lin;		/* this set's linear buffer (caller_linear) */
+	size_t lin_used;
+};
+
+struct hold_worker {
+	struct dmt_rx *rx;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct hold_set *queue[8];	/* sets to unpack, FIFO */
+	unsigned qh, qt;
+	struct hold_set *free_sets[8];
+	unsigned nfree;
+	bool done;
+	/* results */
+	uint64_t bytes_ok, bytes_unknown, unknown, bad_data, put_calls, put_single;
+	uint64_t put_errors, released, alt_frags;
+	struct dmt_rxbind *alt_bind;
+	int64_t first_bad;
+	unsigned char tmp[FK_PAGE];
+};
+
+/* Validate a set's chunks (reading devmem ones through their dma-buf). */
+static void unpack_set(struct hold_worker *w, struct hold_set *s)
+{
+	for (unsigned i = 0; i < s->n; i++) {
+		const struct dmt_rx_chunk *c = &s->c[i];
+		const void *p = c->data;
+
+		if (c->flags & DMT_RX_CHUNK_UNKNOWN) {
+			w->unknown++;
+			w->bytes_unknown += c->len;
+			continue;
+		}
+		if (s->checked[i]) {
+			w->bytes_ok += c->len;
+			continue;
+		}
+		if (!p) {
+			if (c->len > FK_PAGE || dmt_dmabuf_read(c->buf, c->off, w->tmp, c->len)) {
+				w->bad_data++;
+				continue;
+			}
+			p = w->tmp;
+			w->alt_frags += c->bind == w->alt_bind && w->alt_bind;
+		}
+		if (dmt_pattern_check(p, c->len, s->pos[i], PERIOD) >= 0) {
+			if (w->first_bad < 0)
+				w->first_bad = s->pos[i];
+			w->bad_data++;
+		} else {
+			w->bytes_ok += c->len;
+		}
+	}
+}
+
+/* Give a set back out of order: odd ones one by one from the end, then the
+ * even ones in batches of 100. */
+static void release_set(struct hold_worker *w, struct hold_set *s)
+{
+	struct dmt_rx_chunk batch[100];
+	unsigned k = 0;
+	int ret;
+
+	for (unsigned i = s->n; i-- > 0;) {
+		if (!(i & 1))
+			continue;
+		ret = dmt_rx_put(w->rx, &s->c[i], 1);
+		w->put_calls++;
+		w->put_single++;
+		if (ret < 0)
+			w->put_errors++;
+		else
+			w->released += ret;
+	}
+	for (unsigned i = 0; i < s->n; i += 2) {
+		batch[k++] = s->c[i];
+		if (k == 100 || i + 2 >= s->n) {
+			ret = dmt_rx_put(w->rx, batch, k);
+			w->put_calls++;
+			if (ret < 0)
+				w->put_errors++;
+			else
+				w->released += ret;
+			k = 0;
+		}
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct hold_worker *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		struct hold_set *s;
+
+		while (w->qh == w->qt && !w->done)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->qh == w->qt)
+			break;
+		s = w->queue[w->qh++ % 8];
+		pthread_mutex_unlock(&w->mu);
+		unpack_set(w, s);
+		release_set(w, s);
+		s->n = 0;
+		s->lin_used = 0;
+		pthread_mutex_lock(&w->mu);
+		w->free_sets[w->nfree++] = s;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+static void hand_over(struct hold_worker *w, struct hold_set *s)
+{
+	pthread_mutex_lock(&w->mu);
+	w->queue[w->qt++ % 8] = s;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static struct hold_set *next_set(struct hold_worker *w)
+{
+	struct hold_set *s;
+
+	pthread_mutex_lock(&w->mu);
+	while (!w->nfree)
+		pthread_cond_wait(&w->cv, &w->mu);
+	s = w->free_sets[--w->nfree];
+	pthread_mutex_unlock(&w->mu);
+	return s;
+}
+
+struct hold_run {
+	const char *name;
+	unsigned max;			/* chunks per call */
+	size_t max_bytes;		/* per call (recv opts), 0: engine's */
+	unsigned calls_per_set;
+	bool caller_linear, caller_control, alt, unknown, plain;
+	uint64_t total;
+};
+
+/*
+ * The receive loop both hold runs share: recv_hold into sets, linear
+ * bytes checked at once (they live in the engine's buffer until its next
+ * receive), sets handed to the worker thread, which validates and gives
+ * them back out of order while the next calls run.  Returns the last
+ * dmt_rx_recv_hold result; *pos the stream bytes.
+ */
+static int hold_loop(struct dmt_rx *rx, struct hold_worker *w, const struct hold_run *r,
+		     uint64_t *pos_out, uint64_t *max_call_bytes, uint64_t *enobufs)
+{
+	struct hold_set *s = next_set(w);
+	unsigned calls = 0;
+	uint64_t pos = 0;
+	int n;
+
+	for (;;) {
+		DMT_OPTS(dmt_rx_recv_opts, ro, .max_bytes = r->max_bytes);
+		unsigned room = SET_CAP - s->n, max = r->max < room ? r->max : room;
+		uint64_t call_bytes = 0;
+
+		if (r->caller_linear) {
+			ro.linear = s->lin + s->lin_used;
+			ro.linear_len = (1 << 20) - s->lin_used;
+		}
+		n = dmt_rx_recv_hold(rx, s->c + s->n, max, &ro);
+		if (n == -ENOBUFS) {	/* copy ring full of held chunks */
+			(*enobufs)++;
+			if (s->n) {
+				hand_over(w, s);
+				s = next_set(w);
+				calls = 0;
+			} else {
+				usleep(200);
+			}
+			continue;
+		}
+		if (n <= 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			struct dmt_rx_chunk *c = &s->c[s->n + i];
+
+			s->pos[s->n + i] = pos;
+			s->checked[s->n + i] = false;
+			if (c->flags & DMT_RX_CHUNK_LINEAR) {
+				if (dmt_pattern_check(c->data, c->len, pos, PERIOD) >= 0) {
+					if (w->first_bad < 0)
+						w->first_bad = pos;
+					w->bad_data++;
+				}
+				s->checked[s->n + i] = true;
+				if (r->caller_linear)
+					s->lin_used += c->len;
+			}
+			pos += c->len;
+			call_bytes += c->len;
+		}
+		if (call_bytes > *max_call_bytes)
+			*max_call_bytes = call_bytes;
+		s->n += n;
+		if (++calls >= r->calls_per_set || s->n + r->max > SET_CAP ||
+		    (r->caller_linear && s->lin_used + (64 << 10) > (1 << 20))) {
+			hand_over(w, s);
+			s = next_set(w);
+			calls = 0;
+		}
+	}
+	if (s->n)
+		hand_over(w, s);
+	else
+		w->free_sets[w->nfree++] = s;	/* unused: only this thread takes sets */
+	*pos_out = pos;
+	return n;
+}
+
+static bool worker_start(struct hold_worker *w, struct dmt_rx *rx, struct hold_set *sets,
+			 pthread_t *th)
+{
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	w->rx = rx;
+	w->first_bad = -1;
+	for (unsigned i = 0; i < 3; i++) {
+		sets[i].lin = malloc(1 << 20);
+		if (!sets[i].lin)
+			return false;
+		w->free_sets[w->nfree++] = &sets[i];
+	}
+	return !pthread_create(th, NULL, worker_main, w);
+}
+
+static void worker_stop(struct hold_worker *w, struct hold_set *sets, pthread_t th)
+{
+	pthread_mutex_lock(&w->mu);
+	w->done = true;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(th, NULL);
+	for (unsigned i = 0; i < 3; i++)
+		free(sets[i].lin);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+}
+
+static void fake_hold(struct ktap *t, const struct hold_run *r)
+{
+	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = DMT_PROVIDER_HOST, .size = 16 << 20);
+	struct dmt_rxbind bind = { .c = { .mode = DMT_MODE_DEVMEM, .id = 42 }, .queue_count = 1 };
+	struct dmt_rxbind alt = { .c = { .mode = DMT_MODE_DEVMEM, .id = 44 }, .queue_count = 1 };
+	struct fake f = { .id = 42, .total = r->total, .seed = 17, .plain = r->plain, .jump = 16,
+			  .alt_id = r->alt ? 44 : 0, .unknown_id = r->unknown ? 43 : 0 };
+	DMT_OPTS(dmt_rx_opts, eo, .max_frags = 1024);
+	struct hold_set *sets = calloc(3, sizeof(*sets));
+	struct hold_worker w = { 0 };
+	struct dmt_dmabuf *buf = NULL, *abuf = NULL;
+	struct dmt_rx *rx = NULL;
+	struct dmt_rx_counters cn = { .sz = sizeof(cn) };
+	char *control = NULL;
+	uint64_t pos = 0, max_call = 0, enobufs = 0;
+	pthread_t th;
+	struct dmt_err err;
+	int n;
+
+	f.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	f.held = calloc(FK_TOKENS, 1);
+	buf = dmt_dmabuf_new(&bo, &err);
+	abuf = dmt_dmabuf_new(&bo, &err);
+	if (r->caller_control) {
+		eo.max_frags = 0;	/* from the buffer: 300 cmsgs */
+		eo.control_len = 300 * CMSG_SPACE(sizeof(struct dmabuf_cmsg));
+		eo.control = control = malloc(eo.control_len);
+	}
+	if (!sets || !buf || !abuf || !f.held || f.fd < 0 || (r->caller_control && !control)) {
+		check(t, false, "%s: setup", r->name);
+		goto out;
+	}
+	f.map = dmt_dmabuf_map(buf);
+	f.alt_map = dmt_dmabuf_map(abuf);
+	f.size = dmt_dmabuf_size(buf);
+	bind.c.buf = buf;
+	alt.c.buf = abuf;
+	rx = dmt_rx_new(f.fd, &bind, &eo, &err);
+	if (!check(t, rx, "%s: engine", r->name)) {
+		show_err("dmt_rx_new", &err);
+		goto out;
+	}
+	if (r->alt)
+		check(t, dmt_rx_add_bind(rx, &alt) == 0 && dmt_rx_add_bind(rx, &alt) == -EEXIST,
+		      "%s: a second binding added (again: -EEXIST)", r->name);
+	w.alt_bind = r->alt ? &alt : NULL;
+	if (!worker_start(&w, rx, sets, &th)) {
+		check(t, false, "%s: worker thread", r->name);
+		goto out;
+	}
+	fk = &f;
+	n = hold_loop(rx, &w, r, &pos, &max_call, &enobufs);
+	worker_stop(&w, sets, th);
+	if (!check(t, n == 0, "%s: end of stream (%d)", r->name, n))
+		show_err("dmt_rx_recv_hold", dmt_rx_error(rx));
+	dmt_rx_get_counters(rx, &cn);
+	printf("# %s: %llu bytes, %llu frags received, %llu released in %llu puts (%llu single) "
+	       "and %llu DONTNEED calls (max %u ranges, %u frags), %llu of another binding, "
+	       "%llu unknown; most bytes in a call %llu\n", r->name,
+	       (unsigned long long)cn.bytes, (unsigned long long)cn.frags_received,
+	       (unsigned long long)cn.frags_released, (unsigned long long)w.put_calls,
+	       (unsigned long long)w.put_single, (unsigned long long)cn.dontneed_calls,
+	       f.dn_max_ranges, f.dn_max_frags, (unsigned long long)w.alt_frags,
+	       (unsigned long long)cn.frags_unknown, (unsigned long long)max_call);
+	if (w.first_bad >= 0)
+		printf("# first wrong byte near stream position %lld\n", (long long)w.first_bad);
+	check(t, pos == r->total && !w.bad_data && w.bytes_ok + w.bytes_unknown == r->total,
+	      "%s: all %llu bytes valid (%llu in unknown-id frags), unpacked on another thread",
+	      r->name, (unsigned long long)r->total, (unsigned long long)w.bytes_unknown);
+	check(t, cn.frags_received == f.issued && cn.frags_released == cn.frags_received &&
+	      !cn.frags_held && !cn.frags_lost && !f.outstanding && !w.put_errors &&
+	      w.released == f.issued && !f.dn_violations && f.dn_max_ranges <= 128 &&
+	      f.dn_max_frags <= 1024,
+	      "%s: no token leaked: counters received %llu = released %llu, held 0, lost 0; "
+	      "the kernel got every one back, merged, within its limits", r->name,
+	      (unsigned long long)cn.frags_received, (unsigned long long)cn.frags_released);
+	if (r->max_bytes)
+		check(t, max_call <= r->max_bytes, "%s: no call returned more than %zu bytes "
+		      "(most: %llu)", r->name, r->max_bytes, (unsigned long long)max_call);
+	if (r->caller_control)
+		check(t, f.max_cmsgs <= 300, "%s: the caller's control buffer bounds a call: "
+		      "<= 300 cmsgs (most: %u)", r->name, f.max_cmsgs);
+	if (r->alt)
+		check(t, w.alt_frags > 0, "%s: frags of the second binding name it and read "
+		      "right through its buffer (%llu)", r->name, (unsigned long long)w.alt_frags);
+	if (r->unknown)
+		check(t, w.unknown == f.unknown_frags && cn.frags_unknown == f.unknown_frags &&
+		      w.unknown > 0, "%s: frags of an unknown dmabuf id handed out flagged, "
+		      "not lost (%llu of %llu), and given back", r->name,
+		      (unsigned long long)w.unknown, (unsigned long long)f.unknown_frags);
+out:
+	fk = NULL;
+	dmt_rx_free(rx);
+	if (f.fd >= 0)
+		close(f.fd);
+	dmt_dmabuf_free(buf);
+	dmt_dmabuf_free(abuf);
+	free(f.held);
+	free(sets);
+	free(control);
+}
+
+/*
+ * Held chunks after close(fd): the number is reused by a new socket; puts
+ * and dmt_rx_free still reach the socket the tokens came from, never the
+ * new one.  Also: a chunk given back twice is -ENOENT, nothing sent.
+ */
+static void fake_fd_reuse(struct ktap *t)
+{
+	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = DMT_PROVIDER_HOST, .size = 4 << 20);
+	struct dmt_rxbind bind = { .c = { .mode = DMT_MODE_DEVMEM, .id = 5 }, .queue_count = 1 };
+	struct fake f = { .id = 5, .total = 1 << 20, .seed = 3, .jump = 64 };
+	struct dmt_rx_chunk ch[256];
+	struct dmt_rx_counters cn = { .sz = sizeof(cn) };
+	struct dmt_dmabuf *buf;
+	struct dmt_rx *rx = NULL;
+	struct dmt_err err;
+	int n = -1, num, other = -1, half = -1, again = -1, fds;
+	unsigned sent;
+
+	f.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	f.held = calloc(FK_TOKENS, 1);
+	buf = dmt_dmabuf_new(&bo, &err);
+	fk = &f;
+	fk_is(f.fd);	/* remember its identity */
+	fds = count_fds();
+	if (buf && f.held && f.fd >= 0) {
+		f.map = dmt_dmabuf_map(buf);
+		f.size = dmt_dmabuf_size(buf);
+		bind.c.buf = buf;
+		rx = dmt_rx_new(f.fd, &bind, NULL, &err);
+	}
+	check(t, rx && count_fds() == fds + 1, "fd reuse: the engine holds its own duplicate "
+	      "of the socket (one fd more)");
+	if (rx)
+		n = dmt_rx_recv_hold(rx, ch, 256, NULL);
+	num = f.fd;
+	close(f.fd);
+	f.fd = -1;
+	other = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (n > 1) {
+		half = dmt_rx_put(rx, ch, n / 2);
+		sent = f.dn_calls;
+		again = dmt_rx_put(rx, ch, 1);
+		check(t, again == -ENOENT && f.dn_calls == sent &&
+		      strstr(dmt_rx_error(rx)->what, "not held"),
+		      "a chunk given back twice: -ENOENT, nothing sent to the kernel (%d)", again);
+	}
+	dmt_rx_get_counters(rx, &cn);
+	dmt_rx_free(rx);
+	check(t, n > 1 && other == num && half == n / 2 && !f.outstanding && !f.other_dontneed &&
+	      f.released == f.issued,
+	      "fd reuse: after close(fd) and a new socket on fd %d, puts and dmt_rx_free "
+	      "return all %llu tokens to the old socket, none to the new (%u)", num,
+	      (unsigned long long)f.issued, f.other_dontneed);
+	check(t, cn.frags_received == (uint64_t)n && cn.frags_held == (uint64_t)(n - n / 2),
+	      "counters while held: received %llu, held %llu", (unsigned long long)cn.frags_received,
+	      (unsigned long long)cn.frags_held);
+	fk = NULL;
+	if (other >= 0)
+		close(other);
+	dmt_dmabuf_free(buf);
+	free(f.held);
+}
+
+/* Copy mode over lo: held chunks keep their bytes until given back. */
+static void copy_hold(struct ktap *t)
+{
+	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = DMT_PROVIDER_HOST, .size = 64 << 10);
+	DMT_OPTS(dmt_rxbind_opts, po, .policy = DMT_MODE_COPY);
+	DMT_OPTS(dmt_rx_opts, eo, .max_bytes = 9000);
+	struct hold_run r = { .name = "copy, held", .max = 16, .calls_per_set = 5,
+			      .total = 16ull << 20 };
+	struct sender snd = { .total = r.total };
+	struct hold_set *sets = calloc(3, sizeof(*sets));
+	struct hold_worker w = { 0 };
+	struct dmt_rx_counters cn = { .sz = sizeof(cn) };
+	struct dmt_rxbind *bind = NULL;
+	struct dmt_dmabuf *buf;
+	struct dmt_rx *rx = NULL;
+	struct dmt_err err;
+	uint64_t pos = 0, max_call = 0, enobufs = 0;
+	pthread_t th;
+	int lfd, fd = -1, n;
+
+	buf = dmt_dmabuf_new(&bo, &err);
+	bind = buf ? dmt_rxbind_new("lo", buf, &po, &err) : NULL;
+	lfd = bind ? listen_lo(0, &snd.port) : -1;
+	if (!sets || lfd < 0 || pthread_create(&snd.thread, NULL, sender_main, &snd)) {
+		check(t, false, "copy, held: setup");
+		if (lfd >= 0)
+			close(lfd);
+		goto out;
+	}
+	fd = accept(lfd, NULL, NULL);
+	close(lfd);
+	rx = fd >= 0 ? dmt_rx_new(fd, bind, &eo, &err) : NULL;
+	if (rx && worker_start(&w, rx, sets, &th)) {
+		n = hold_loop(rx, &w, &r, &pos, &max_call, &enobufs);
+		worker_stop(&w, sets, th);
+		check(t, n == 0, "copy, held: end of stream");
+	}
+	pthread_join(snd.thread, NULL);
+	dmt_rx_get_counters(rx, &cn);
+	printf("# copy, held: %llu bytes, %llu chunks held and given back out of order, "
+	       "%llu times the ring was full of held chunks (-ENOBUFS)\n",
+	       (unsigned long long)cn.bytes, (unsigned long long)cn.frags_received,
+	       (unsigned long long)enobufs);
+	check(t, rx && pos == r.total && !w.bad_data && w.bytes_ok == r.total,
+	      "copy, held: all %llu bytes valid when unpacked on the worker (never overwritten "
+	      "while held)", (unsigned long long)r.total);
+	check(t, rx && cn.frags_received > 0 && cn.frags_released == cn.frags_received &&
+	      !cn.frags_held && !w.put_errors,
+	      "copy, held: counters received %llu = released %llu, held 0",
+	      (unsigned long long)cn.frags_received, (unsigned long long)cn.frags_released);
+out:
+	dmt_rx_free(rx);
+	if (fd >= 0)
+		close(fd);
+	dmt_rxbind_free(bind);
+	dmt_dmabuf_free(buf);
+	free(sets);
+}
+
+/* Options: checked up to their last field; no tail padding; sized output. */
+static void opts_022(struct ktap *t)
+{
+	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = DMT_PROVIDER_HOST, .size = 1 << 16);
+	struct {
+		struct dmt_rxbind_opts o;
+		uint32_t more;
+	} big = { .o = { .sz = sizeof(big), .policy = DMT_MODE_COPY }, .more = 1 };
+	struct {
+		struct dmt_rx_counters c;
+		uint64_t guard;
+	} small = { .c = { .sz = offsetof(struct dmt_rx_counters, linear_bytes) },
+		    .guard = 0x5a5a };
+	struct dmt_rx_chunk ch[4];
+	struct dmt_rxbind *bind;
+	struct dmt_dmabuf *buf;
+	struct dmt_rx *rx = NULL;
+	struct dmt_err err;
+	int sv[2] = { -1, -1 }, ret;
+	bool ok;
+
+	check(t, sizeof(struct dmt_rxbind_opts) ==
+		 offsetof(struct dmt_rxbind_opts, rx_page_size) + sizeof(uint32_t) &&
+	      sizeof(struct dmt_rx_opts) ==
+		 offsetof(struct dmt_rx_opts, control_len) + sizeof(size_t) &&
+	      sizeof(struct dmt_rx_recv_opts) ==
+		 offsetof(struct dmt_rx_recv_opts, linear_len) + sizeof(size_t),
+	      "0.2 options structs end with their last field (no tail padding)");
+	buf = dmt_dmabuf_new(&bo, &err);
+	bind = buf ? dmt_rxbind_new("lo", buf, &big.o, &err) : NULL;
+	check(t, !bind && err.code == -EINVAL && strstr(err.what, "non-zero byte at 24"),
+	      "dmt_rxbind_opts: a byte set past rx_page_size is refused (%s)", err.what);
+	dmt_rxbind_free(bind);
+	{
+		DMT_OPTS(dmt_rxbind_opts, po, .policy = DMT_MODE_COPY);
+
+		bind = buf ? dmt_rxbind_new("lo", buf, &po, &err) : NULL;
+	}
+	if (bind && socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0) {
+		int lfd;
+		uint16_t port;
+		struct sockaddr_in sa = { .sin_family = AF_INET,
+					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+		lfd = listen_lo(0, &port);
+		sa.sin_port = htons(port);
+		close(sv[0]);
+		close(sv[1]);
+		sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (lfd >= 0 && connect(sv[0], (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			sv[1] = accept(lfd, NULL, NULL);
+		if (lfd >= 0)
+			close(lfd);
+		rx = sv[1] >= 0 ? dmt_rx_new(sv[1], bind, NULL, &err) : NULL;
+	}
+	if (!check(t, rx, "options: a copy engine on lo"))
+		goto out;
+	{
+		DMT_OPTS(dmt_rx_recv_opts, ro, .flags = 0x80);
+
+		ret = dmt_rx_recv_hold(rx, ch, 4, &ro);
+		check(t, ret == -EINVAL && strstr(dmt_rx_error(rx)->fix, "DMT_RX_DONTWAIT"),
+		      "dmt_rx_recv_hold: an unknown flag is -EINVAL");
+		ro.flags = DMT_RX_DONTWAIT;
+		ret = dmt_rx_recv_hold(rx, ch, 4, &ro);
+		check(t, ret == -EAGAIN, "DMT_RX_DONTWAIT on a blocking socket with nothing "
+		      "to read: -EAGAIN (%d)", ret);
+	}
+	ret = dmt_rx_get_counters(rx, &small.c);
+	check(t, ret == 0 && small.c.bytes == 0 && small.guard == 0x5a5a,
+	      "dmt_rx_get_counters writes no further than the caller's sz");
+	ok = dmt_rx_add_bind(rx, bind) == -EINVAL;
+	check(t, ok, "dmt_rx_add_bind on a copy engine: -EINVAL");
+out:
+	dmt_rx_free(rx);
+	for (int i = 0; i < 2; i++)
+		if (sv[i] >= 0)
+			close(sv[i]);
+	dmt_rxbind_free(bind);
+	dmt_dmabuf_free(buf);
+}
+
 /* ----------------------------------------------------------- devmem part */
 
 struct opt {
@@ -836,6 +1447,7 @@ struct opt {
 	unsigned queue, count, period, size_mib;
 	uint64_t expect;
 	int ready_fd;
+	bool setup;		/* -S: NIC setup through dmt_nic_*, undone after */
 };
 
 static int queue_bound_cb(const struct dmt_queue_info *q, void *arg)
@@ -859,6 +1471,7 @@ static void devmem_rx(struct ktap *t, const struct opt *o)
 	struct dmt_rx_frag frags[256];
 	struct dmt_rxbind *rb = NULL;
 	struct dmt_dmabuf *buf = NULL;
+	struct dmt_nic *nic = NULL;
 	struct dmt_rx *rx = NULL;
 	struct dmt_rx_stats st;
 	struct dmt_err err;
@@ -870,6 +1483,15 @@ static void devmem_rx(struct ktap *t, const struct opt *o)
 	struct timespec t0, t1;
 	double secs;
 
+	if (o->setup) {
+		nic = dmt_nic_open(o->ifname, &err);
+		if (!check(t, nic && dmt_nic_prepare_rx(nic, o->queue, o->count) == 0,
+			   "devmem: NIC %s prepared for queues %u-%u (header split, RSS off them)",
+			   o->ifname, o->queue, o->queue + o->count - 1)) {
+			show_err("dmt_nic_*", nic ? dmt_nic_error(nic) : &err);
+			goto out;
+		}
+	}
 	buf = dmt_dmabuf_new(&bo, &err);
 	if (!check(t, buf && tmp, "devmem: udmabuf of %u MiB", o->size_mib)) {
 		show_err("dmt_dmabuf_new", &err);
@@ -911,6 +1533,18 @@ static void devmem_rx(struct ktap *t, const struct opt *o)
 		check(t, false, "devmem: listen on %s port %u: %s", o->addr, o->port,
 		      strerror(errno));
 		goto out;
+	}
+	if (nic) {
+		struct dmt_flow flow;
+		uint32_t loc;
+
+		memset(&flow, 0, sizeof(flow));
+		memcpy(&flow.local, &ss, sl);
+		if (!check(t, dmt_nic_steer(nic, &flow, o->queue, &loc) == 0,
+			   "devmem: flows to port %u steered to queue %u", o->port, o->queue)) {
+			show_err("dmt_nic_steer", dmt_nic_error(nic));
+			goto out;
+		}
 	}
 	printf("# listening on %s port %u\n", o->addr, o->port);
 	fflush(stdout);
@@ -982,6 +1616,9 @@ out:
 	if (lfd >= 0)
 		close(lfd);
 	dmt_rxbind_free(rb);
+	if (nic)
+		check(t, dmt_nic_restore(nic) == 0, "devmem: NIC restored after the unbind");
+	dmt_nic_close(nic);
 	dmt_dmabuf_free(buf);
 	free(tmp);
 }
@@ -989,7 +1626,7 @@ out:
 static int usage(const char *argv0)
 {
 	fprintf(stderr, "usage: %s [-i IFNAME -a LOCAL_ADDR -p PORT [-q QUEUE] [-c COUNT] "
-		"[-v PERIOD] [-s MIB] [-n BYTES] [-R FD]]\n", argv0);
+		"[-v PERIOD] [-s MIB] [-n BYTES] [-R FD] [-S]]\n", argv0);
 	return 2;
 }
 
@@ -1000,7 +1637,7 @@ int main(int argc, char **argv)
 	struct ktap t = { 0 };
 	int fds_before, fds_after, c;
 
-	while ((c = getopt(argc, argv, "i:a:p:q:c:v:s:n:R:")) != -1) {
+	while ((c = getopt(argc, argv, "i:a:p:q:c:v:s:n:R:S")) != -1) {
 		switch (c) {
 		case 'i': o.ifname = optarg; break;
 		case 'a': o.addr = optarg; break;
@@ -1011,6 +1648,7 @@ int main(int argc, char **argv)
 		case 's': o.size_mib = atoi(optarg); break;
 		case 'n': o.expect = strtoull(optarg, NULL, 0); break;
 		case 'R': o.ready_fd = atoi(optarg); break;
+		case 'S': o.setup = true; break;
 		default: return usage(argv[0]);
 		}
 	}
@@ -1047,8 +1685,23 @@ int main(int argc, char **argv)
 			.name = "fake devmem, wrong dmabuf id", .max_frags = 256,
 			.total = 8ull << 20, .wrong_id_at = 3 });
 		fake_free_returns(&t);
+		fake_hold(&t, &(struct hold_run){
+			.name = "fake devmem, held", .max = 256, .calls_per_set = 6,
+			.total = 32ull << 20, .plain = true });
+		fake_hold(&t, &(struct hold_run){
+			.name = "fake devmem, held, caller's buffers, 20000 bytes a call",
+			.max = 1024, .max_bytes = 20000, .calls_per_set = 9,
+			.caller_linear = true, .caller_control = true, .total = 16ull << 20,
+			.plain = true });
+		fake_hold(&t, &(struct hold_run){
+			.name = "fake devmem, held, two bindings and an unknown id", .max = 512,
+			.calls_per_set = 4, .alt = true, .unknown = true,
+			.total = 16ull << 20 });
+		fake_fd_reuse(&t);
+		copy_hold(&t);
+		opts_022(&t);
 	}
-	fds_after = count_fds();
+	fds_after = count_fds() + (o.ready_fd >= 0);	/* -R's fd is closed on purpose */
 	if (!check(&t, fds_before >= 0 && fds_after == fds_before, "no fd leaked"))
 		printf("# %d fds open at start, %d at the end\n", fds_before, fds_after);
 	return ktap_exit(&t);
