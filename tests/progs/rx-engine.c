@@ -497,6 +497,9 @@ struct fake {
 };
 
 static struct fake *fk;	/* the one being played, NULL: pass through */
+/* The kernel serialises a socket's token table (recvmsg on one thread,
+ * SO_DEVMEM_DONTNEED on another); the fake does it with this lock. */
+static pthread_mutex_t fk_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /*
  * Is fd the fake's socket?  By identity, not number: the engine works on
@@ -696,8 +699,14 @@ out:
 
 ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	if ((flags & MSG_SOCK_DEVMEM) && fk_is(fd))
-		return fk_recvmsg(fk, msg);
+	if ((flags & MSG_SOCK_DEVMEM) && fk_is(fd)) {
+		ssize_t n;
+
+		pthread_mutex_lock(&fk_lock);
+		n = fk_recvmsg(fk, msg);
+		pthread_mutex_unlock(&fk_lock);
+		return n;
+	}
 	if (!real_recvmsg)
 		real_recvmsg = (ssize_t (*)(int, struct msghdr *, int))dlsym(RTLD_NEXT, "recvmsg");
 	return real_recvmsg(fd, msg, flags);
@@ -705,8 +714,14 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-	if (level == SOL_SOCKET && name == SO_DEVMEM_DONTNEED && fk_is(fd))
-		return fk_dontneed(fk, val, len);
+	if (level == SOL_SOCKET && name == SO_DEVMEM_DONTNEED && fk_is(fd)) {
+		int n;
+
+		pthread_mutex_lock(&fk_lock);
+		n = fk_dontneed(fk, val, len);
+		pthread_mutex_unlock(&fk_lock);
+		return n;
+	}
 	if (fk && level == SOL_SOCKET && name == SO_DEVMEM_DONTNEED)
 		fk->other_dontneed++;
 	if (!real_setsockopt)
