@@ -672,6 +672,8 @@ static int log_begin(struct dmt_nic *nic)
 					   nic->log_dir);
 	}
 	fd = log_lock(nic->log_path, nic->ifname, true, &nic->err);
+	if (fd == -ENOENT && !mkdir(nic->log_dir, 0700))	/* rmdir'ed meanwhile */
+		fd = log_lock(nic->log_path, nic->ifname, true, &nic->err);
 	if (fd < 0)
 		return fd;
 	if (!fstat(fd, &st) && st.st_size > 0) {
@@ -737,8 +739,10 @@ static void log_end(struct dmt_nic *nic)
 {
 	if (nic->log_fd < 0)
 		return;
-	if (!nic->nr_undo)
+	if (!nic->nr_undo) {
 		unlink(nic->log_path);	/* under the lock */
+		rmdir(nic->log_dir);	/* when it was the last one */
+	}
 	close(nic->log_fd);
 	nic->log_fd = -1;
 }
@@ -1001,6 +1005,7 @@ static int log_parse(struct dmt_nic *nic, char *text, size_t len,
 
 		*nl = '\0';
 		lineno++;
+		snprintf(shown, sizeof(shown), "%s", p);
 		if (lineno == 1) {
 			magic = !strcmp(p, NIC_LOG_MAGIC);
 			bad = !magic;
@@ -1020,15 +1025,15 @@ static int log_parse(struct dmt_nic *nic, char *text, size_t len,
 			if (!bad)
 				info->pid = pid;
 		} else {
-			bad = !hdr || parse_entry(nic, p);
+			bad = !hdr || parse_entry(nic, p);	/* cuts p up */
 		}
 		if (bad) {
-			snprintf(shown, sizeof(shown), "%s", p);
 			return dmt_err_set(err, -EBADMSG, "undo by hand what it "
 					   "records (ethtool -G/-X/-N/-K), then delete "
 					   "the file", "line %u of the undo log is not "
 					   "one devmemtcp wrote: \"%s%s\"", lineno,
-					   shown, strlen(p) >= sizeof(shown) ? "..." : "");
+					   shown, strlen(shown) >= sizeof(shown) - 1 ?
+					   "..." : "");
 		}
 	}
 	if (!magic || !hdr)
