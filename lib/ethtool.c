@@ -2355,7 +2355,7 @@ DMT_API int dmt_nic_restore_log(const char *ifname,
 		if (ret == -ENOENT && !if_nametoindex(ifname))
 			dmt_err_set(&log->err, -ENODEV, "see ip link",
 				    "no interface %s in this network namespace, "
-				    "and no undo log for it (%s)", ifname, path);
+				    "and no undo log for it", ifname);
 		if (ret != -ENOENT)
 			log_report(cb, arg, log);
 		if (ret && log->err.code)
