@@ -28,8 +28,19 @@ else
 	sed 's/^/# /' "$T/diff"
 	ktap_fail "exported symbols = the header's calls"
 fi
-bad=$(grep -v '@@DEVMEMTCP_0\.1$' "$T/raw" | tr '\n' ' ')
-ktap_check "every export is versioned DEVMEMTCP_0.1${bad:+ (not: $bad)}" test -z "$bad"
+bad=$(grep -v -E '@@DEVMEMTCP_0\.[12]$' "$T/raw" | tr '\n' ' ')
+ktap_check "every export is versioned DEVMEMTCP_0.1 or DEVMEMTCP_0.2${bad:+ (not: $bad)}" test -z "$bad"
+# 0.2 extends 0.1 (the node inherits it); 0.1's own calls stay in 0.1
+if readelf -V "$so" | grep -q 'DEVMEMTCP_0.2' &&
+	readelf -V "$so" | grep -A1 'Name: DEVMEMTCP_0.2' | grep -q 'Parent 1: DEVMEMTCP_0.1'; then
+	ktap_ok "version node DEVMEMTCP_0.2 inherits DEVMEMTCP_0.1"
+else
+	readelf -V "$so" | grep -i devmemtcp | sed 's/^/# /'
+	ktap_fail "version node DEVMEMTCP_0.2 inherits DEVMEMTCP_0.1"
+fi
+ktap_check "0.1 calls keep DEVMEMTCP_0.1 (dmt_nic_open, dmt_nic_close, dmt_rx_recv, dmt_tx_send)" \
+	bash -c "grep -q -x 'dmt_nic_open@@DEVMEMTCP_0.1' '$T/raw' && grep -q -x 'dmt_nic_close@@DEVMEMTCP_0.1' '$T/raw' &&
+		grep -q -x 'dmt_rx_recv@@DEVMEMTCP_0.1' '$T/raw' && grep -q -x 'dmt_tx_send@@DEVMEMTCP_0.1' '$T/raw'"
 
 # PREFIX itself (not DESTDIR) is the staging root, so the installed .pc
 # names real paths.
