@@ -357,7 +357,8 @@ int dmt_nic_get_state(struct dmt_nic *nic, struct dmt_nic_state *st);
  * queues out of the default RSS context (the indirection table spreads
  * over the other queues), and the ntuple feature on where the driver has a
  * rule table and the feature can be changed.  Needs at least count+1 RX
- * queues.  tcp-data-split is restored to the value reported before.
+ * queues.  tcp-data-split is restored to the core's config before,
+ * "unknown" included (what the driver reports may differ).
  */
 int dmt_nic_prepare_rx(struct dmt_nic *nic, unsigned start, unsigned count);
 /*
@@ -369,12 +370,13 @@ int dmt_nic_steer(struct dmt_nic *nic, const struct dmt_flow *flow,
 		  unsigned queue, uint32_t *loc);
 /*
  * Undo every recorded change, newest first.  Call it after the RX binding
- * is gone (dmt_rxbind_free): while bound, the kernel refuses to turn
- * tcp-data-split off.  Returns 0 or the first error (it goes on with the
- * rest).
+ * is gone (dmt_rxbind_free): while an RX queue of the device is bound,
+ * it is refused with -EBUSY and changes nothing.  Returns 0 or the first
+ * error (it goes on with the rest).
  */
 int dmt_nic_restore(struct dmt_nic *nic);
-/* dmt_nic_restore, then free. */
+/* dmt_nic_restore, then free (refused or failed: what is left stays in
+ * the undo log on disk, for dmt_nic_restore_log / `devmemtcp restore`). */
 void dmt_nic_close(struct dmt_nic *nic);
 
 /* ----------------------------------------- NIC setup: durable undo (0.2) */
