@@ -51,8 +51,9 @@ dmveth_pair 4 || { ktap_fail "create a dmveth pair in netns a and b"; exit 1; }
 nsim=
 if [ -w /sys/bus/netdevsim/new_device ] &&
 	ip netns exec b sh -c "echo '$NSIM_ID 1 4' >/sys/bus/netdevsim/new_device"; then
+	# named eni<ID>np<PORT>; sysfs shows it only inside its namespace
 	for _ in $(seq 50); do
-		nsim=$(ls /sys/bus/netdevsim/devices/netdevsim$NSIM_ID/net/ 2>/dev/null | head -n 1)
+		nsim=$(ip -n b -o link show | grep -o "eni${NSIM_ID}np[0-9]*" | head -n 1)
 		[ -n "$nsim" ] && break
 		sleep 0.1
 	done
