@@ -51,9 +51,12 @@ dmveth_pair 4 || { ktap_fail "create a dmveth pair in netns a and b"; exit 1; }
 nsim=
 if [ -w /sys/bus/netdevsim/new_device ] &&
 	ip netns exec b sh -c "echo '$NSIM_ID 1 4' >/sys/bus/netdevsim/new_device"; then
-	# named eni<ID>np<PORT>; sysfs shows it only inside its namespace
+	# ethN without udev: the netdev whose parent device is netdevsimID
 	for _ in $(seq 50); do
-		nsim=$(ip -n b -o link show | grep -o "eni${NSIM_ID}np[0-9]*" | head -n 1)
+		nsim=$(ip -n b -d -j link show | python3 -c '
+import json, sys
+print(next((l["ifname"] for l in json.load(sys.stdin) if l.get("parentdev") == sys.argv[1]), ""))' \
+			"netdevsim$NSIM_ID")
 		[ -n "$nsim" ] && break
 		sleep 0.1
 	done
