@@ -357,7 +357,8 @@ int dmt_nic_get_state(struct dmt_nic *nic, struct dmt_nic_state *st);
  * queues out of the default RSS context (the indirection table spreads
  * over the other queues), and the ntuple feature on where the driver has a
  * rule table and the feature can be changed.  Needs at least count+1 RX
- * queues.  tcp-data-split is restored to the value reported before.
+ * queues.  tcp-data-split is restored to the core's config before,
+ * "unknown" included (what the driver reports may differ).
  */
 int dmt_nic_prepare_rx(struct dmt_nic *nic, unsigned start, unsigned count);
 /*
@@ -369,13 +370,75 @@ int dmt_nic_steer(struct dmt_nic *nic, const struct dmt_flow *flow,
 		  unsigned queue, uint32_t *loc);
 /*
  * Undo every recorded change, newest first.  Call it after the RX binding
- * is gone (dmt_rxbind_free): while bound, the kernel refuses to turn
- * tcp-data-split off.  Returns 0 or the first error (it goes on with the
- * rest).
+ * is gone (dmt_rxbind_free): while an RX queue of the device is bound,
+ * it is refused with -EBUSY and changes nothing.  Returns 0 or the first
+ * error (it goes on with the rest).
  */
 int dmt_nic_restore(struct dmt_nic *nic);
-/* dmt_nic_restore, then free. */
+/* dmt_nic_restore, then free (refused or failed: what is left stays in
+ * the undo log on disk, for dmt_nic_restore_log / `devmemtcp restore`). */
 void dmt_nic_close(struct dmt_nic *nic);
+
+/* ----------------------------------------- NIC setup: durable undo (0.2) */
+
+/*
+ * Since 0.2 every NIC handle keeps its undo log on disk as well, written
+ * (and fdatasync'ed) before each change: a process killed or crashed part
+ * way leaves a log that dmt_nic_restore_log (`devmemtcp restore`) replays.
+ * The log is LOG_DIR/net-NETNS/IFNAME.undo (LOG_DIR /run/devmemtcp, NETNS
+ * the inode of the network namespace); it is created at the first change,
+ * flock'ed while the handle lives (a second process preparing the same NIC
+ * is refused with -EBUSY naming the holder's pid) and removed once
+ * everything is restored.  Restoring is refused with -EBUSY while a queue
+ * of the device is bound to a memory provider (dma-buf, io_uring).
+ */
+struct dmt_nic_opts {
+	size_t sz;
+	const char *log_dir;	/* NULL: /run/devmemtcp */
+};
+
+/* dmt_nic_open with options. */
+struct dmt_nic *dmt_nic_open_opts(const char *ifname,
+				  const struct dmt_nic_opts *opts,
+				  struct dmt_err *err);
+
+#define DMT_NIC_KEEP	1u	/* dmt_nic_free: leave the changes in place,
+				 * recorded in the log for a later restore */
+/*
+ * Restore (unless DMT_NIC_KEEP), then free.  If the restore is refused or
+ * fails, returns its -errno and the handle stays valid (unbind, then call
+ * again; or free with DMT_NIC_KEEP).  0: freed.  dmt_nic_close (0.1) is
+ * dmt_nic_free(nic, 0), then dmt_nic_free(nic, DMT_NIC_KEEP) if refused.
+ */
+int dmt_nic_free(struct dmt_nic *nic, unsigned flags);
+
+/* What dmt_nic_restore_log did with one log (an output struct: set sz). */
+struct dmt_nic_log {
+	size_t sz;
+	char path[256];
+	char ifname[16];	/* as recorded */
+	unsigned ifindex;	/* as recorded */
+	int pid;		/* the process that recorded the changes */
+	unsigned changes;	/* changes recorded and not yet undone */
+	unsigned undone;	/* of those, undone by this call */
+	unsigned rules;		/* ntuple rules deleted */
+	bool rings;		/* tcp-data-split / hds-thresh put back */
+	bool rss;		/* the RSS table put back */
+	bool ntuple;		/* the ntuple feature turned off again */
+	struct dmt_err err;	/* code 0: fully restored, log removed */
+};
+
+/*
+ * Replay the undo log of ifname in this network namespace, or (ifname
+ * NULL) every log there.  cb (may be NULL) is called once per log found.
+ * Returns the number of logs fully restored, or the first -errno:
+ * -ENOENT no log, -EBADMSG a corrupt log, -EBUSY a process still holds it
+ * or a queue is still bound, -ENODEV / -ESTALE the interface is gone or
+ * was recreated (its settings went with it; delete the log).
+ */
+int dmt_nic_restore_log(const char *ifname, const struct dmt_nic_opts *opts,
+			int (*cb)(const struct dmt_nic_log *log, void *arg),
+			void *arg, struct dmt_err *err);
 
 /* ------------------------------------------------------------- receiving */
 

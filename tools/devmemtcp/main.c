@@ -28,6 +28,7 @@ static const struct cmd {
 	{ "send", cmd_send, "send from a dma-buf to a TCP receiver" },
 	{ "recv", cmd_recv, "receive one TCP stream into a dma-buf bound to RX queues" },
 	{ "probe", cmd_probe, "check what devmem RX and TX need on interfaces" },
+	{ "restore", cmd_restore, "undo NIC changes a killed recv left (undo logs in /run/devmemtcp)" },
 };
 
 static void usage(FILE *f)
@@ -50,6 +51,8 @@ static void usage(FILE *f)
 	recv_usage(f);
 	fprintf(f, "\n");
 	probe_usage(f);
+	fprintf(f, "\n");
+	restore_usage(f);
 	fprintf(f,
 		"\n"
 		"exit status:\n"
@@ -71,7 +74,13 @@ static void usage(FILE *f)
 		" 14  recv: a received byte is not the pattern's (--validate)\n"
 		" 15  recv: payload arrived linear, with --fail-on-linear\n"
 		" 16  recv: RSS or ntuple setup refused\n"
-		"  130, 143  stopped by SIGINT, SIGTERM (summary printed)\n"
+		" 17  recv, restore: the NIC is being set up by another process, has\n"
+		"     changes left unrestored (devmemtcp restore), or a queue is bound\n"
+		" 18  restore: no undo log for the interface (nothing to restore)\n"
+		" 19  restore: the undo log is corrupt\n"
+		" 20  restore: the interface is gone or was recreated\n"
+		"  129, 130, 131, 143  stopped by SIGHUP, SIGINT, SIGQUIT, SIGTERM\n"
+		"     (summary printed, NIC restored)\n"
 		"\n"
 		"see devmemtcp(8), devmemtcp(7)\n");
 }
@@ -135,7 +144,9 @@ int main(int argc, char **argv)
 				      "no command given");
 
 	sigemptyset(&sa.sa_mask);
+	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 

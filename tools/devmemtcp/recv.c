@@ -16,8 +16,11 @@
  *   6. teardown, newest first: the receive engine (tokens), the sockets,
  *      the binding (unbind: the kernel restarts the queues), and only then
  *      the NIC (the kernel refuses to turn header split off while bound).
- * A signal only sets a flag; the loop stops, prints the summary and runs
- * the same teardown, so the NIC ends as it started.
+ * A signal (HUP, INT, QUIT, TERM) only sets a flag; the loop stops, prints
+ * the summary and runs the same teardown, so the NIC ends as it started.
+ * Every NIC change is also in an undo log on disk before it is made
+ * (libdevmemtcp 0.2): after a SIGKILL or a crash, `devmemtcp restore`
+ * replays it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -337,6 +340,8 @@ static int nic_exit(const struct dmt_err *e)
 {
 	if (e->code == -ENODEV)
 		return EXIT_NODEV;
+	if (e->code == -EBUSY)	/* another process's setup, or one left undone */
+		return EXIT_NIC_BUSY;
 	if (extack_has(e, "data split") || extack_has(e, "tcp-data-split") ||
 	    strstr(e->what, "tcp-data-split") || strstr(e->what, "header split"))
 		return EXIT_NOHDS;
@@ -827,7 +832,11 @@ int cmd_recv(int argc, char **argv)
 	if (!r->restored && !r->exit) {
 		struct dmt_err *e = &r->restore_err;
 
-		fail(r, EXIT_RUNTIME, e, "check `ethtool -g/-x/-n IFNAME` and undo by hand what is left");
+		if (e->code == -EBUSY)	/* the library's fix is for programs */
+			snprintf(e->fix, sizeof(e->fix), "the changes stay recorded: once the queue is unbound, run `devmemtcp restore %s`",
+				 c.com.dev);
+		fail(r, e->code == -EBUSY ? EXIT_NIC_BUSY : EXIT_RUNTIME, e,
+		     "what is left stays recorded: `devmemtcp restore IFNAME` tries again; `ethtool -g/-x/-n IFNAME` shows it");
 	} else if (!r->restored) {
 		char buf[1024];
 

@@ -35,11 +35,19 @@ enum {
 	EXIT_VALIDATE = 14,	/* a received byte is not the pattern's */
 	EXIT_LINEAR = 15,	/* --fail-on-linear and payload arrived linear */
 	EXIT_STEER = 16,	/* RSS / ntuple setup refused */
+	/* recv, restore: the NIC's undo log (devmemtcp restore) */
+	EXIT_NIC_BUSY = 17,	/* another process sets the NIC up, changes
+				 * left unrestored, or a queue still bound */
+	EXIT_NO_LOG = 18,	/* restore: no undo log for the interface */
+	EXIT_BAD_LOG = 19,	/* restore: the undo log is corrupt */
+	EXIT_STALE_LOG = 20,	/* restore: the interface is gone/recreated */
+	EXIT_SIGHUP = 129,
 	EXIT_SIGINT = 130,
+	EXIT_SIGQUIT = 131,
 	EXIT_SIGTERM = 143,
 };
 
-/* Set by the SIGINT/SIGTERM handler: the signal number, 0 if none. */
+/* Set by the HUP/INT/QUIT/TERM handler: the signal number, 0 if none. */
 extern volatile sig_atomic_t tool_stop;
 
 /*
@@ -54,8 +62,10 @@ void tool_err(struct dmt_err *err, int code, const char *fix,
  */
 int tool_fail(struct dmt_err *err, int *exitp, int exit_code,
 	      const struct dmt_err *e, const char *fix);
-/* The exit code of a stop by tool_stop: EXIT_SIGTERM or EXIT_SIGINT. */
+/* The exit code of a stop by tool_stop: 128 + the signal number. */
 int tool_stop_exit(void);
+/* "SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM". */
+const char *tool_signame(int sig);
 /* Print a usage error (text or JSON) and return EXIT_USAGE. */
 int tool_usage_err(const char *fix, const char *what, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -137,7 +147,9 @@ double now_s(void);
 int cmd_send(int argc, char **argv);
 void send_usage(FILE *f);
 int cmd_recv(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 void recv_usage(FILE *f);
+void restore_usage(FILE *f);
 int cmd_probe(int argc, char **argv);
 void probe_usage(FILE *f);
 

@@ -49,7 +49,7 @@ int tool_fail(struct dmt_err *err, int *exitp, int exit_code,
 
 int tool_stop_exit(void)
 {
-	return tool_stop == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT;
+	return tool_stop ? 128 + tool_stop : EXIT_SIGINT;	/* 129 HUP, 130 INT, 131 QUIT, 143 TERM */
 }
 
 int tool_usage_err(const char *fix, const char *what, ...)
@@ -303,10 +303,25 @@ void out_cpu(void)
 	out_dbl("cpu_sys", ", sys %.2f s\n", ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
 }
 
+const char *tool_signame(int sig)
+{
+	switch (sig) {
+	case SIGHUP:
+		return "SIGHUP";
+	case SIGINT:
+		return "SIGINT";
+	case SIGQUIT:
+		return "SIGQUIT";
+	case SIGTERM:
+		return "SIGTERM";
+	}
+	return "a signal";
+}
+
 void out_stopped_by(void)
 {
 	if (tool_stop)
-		out_str("stopped_by", "stopped by %s\n", tool_stop == SIGTERM ? "SIGTERM" : "SIGINT");
+		out_str("stopped_by", "stopped by %s\n", tool_signame(tool_stop));
 	else
 		out_null("stopped_by", NULL);
 }
