@@ -292,15 +292,21 @@ ncclResult_t dn_get_properties(int dev, struct dn_props *p)
 	p->name = dn_state.dev.ifname;
 	p->pci_path = dn_state.dev.pci_path[0] ? dn_state.dev.pci_path : NULL;
 	p->guid = dn_state.dev.ifindex;
-	p->ptr_support = dm ? NCCL_PTR_HOST | NCCL_PTR_CUDA | NCCL_PTR_DMABUF : NCCL_PTR_HOST;
+	/* Only what works today: devmem mode carries host buffers (payload
+	 * lands in the bound dma-buf and is copied out).  NCCL_PTR_CUDA |
+	 * NCCL_PTR_DMABUF and NCCL_NET_DEVICE_UNPACK come with sends from
+	 * registered dma-bufs and published loadMeta (nccl/PORTING.md):
+	 * advertising them now would make NCCL pick this plugin for GPU
+	 * buffers and fail on the first transfer. */
+	p->ptr_support = NCCL_PTR_HOST;
 	p->speed = dn_state.dev.speed;
 	p->port = 0;
 	p->max_comms = 65536;
 	/* UNPACK: one destination per receive step (loadMeta dst_off is
 	 * relative to it), so no grouped receives in devmem mode */
 	p->max_recvs = dm ? 1 : DN_MAX_RECVS;
-	p->dev_type = dm ? NCCL_NET_DEVICE_UNPACK : NCCL_NET_DEVICE_HOST;
-	p->dev_version = dm ? NCCL_NET_DEVICE_UNPACK_VERSION : NCCL_NET_DEVICE_INVALID_VERSION;
+	p->dev_type = NCCL_NET_DEVICE_HOST;
+	p->dev_version = NCCL_NET_DEVICE_INVALID_VERSION;
 	p->max_bytes = INT_MAX;		/* test() reports int sizes */
 	return ncclSuccess;
 }
