@@ -4,14 +4,17 @@
 # version node), `make install` into a staging root, a program built with
 # `pkg-config devmemtcp` against it and run, and a man page for every
 # public call that groff renders without warnings.
+set -o pipefail
 . "$(dirname "$0")/../lib/ktap.sh"
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 B=${BUILD:-$TOP/build}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 
-so=$B/lib/libdevmemtcp.so.0.1.0
-[ -f "$so" ] || { ktap_fail "libdevmemtcp built (make all)"; exit 0; }
+# the real file behind the soname link (libdevmemtcp.so.$(VERSION))
+so=$(readlink -f "$B/lib/libdevmemtcp.so.0")
+[ -f "$so" ] || ktap_bail "libdevmemtcp built (make all)"
+VER=$(sed -n 's/^VERSION := \([0-9]*\.[0-9]*\)\..*/\1/p' "$TOP/Makefile")
 
 soname=$(readelf -d "$so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 ktap_check "soname is libdevmemtcp.so.0 (got '$soname')" test "$soname" = libdevmemtcp.so.0
@@ -19,8 +22,8 @@ ktap_check "soname is libdevmemtcp.so.0 (got '$soname')" test "$soname" = libdev
 # The calls the header declares: a name followed by '(' at the end of a
 # declaration's first line.
 grep -o '^[a-z].*\bdmt_[a-z_]*(' "$TOP/include/devmemtcp.h" | grep -o 'dmt_[a-z_]*($' |
-	tr -d '(' | sort -u >"$T/header"
-nm -D --defined-only "$so" | awk '$2 == "T" {print $3}' >"$T/raw"
+	tr -d '(' | sort -u >"$T/header" || ktap_fail "the header declares dmt_ calls"
+nm -D --defined-only "$so" | awk '$2 == "T" {print $3}' >"$T/raw" || ktap_fail "nm -D $so"
 sed 's/@.*//' "$T/raw" | sort -u >"$T/exported"
 if diff -u "$T/header" "$T/exported" >"$T/diff"; then
 	ktap_ok "exported symbols = the header's $(wc -l <"$T/header") calls"
@@ -28,8 +31,14 @@ else
 	sed 's/^/# /' "$T/diff"
 	ktap_fail "exported symbols = the header's calls"
 fi
-bad=$(grep -v '@@DEVMEMTCP_0\.1$' "$T/raw" | tr '\n' ' ')
-ktap_check "every export is versioned DEVMEMTCP_0.1${bad:+ (not: $bad)}" test -z "$bad"
+# every export carries a version node of lib/devmemtcp.map (DEVMEMTCP_0.1,
+# and DEVMEMTCP_0.2 once it exists); the 0.1 node's calls keep DEVMEMTCP_0.1
+nodes=$(sed -n 's/^\(DEVMEMTCP_[0-9.]*\) {.*/\1/p' "$TOP/lib/devmemtcp.map" | tr '\n' ' ')
+bad=$(grep -v -E "@@($(tr ' ' '\n' <<<"$nodes" | sed '/^$/d; s/\./\\./g' | paste -sd '|'))\$" "$T/raw" | tr '\n' ' ')
+ktap_check "every export is versioned with a node of devmemtcp.map ($nodes)${bad:+ (not: $bad)}" test -z "$bad"
+v01=$(awk '/^DEVMEMTCP_0\.1 \{/ {n = 1; next} n && /^}/ {n = 0} n && /^\t\tdmt_/ {sub(/;/, ""); print $1 "@@DEVMEMTCP_0.1"}' "$TOP/lib/devmemtcp.map" | sort)
+moved=$(comm -23 <(printf '%s\n' "$v01") <(sort "$T/raw") | tr '\n' ' ')
+ktap_check "the $(printf '%s\n' "$v01" | wc -l) DEVMEMTCP_0.1 calls are still exported as DEVMEMTCP_0.1${moved:+ (not: $moved)}" test -z "$moved"
 
 # PREFIX itself (not DESTDIR) is the staging root, so the installed .pc
 # names real paths.
@@ -64,7 +73,7 @@ export PKG_CONFIG_PATH=$T/root/usr/lib/pkgconfig
 flags=$(pkg-config --cflags --libs devmemtcp 2>"$T/pc.err")
 ktap_check "pkg-config devmemtcp: $flags" test -n "$flags"
 if cc -std=gnu11 -Wall -Werror "$T/hello.c" -o "$T/hello" $flags >"$T/cc.log" 2>&1 &&
-	out=$(LD_LIBRARY_PATH=$T/root/usr/lib "$T/hello") && [ "$out" = "0.1 devmem" ]; then
+	out=$(LD_LIBRARY_PATH=$T/root/usr/lib "$T/hello") && [ "$out" = "$VER devmem" ]; then
 	ktap_ok "a program built with pkg-config runs against the installed .so ($out)"
 else
 	sed 's/^/# /' "$T/pc.err" "$T/cc.log" | tail -n 10
@@ -93,3 +102,4 @@ if command -v groff >/dev/null; then
 else
 	ktap_skip "man pages render without warnings" "groff not installed"
 fi
+ktap_done
