@@ -23,7 +23,7 @@ state() { # what the test changes on dmb, to compare before and after
 }
 before=$(state)
 ntuple_was_on=0
-eth -k $DMV_B | grep -q '^ntuple-filters: on' && ntuple_was_on=1
+grep -q '^ntuple-filters: on' <<<"$(eth -k $DMV_B)" && ntuple_was_on=1
 rings_set $DMV_B tcp-data-split on hds-thresh 0 >/dev/null &&
 	eth -X $DMV_B equal $Q &&
 	eth -K $DMV_B ntuple on
