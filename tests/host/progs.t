@@ -18,4 +18,17 @@ for p in uapi-consts-rig uapi-consts netdev-family udmabuf-smoke lib-dmabuf lib-
 	fi
 	ktap_relay "$p (host)" "$BUILD/tests/$p"
 done
+
+# MSG_SOCK_DEVMEM is kernel-internal (no UAPI header has it): our number
+# against the kernel source the rig built from.
+SRC=$(sed -n 's/^SRC=//p' "${DEVMEMTCP_CACHE:-/var/cache/devmemtcp}/build/normal/devmemtcp.env" 2>/dev/null)
+ours=$(sed -n 's/^[[:space:]]*DMT_VAL_MSG_SOCK_DEVMEM[[:space:]]*=[[:space:]]*\(0x[0-9a-fA-F]*\).*/\1/p' "$TOP/lib/dmt-uapi.h")
+theirs=$(sed -n 's/^#define[[:space:]]*MSG_SOCK_DEVMEM[[:space:]]*\(0x[0-9a-fA-F]*\).*/\1/p' "$SRC/include/linux/socket.h" 2>/dev/null)
+if [ -z "$SRC" ] || [ ! -f "$SRC/include/linux/socket.h" ]; then
+	ktap_fail "MSG_SOCK_DEVMEM against the kernel source: no kernel tree (fix: vm/build)"
+elif [ -n "$ours" ] && [ "$((ours))" = "$((theirs))" ]; then
+	ktap_ok "MSG_SOCK_DEVMEM = $ours in dmt-uapi.h and in the rig kernel's include/linux/socket.h"
+else
+	ktap_fail "MSG_SOCK_DEVMEM: dmt-uapi.h says '${ours}', the rig kernel's include/linux/socket.h '${theirs}'"
+fi
 ktap_done

@@ -111,7 +111,7 @@ static const char *fmt_val(char *buf, size_t len, long long v)
 int main(void)
 {
 	const char *src = DMT_FALLBACK_STRUCTS ? "dmt-uapi.h" : "<linux/uio.h>";
-	int n = 0, failed = 0, skipped = 0;
+	int n = 0, failed = 0;
 	char a[24], b[24];
 
 	printf("# %s, LINUX_VERSION_CODE %d.%d.%d\n", MODE, LINUX_VERSION_CODE >> 16,
@@ -134,9 +134,11 @@ int main(void)
 			continue;	/* x is DMT_VAL_x itself: nothing to compare */
 		n++;
 		if (RIG && k->fallback && !strcmp(k->name, "MSG_SOCK_DEVMEM")) {
-			printf("ok %d %s # SKIP kernel-internal (include/linux/socket.h), "
-			       "in no UAPI header\n", n, k->name);
-			skipped++;
+			/* no header to compare with: tests/host/progs.t checks
+			 * it against the kernel source's include/linux/socket.h */
+			printf("# %s = %s: kernel-internal (include/linux/socket.h), in no UAPI "
+			       "header\n", k->name, fmt_val(a, sizeof(a), k->ours));
+			n--;
 			continue;
 		}
 		if (!ok)
@@ -165,7 +167,5 @@ int main(void)
 	if (RIG && DMT_FALLBACK_STRUCTS)
 		printf("# the rig's <linux/uio.h> lacks struct dmabuf_cmsg/dmabuf_token\n");
 
-	if (failed)
-		return 1;
-	return skipped == n ? 4 : 0;
+	return failed ? 1 : 0;
 }
