@@ -73,11 +73,14 @@ scale() {
 # The kernel's YNL cli and specs from the rig's tools tree ($DEVMEMTCP_TOOLS).
 YNL=${DEVMEMTCP_TOOLS:-/nonexistent}/tools/net/ynl/pyynl/cli.py
 SPECS=${DEVMEMTCP_TOOLS:-/nonexistent}/Documentation/netlink/specs
-# ynl NS FAMILY ARGS...: the YNL cli with FAMILY's spec, in netns NS
+# ynl NS FAMILY ARGS...: the YNL cli with FAMILY's spec, in netns NS.  Its
+# start-up (Python, the YAML spec) takes seconds under TCG and over a minute
+# on a loaded machine: the cap (an upper bound, free on a healthy run) is
+# 180 s.
 ynl() {
 	local ns=$1 fam=$2
 	shift 2
-	ip netns exec "$ns" timeout 60 python3 "$YNL" --spec "$SPECS/$fam.yaml" --no-schema "$@"
+	ip netns exec "$ns" timeout 180 python3 "$YNL" --spec "$SPECS/$fam.yaml" --no-schema "$@"
 }
 
 # eth ARGS...: ethtool in netns b
