@@ -8,6 +8,7 @@
 # during a receive (summary, exit 130), and no fd leaked
 # (DEVMEMTCP_FD_CHECK=1 on every run).  Devmem RX itself needs a devmem NIC:
 # the VM tests cover it on dmveth.
+set -o pipefail
 . "$(dirname "$0")/../lib/ktap.sh"
 . "$(dirname "$0")/../lib/clitest.sh"
 cd "$TOP" || exit 1
@@ -23,8 +24,7 @@ trap cleanup EXIT
 export DEVMEMTCP_FD_CHECK=1
 
 if [ ! -x "$TOOL" ]; then
-	ktap_fail "devmemtcp built (make all)"
-	exit 0
+	ktap_bail "devmemtcp built (make all)"
 fi
 
 # A free TCP port on 127.0.0.1.
@@ -33,18 +33,16 @@ free_port() {
 }
 
 # start_recv OUT ERR ARGS...: devmemtcp ARGS in the background (RPID);
-# returns once it printed "listening on" (its ready signal) or died.
+# returns once it printed "listening on" (its ready signal) or died.  OUT
+# and ERR are new files for each start (an earlier run's ready line must not
+# count).
 start_recv() {
-	local out=$1 err=$2 i
+	local out=$1 err=$2
 	shift 2
+	rm -f "$out" "$err"
 	"$TOOL" "$@" >"$out" 2>"$err" &
 	RPID=$!
-	for i in $(seq 300); do
-		grep -q '^listening on ' "$err" 2>/dev/null && return 0
-		kill -0 "$RPID" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
+	wait_file_line "$err" '^listening on ' 30 "$RPID"
 }
 
 # json_check NAME FILE PYEXPR: FILE is one JSON object j for which PYEXPR
@@ -58,8 +56,9 @@ json_check() {
 	fi
 }
 
-if "$TOOL" --help | grep -q -E '^ +recv ' && "$TOOL" --help | grep -q -E '^ +probe ' &&
-	"$TOOL" --help | grep -q -E '^ +13 +recv: listen port in use'; then
+help=$("$TOOL" --help)
+if grep -q -E '^ +recv ' <<<"$help" && grep -q -E '^ +probe ' <<<"$help" &&
+	grep -q -E '^ +13 +recv: listen port in use' <<<"$help"; then
 	ktap_ok "--help lists recv, probe and their exit codes"
 else
 	ktap_fail "--help lists recv, probe and their exit codes"
@@ -73,7 +72,7 @@ if start_recv "$T/rout" "$T/rerr" recv --dev lo --listen 127.0.0.1:"$P" --provid
 	"$TOOL" send 127.0.0.1:"$P" --dev lo --provider host --mode copy --size 4M \
 		--bytes $BYTES --validate >"$T/sout" 2>"$T/serr"
 	src=$?
-	wait $RPID
+	bwait $RPID 120
 	rrc=$?
 else
 	src=-1 rrc=-1
@@ -104,7 +103,7 @@ if start_recv "$T/rout" "$T/rerr" -j recv --dev lo --listen 127.0.0.1:"$P" --pro
 	"$TOOL" -j send 127.0.0.1:"$P" --dev lo --provider host --mode copy --size 1M \
 		--bytes $BYTES --validate 13 >"$T/sout" 2>"$T/serr"
 	src=$?
-	wait $RPID
+	bwait $RPID 120
 	rrc=$?
 else
 	src=-1 rrc=-1
@@ -115,7 +114,7 @@ json_check "-j: one object: bytes, mode copy, fallback_reason, counters, options
 P=$(free_port)
 if start_recv "$T/rout" "$T/rerr" -j recv --dev lo --listen 127.0.0.1:"$P" --provider host --mode copy --size 1M; then
 	"$TOOL" send 127.0.0.1:"$P" --dev lo --provider host --mode copy --size 1M --bytes 3M >/dev/null 2>&1
-	wait $RPID
+	bwait $RPID 120
 	rrc=$?
 else
 	rrc=-1
@@ -129,7 +128,7 @@ if start_recv "$T/rout" "$T/rerr" recv --dev lo --listen 127.0.0.1:"$P" --provid
 	--mode copy --validate 7; then
 	"$TOOL" send 127.0.0.1:"$P" --dev lo --provider host --mode copy --size 1M \
 		--bytes 4M --validate 9 >/dev/null 2>&1
-	wait $RPID
+	bwait $RPID 120
 	rrc=$?
 else
 	rrc=-1
@@ -150,9 +149,9 @@ if start_recv "$T/rout" "$T/rerr" -j recv --dev lo --listen 127.0.0.1:"$P" --pro
 	spid=$!
 	sleep 1
 	kill -INT $RPID
-	wait $RPID
+	bwait $RPID 120
 	rrc=$?
-	wait $spid
+	bwait $spid 60
 	src=$?
 else
 	rrc=-1 src=-1
@@ -164,7 +163,7 @@ json_check "SIGINT during a receive: exit 130 (got $rrc), summary with bytes, st
 P=$(free_port)
 if start_recv "$T/rout" "$T/rerr" recv --dev lo --listen 127.0.0.1:"$P" --provider host --mode copy; then
 	kill -TERM $RPID
-	wait $RPID
+	bwait $RPID 120
 	rrc=$?
 else
 	rrc=-1
@@ -258,3 +257,4 @@ else
 		ktap_fail "--queues out of range on veth (exit $rc)"
 	fi
 fi
+ktap_done

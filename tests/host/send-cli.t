@@ -6,6 +6,7 @@
 # the one-line errors with their fix and distinct exit codes, SIGINT and
 # SIGTERM, and no fd leaked (DEVMEMTCP_FD_CHECK=1 on every run).
 # Devmem mode itself needs a devmem NIC: tests/vm covers it on dmveth.
+set -o pipefail
 . "$(dirname "$0")/../lib/ktap.sh"
 . "$(dirname "$0")/../lib/clitest.sh"
 cd "$TOP" || exit 1
@@ -15,8 +16,7 @@ trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$T"' EXIT
 export DEVMEMTCP_FD_CHECK=1
 
 if [ ! -x "$TOOL" ]; then
-	ktap_fail "devmemtcp built (make all)"
-	exit 0
+	ktap_bail "devmemtcp built (make all)"
 fi
 
 # The receiver: listens on 127.0.0.1, prints its port (the ready signal),
@@ -117,7 +117,8 @@ json_check() {
 
 v=$("$TOOL" --version)
 case $v in "devmemtcp "[0-9]*.[0-9]*) ktap_ok "--version: $v" ;; *) ktap_fail "--version: '$v'" ;; esac
-if "$TOOL" --help | grep -q -E '^ +8 +peer closed' && "$TOOL" --help | grep -q -E '^ +4 +devmem'; then
+help=$("$TOOL" --help)
+if grep -q -E '^ +8 +peer closed' <<<"$help" && grep -q -E '^ +4 +devmem' <<<"$help"; then
 	ktap_ok "--help lists the commands and the exit codes"
 else
 	ktap_fail "--help lists the commands and the exit codes"
@@ -200,9 +201,10 @@ for sig in INT TERM; do
 	line=
 	read -r -t 30 -u "$RFD" line	# the receiver has its first MiB
 	kill -$sig $tpid
-	wait $tpid
+	bwait $tpid 60
 	rc=$?
 	recv_wait
 	json_check "SIG$sig: summary printed, exit $want (got $rc), no fd leaked" \
 		"$rc == $want and j['stopped_by'] == 'SIG$sig' and j['bytes'] >= 1 << 20 and '$line'.startswith('progress')"
 done
+ktap_done

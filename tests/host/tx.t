@@ -16,12 +16,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-# run LABEL CMD...: the program's KTAP lines, renumbered by tests/run's count.
-run() {
-	local label=$1
-	shift
-	"$@" 2>&1 | sed "s/^\(\(not \)\{0,1\}ok \)[0-9]* /\1- $label: /"
-}
+# run LABEL CMD...: the program's KTAP lines as ours; its crash, timeout or
+# non-zero exit is a "not ok" naming it (ktap_relay).
+run() { ktap_relay "$@"; }
 
 for p in tx-modes tx-reuse tx-noalloc tx-epoll; do
 	[ -x "$BUILD/tests/$p" ] || ktap_fail "$p built (make all)"
@@ -50,4 +47,4 @@ fi
 [ -x "$BUILD/tests/tx-reuse" ] && run "tx-reuse" "$BUILD/tests/tx-reuse"
 [ -x "$BUILD/tests/tx-noalloc" ] && run "tx-noalloc" "$BUILD/tests/tx-noalloc"
 [ -x "$BUILD/tests/tx-epoll" ] && run "tx-epoll" "$BUILD/tests/tx-epoll"
-exit 0
+ktap_done

@@ -45,3 +45,4 @@ fi
 
 expect "vm/run without qemu" "is missing; fix: apt-get install qemu-system-x86" \
 	env DEVMEMTCP_QEMU=/nonexistent/qemu-system-x86_64 vm/run -- true
+ktap_done

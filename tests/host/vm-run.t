@@ -4,10 +4,7 @@
 . "$(dirname "$0")/../lib/ktap.sh"
 cd "$TOP" || exit 1
 ENVF=${DEVMEMTCP_CACHE:-/var/cache/devmemtcp}/build/normal/devmemtcp.env
-if [ ! -f "$ENVF" ]; then
-	ktap_skip "vm/run self-tests" "no kernel built (run vm/build)"
-	exit 0
-fi
+[ -f "$ENVF" ] || ktap_bail "vm/run self-tests: no kernel built ($ENVF missing; fix: vm/build)"
 . "$ENVF"
 
 out=$(vm/run -- sh -c 'test -c /dev/udmabuf && uname -r' 2>&1)
@@ -40,3 +37,4 @@ else
 	printf '%s\n' "$out" | tail -n 20 | sed 's/^/# /'
 	ktap_fail "a guest WARNING fails vm/run although CMD exited 0 (rc $rc)"
 fi
+ktap_done

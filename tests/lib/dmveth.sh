@@ -38,7 +38,7 @@ dmveth_unpair() {
 wait_listen() {
 	local ns=$1 port=$2 t=${3:-60} i
 	for ((i = 0; i < t * 10; i++)); do
-		ip netns exec "$ns" ss -Hltn "sport = :$port" | grep -q . && return 0
+		[ -n "$(ip netns exec "$ns" ss -Hltn "sport = :$port")" ] && return 0
 		sleep 0.1
 	done
 	return 1
@@ -73,19 +73,24 @@ scale() {
 # The kernel's YNL cli and specs from the rig's tools tree ($DEVMEMTCP_TOOLS).
 YNL=${DEVMEMTCP_TOOLS:-/nonexistent}/tools/net/ynl/pyynl/cli.py
 SPECS=${DEVMEMTCP_TOOLS:-/nonexistent}/Documentation/netlink/specs
-# ynl NS FAMILY ARGS...: the YNL cli with FAMILY's spec, in netns NS
+# ynl NS FAMILY ARGS...: the YNL cli with FAMILY's spec, in netns NS.  Its
+# start-up (Python, the YAML spec) takes seconds under TCG and over a minute
+# on a loaded machine: the cap (an upper bound, free on a healthy run) is
+# 180 s.
 ynl() {
 	local ns=$1 fam=$2
 	shift 2
-	ip netns exec "$ns" timeout 60 python3 "$YNL" --spec "$SPECS/$fam.yaml" --no-schema "$@"
+	ip netns exec "$ns" timeout 180 python3 "$YNL" --spec "$SPECS/$fam.yaml" --no-schema "$@"
 }
 
 # eth ARGS...: ethtool in netns b
 eth() { ip netns exec b timeout 60 ethtool "$@"; }
 
 # ethtool 6.13+ sets and shows tcp-data-split and hds-thresh itself
+# (no `| grep -q`: under pipefail its early exit would fail ethtool with
+# SIGPIPE)
 ETHTOOL_HDS=0
-ethtool -h 2>&1 | grep -q hds-thresh && ETHTOOL_HDS=1
+case $(ethtool -h 2>&1) in *hds-thresh*) ETHTOOL_HDS=1 ;; esac
 
 # rings_set DEV [rx N] [tx N] [tcp-data-split on|off] [hds-thresh N] (DEV in
 # netns b): ethtool -G, or the YNL cli where ethtool is too old for these

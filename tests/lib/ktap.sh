@@ -4,11 +4,11 @@
 # A .t file passes only when it exits 0, printed at least one result and no
 # "not ok" (tests/lib/runner.sh has the runner's verdict): exit non-zero
 # when a check failed, and keep every pipeline's status (set -o pipefail).
-KTAP_N=0
+KTAP_N=0 KTAP_FAILED=0
 TOP=${TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 BUILD=${BUILD:-$TOP/build}
 ktap_ok() { KTAP_N=$((KTAP_N + 1)); echo "ok $KTAP_N $*"; }
-ktap_fail() { KTAP_N=$((KTAP_N + 1)); echo "not ok $KTAP_N $*"; }
+ktap_fail() { KTAP_N=$((KTAP_N + 1)) KTAP_FAILED=$((KTAP_FAILED + 1)); echo "not ok $KTAP_N $*"; }
 ktap_skip() { # ktap_skip NAME REASON
 	KTAP_N=$((KTAP_N + 1))
 	echo "ok $KTAP_N $1 # SKIP $2"
@@ -59,4 +59,53 @@ wait_file_line() {
 		sleep 0.1
 	done
 	return 1
+}
+
+# ktap_done: the last line of a .t: exit 1 when any check failed (counted
+# by ktap_fail in this shell), else 0.  ktap_bail NAME: a failed check the
+# file cannot go on after: "not ok", exit 1.
+ktap_done() { exit $((KTAP_FAILED > 0)); }
+ktap_bail() { ktap_fail "$@"; exit 1; }
+
+# ktap_relay LABEL CMD...: run CMD (a test program printing KTAP lines) under
+# timeout ${RELAY_TIMEOUT:-900}; its result lines become this file's,
+# renumbered and prefixed "LABEL: "; its other output is shown as "# ".
+# CMD exiting non-zero (1: it counted a failure; 4: everything skipped, fine
+# only when every line was a SKIP), a crash (a signal), a timeout, or no
+# result line at all is one more "not ok" naming it.
+ktap_relay() {
+	local label=$1 rc l name out nres=0 nfail=0 nskip=0 f0=$KTAP_FAILED
+	shift
+	out=$(mktemp) || { ktap_fail "$label: mktemp"; return 1; }
+	timeout -k 10 "${RELAY_TIMEOUT:-900}" "$@" >"$out" 2>&1 </dev/null
+	rc=$?
+	while IFS= read -r l; do
+		case $l in
+		"ok "* | "not ok "*) ;;
+		"#"*) printf '%s\n' "$l"; continue ;;
+		*) printf '# %s\n' "$l"; continue ;;
+		esac
+		name=$(sed -E 's/^(not )?ok ([0-9]+|-) ?//' <<<"$l")
+		nres=$((nres + 1))
+		case $l in
+		"not ok "*) nfail=$((nfail + 1)); ktap_fail "$label: $name" ;;
+		*"# SKIP"*) nskip=$((nskip + 1)); ktap_skip "$label: ${name%% # SKIP*}" "${name#* # SKIP }" ;;
+		*) ktap_ok "$label: $name" ;;
+		esac
+	done <"$out"
+	rm -f "$out"
+	if [ $rc -gt 128 ] && [ $rc != 255 ]; then
+		ktap_fail "$label: crashed (killed by SIG$(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128))))"
+	elif [ $rc = 124 ]; then
+		ktap_fail "$label: still running after ${RELAY_TIMEOUT:-900} s (killed)"
+	elif [ $nres = 0 ]; then
+		ktap_fail "$label: printed no result (exit $rc)"
+	elif [ $rc = 4 ] && [ $nskip = "$nres" ]; then
+		:
+	elif [ $rc != 0 ] && [ $nfail = 0 ]; then
+		ktap_fail "$label: exits 0 (exit $rc with no failed check)"
+	elif [ $rc = 0 ] && [ $nfail != 0 ]; then
+		ktap_fail "$label: exits non-zero after a failed check (exit 0)"
+	fi
+	[ "$KTAP_FAILED" = "$f0" ]
 }

@@ -1,27 +1,11 @@
 # shellcheck shell=bash
 # Helpers the devmemtcp VM tests (vm/50, vm/60) share.  Source it after
-# ktap.sh; relay needs $LOG, a directory for its scratch file.
+# ktap.sh.
 
 # relay LABEL CMD...: CMD's KTAP lines as this file's, prefixed with LABEL;
-# a non-zero exit of CMD is a failure of its own.
-relay() {
-	local label=$1 rc l name
-	shift
-	"$@" >"$LOG/relay" 2>&1
-	rc=$?
-	while read -r l; do
-		name=$(sed -E 's/^(not )?ok ([0-9]+|-) //' <<<"$l")
-		case $l in
-		"not ok "*) ktap_fail "$label: $name" ;;
-		*"# SKIP"*) ktap_skip "$label: ${name%% # SKIP*}" "${name#* # SKIP }" ;;
-		*) ktap_ok "$label: $name" ;;
-		esac
-	done < <(grep -E '^(not )?ok ' "$LOG/relay")
-	if [ $rc != 0 ]; then
-		grep '^#' "$LOG/relay" | tail -n 10
-		ktap_fail "$label exits 0 (exit $rc)"
-	fi
-}
+# a non-zero exit, crash, timeout or silence of CMD is a failure of its own
+# (ktap_relay in ktap.sh).
+relay() { ktap_relay "$@"; }
 
 # json FILE KEY: a top-level (or dotted) value from devmemtcp -j output
 json() {

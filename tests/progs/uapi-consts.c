@@ -2,9 +2,10 @@
 /*
  * uapi consts: the numbers in dmt-uapi.h against the headers in use.
  *
- * Built twice.  Against the host's headers it checks that every constant the
- * project uses resolves and equals the literal DMT_VAL_x recorded in
- * dmt-uapi.h.  With -DDMT_RIG_HEADERS -isystem $TOOLS/usr/include it includes
+ * Built twice.  Against the host's headers it checks that every constant
+ * those headers define equals the literal DMT_VAL_x recorded in dmt-uapi.h
+ * (one they lack is dmt-uapi.h's own fallback, the same literal: named in a
+ * comment line, not counted as a check).  With -DDMT_RIG_HEADERS -isystem $TOOLS/usr/include it includes
  * the rig kernel's own headers first, so dmt-uapi.h's fallbacks stay out, and
  * checks each DMT_VAL_x against the kernel's definition; a constant those
  * headers lack is a failure.
@@ -111,21 +112,34 @@ static const char *fmt_val(char *buf, size_t len, long long v)
 int main(void)
 {
 	const char *src = DMT_FALLBACK_STRUCTS ? "dmt-uapi.h" : "<linux/uio.h>";
-	int n = 0, failed = 0, skipped = 0;
+	int n = 0, failed = 0;
 	char a[24], b[24];
 
 	printf("# %s, LINUX_VERSION_CODE %d.%d.%d\n", MODE, LINUX_VERSION_CODE >> 16,
 	       (LINUX_VERSION_CODE >> 8) & 0xff, LINUX_VERSION_CODE & 0xff);
 
+	if (!RIG) {
+		printf("# not checked here (these headers lack them, dmt-uapi.h's own values "
+		       "stand in; uapi-consts-rig checks them against the rig kernel's headers):");
+		for (size_t i = 0; i < ARRAY_SIZE(konsts); i++)
+			if (konsts[i].fallback)
+				printf(" %s", konsts[i].name);
+		putchar('\n');
+	}
+
 	for (size_t i = 0; i < ARRAY_SIZE(konsts); i++) {
 		const struct konst *k = &konsts[i];
 		bool ok = k->seen == k->ours;
 
+		if (!RIG && k->fallback)
+			continue;	/* x is DMT_VAL_x itself: nothing to compare */
 		n++;
 		if (RIG && k->fallback && !strcmp(k->name, "MSG_SOCK_DEVMEM")) {
-			printf("ok %d %s # SKIP kernel-internal (include/linux/socket.h), "
-			       "in no UAPI header\n", n, k->name);
-			skipped++;
+			/* no header to compare with: tests/host/progs.t checks
+			 * it against the kernel source's include/linux/socket.h */
+			printf("# %s = %s: kernel-internal (include/linux/socket.h), in no UAPI "
+			       "header\n", k->name, fmt_val(a, sizeof(a), k->ours));
+			n--;
 			continue;
 		}
 		if (!ok)
@@ -154,7 +168,5 @@ int main(void)
 	if (RIG && DMT_FALLBACK_STRUCTS)
 		printf("# the rig's <linux/uio.h> lacks struct dmabuf_cmsg/dmabuf_token\n");
 
-	if (failed)
-		return 1;
-	return skipped == n ? 4 : 0;
+	return failed ? 1 : 0;
 }

@@ -3,6 +3,7 @@
 # Rig smoke tests in the guest: a kernel new enough for devmem TX, udmabuf
 # from a sealed memfd with DMA_BUF_IOCTL_SYNC, the netdev genl family with
 # bind-rx and bind-tx, our uapi numbers against the rig's own headers.
+set -o pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/ktap.sh"
 rel=$(uname -r)
@@ -15,16 +16,13 @@ fi
 	ktap_fail "guest runs the built release ($rel, built ${KERNEL_RELEASE:-?})"
 [ -c /dev/udmabuf ] && ktap_ok "/dev/udmabuf present" || ktap_fail "/dev/udmabuf present"
 [ -c /dev/dma_heap/system ] && ktap_ok "/dev/dma_heap/system present" || ktap_fail "/dev/dma_heap/system present"
-# The programs print their own KTAP lines; number them on after ours.
+# The programs print their own KTAP lines: ours, numbered on; a program's
+# crash, timeout or non-zero exit is a failure naming it.
 for p in udmabuf-smoke netdev-family uapi-consts-rig; do
 	if [ ! -x "$BUILD/tests/$p" ]; then
 		ktap_fail "$p built (make all rig-progs)"
 		continue
 	fi
-	"$BUILD/tests/$p" 2>&1 | while IFS= read -r line; do
-		case $line in
-		"ok "* | "not ok "*) echo "$line" | sed "s/^\(\(not \)\{0,1\}ok \)[0-9]* /\1- $p: /" ;;
-		*) echo "$line" ;;
-		esac
-	done
+	ktap_relay "$p" "$BUILD/tests/$p"
 done
+ktap_done
