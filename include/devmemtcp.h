@@ -364,15 +364,21 @@ struct dmt_txvec {
  * blocking (MSG_DONTWAIT, whatever the socket's mode); the engine keeps
  * the unsent rest and sends it from dmt_tx_progress.  0: the whole request
  * is accepted; -EAGAIN: max_requests are submitted and not yet reaped,
- * nothing queued; -EINVAL/-ERANGE: a bad run (err says which), nothing
- * queued; or the connection's earlier error, which stays.
+ * nothing queued; -EINVAL/-ERANGE: a bad run (dmt_tx_error says which),
+ * nothing queued.  A send error after acceptance is reported by the next
+ * dmt_tx_progress.  The runs are copied; their bytes are the kernel's
+ * until the cookie is reported.
  */
 int dmt_tx_submit(struct dmt_tx *tx, const struct dmt_txvec *v, unsigned n,
 		  uint64_t cookie);
 /*
  * Never blocks: read completions, send what the socket takes, deliver
  * done requests to opts.on_done.  Returns the number of requests that
- * became done, or -errno (the connection's error: it stays).
+ * became done since the last call (dmt_tx_submit can finish some: copy
+ * mode, or completions it read), or -errno: a send error (also one that
+ * happened inside dmt_tx_submit after it accepted the request).  Call it
+ * (and dmt_tx_reap) before sleeping on dmt_tx_poll_events: only what is
+ * still to happen wakes poll.
  */
 int dmt_tx_progress(struct dmt_tx *tx);
 /*
