@@ -402,7 +402,7 @@ static void set_max_send(struct dmt_tx *tx)
 	if (tx->mode != DMT_MODE_ZEROCOPY || getrlimit(RLIMIT_MEMLOCK, &rl) ||
 	    rl.rlim_cur == RLIM_INFINITY || cap_ipc_lock())
 		return;
-	tx->memlock = rl.rlim_cur ? rl.rlim_cur : 1;
+	tx->memlock = rl.rlim_cur | 1;	/* non-zero: the limit applies */
 	pages = rl.rlim_cur / page;
 	if (pages > 2 && (pages - 2) * page < tx->max_send)
 		tx->max_send = (pages - 2) * page;
@@ -991,11 +991,10 @@ static int enobufs_fail(struct dmt_tx *tx, size_t tried)
 
 	if (tx->memlock)
 		return tx_fail(tx, -ENOBUFS,
-			       "raise the limit (ulimit -l, LimitMEMLOCK=) or give the process "
-			       "CAP_IPC_LOCK, or use the copy mode",
-			       "sendmsg(MSG_ZEROCOPY) of %zu bytes on fd %d: its pages cannot be "
-			       "accounted under RLIMIT_MEMLOCK (%llu bytes, shared by all of this "
-			       "user's pinned pages)", tried, tx->fd, tx->memlock);
+			       "the user's pinned pages are over it: raise it (ulimit -l, "
+			       "LimitMEMLOCK=), give the process CAP_IPC_LOCK, or use the copy mode",
+			       "MSG_ZEROCOPY of %zu bytes on fd %d: over RLIMIT_MEMLOCK (%llu KiB)",
+			       tried, tx->fd, tx->memlock >> 10);
 	f = fopen("/proc/sys/net/core/optmem_max", "re");
 	if (f) {
 		if (!fgets(val, sizeof(val), f))
