@@ -28,8 +28,20 @@ else
 	sed 's/^/# /' "$T/diff"
 	ktap_fail "exported symbols = the header's calls"
 fi
-bad=$(grep -v '@@DEVMEMTCP_0\.1$' "$T/raw" | tr '\n' ' ')
-ktap_check "every export is versioned DEVMEMTCP_0.1${bad:+ (not: $bad)}" test -z "$bad"
+# Each export carries the version of the node lib/devmemtcp.map lists it
+# in: 0.1's calls stay DEVMEMTCP_0.1 (old binaries keep resolving them),
+# new ones are DEVMEMTCP_0.2, and 0.2's node inherits 0.1's.
+awk '/^DEVMEMTCP_[0-9.]+ *\{/ { v = $1 } /^[ \t]+dmt_[a-z_0-9]+;/ { gsub(/[ \t;]/, ""); print $0 "@@" v }' \
+	"$TOP/lib/devmemtcp.map" | sort >"$T/mapped"
+sort "$T/raw" >"$T/versioned"
+if diff -u "$T/mapped" "$T/versioned" >"$T/vdiff"; then
+	ktap_ok "every export has its map node's version ($(grep -c '@@DEVMEMTCP_0\.1$' "$T/raw") DEVMEMTCP_0.1, $(grep -c '@@DEVMEMTCP_0\.2$' "$T/raw") DEVMEMTCP_0.2)"
+else
+	sed 's/^/# /' "$T/vdiff"
+	ktap_fail "every export has its map node's version"
+fi
+ktap_check "the DEVMEMTCP_0.2 node inherits DEVMEMTCP_0.1" \
+	grep -q '^} DEVMEMTCP_0\.1;' "$TOP/lib/devmemtcp.map"
 
 # PREFIX itself (not DESTDIR) is the staging root, so the installed .pc
 # names real paths.
