@@ -27,11 +27,12 @@ TOOL := $(BUILD)/bin/devmemtcp
 TEST_SRCS := $(wildcard tests/progs/*.c)
 TEST_PROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 BENCH_PROGS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+EXAMPLE_PROGS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 KMOD_FILES := $(wildcard kernel/*/*.c kernel/*/*.h)
 
 .PHONY: all lib deps vm vm-debug demo check test bench checkpatch rig-progs install clean
 
-all: lib $(if $(TOOL_SRCS),$(TOOL)) $(TEST_PROGS) $(BENCH_PROGS)
+all: lib $(if $(TOOL_SRCS),$(TOOL)) $(TEST_PROGS) $(BENCH_PROGS) $(EXAMPLE_PROGS)
 
 # libdevmemtcp: shared (soname + version script) and static; `make install`
 # writes its devmemtcp.pc for the PREFIX given then.
@@ -77,6 +78,11 @@ install: all
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 $(CFLAGS) $(WARN) $< -o $@
+
+# The examples: programs to copy from, built against the public header only.
+$(BUILD)/examples/%: examples/%.c include/devmemtcp.h $(if $(LIB_SRCS),$(LIB_A))
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Iinclude $< -o $@ $(LIB_A) $(MNL_LIBS) -ldl
 
 # Test programs may use the library (linked statically) and lib/dmt-uapi.h.
 $(BUILD)/tests/%: tests/progs/%.c $(wildcard tests/progs/*.h) $(LIB_HDRS) $(if $(LIB_SRCS),$(LIB_A))
