@@ -6,7 +6,7 @@
  * "messages" out of them: this program plays one.  It has two dma-bufs (a
  * and b), each bound for TX on the interface, and a table of slots; a
  * message occupies one slot and is sent as two runs: the first half from
- * buffer a, the second half from buffer b.  The kernel takes one dma-buf
+ * buffer a, the second half (the larger, for an odd length) from buffer b.  The kernel takes one dma-buf
  * per sendmsg, so each message is at least two sendmsgs; the library hides
  * that.  Each message is submitted with a cookie (here: its slot), and the
  * slot is written again only after that cookie comes back: then every
@@ -54,7 +54,7 @@ struct sender {
 	size_t msg;			/* bytes per message */
 	unsigned period;
 	int fd;
-	/* slot s: bytes [s * msg / 2, (s + 1) * msg / 2) of each buffer */
+	/* slot s: bytes [s * h, (s + 1) * h) of each buffer, h = slot_half() */
 	bool busy[SLOTS];
 	uint64_t messages, done;
 };
@@ -102,6 +102,12 @@ static int parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len
 	return 0;
 }
 
+/* A slot's part of each buffer: half a message, rounded up. */
+static size_t slot_half(const struct sender *s)
+{
+	return (s->msg + 1) / 2;
+}
+
 /*
  * The message of stream bytes [pos, pos + len) into slot: the "device"
  * writes the first half into buffer a and the second half into buffer b,
@@ -110,21 +116,21 @@ static int parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len
  */
 static int send_message(struct sender *s, unsigned slot, uint64_t pos, size_t len)
 {
-	size_t half = s->msg / 2, off = (size_t)slot * half;
-	size_t la = len < half ? len : half, lb = len - la;
+	size_t off = (size_t)slot * slot_half(s);
+	size_t la = len / 2, lb = len - la;	/* lb <= slot_half() */
 	struct dmt_txvec v[2] = {
 		{ .bind = s->bind[0], .off = off, .len = la },
 		{ .bind = s->bind[1], .off = off, .len = lb },
 	};
 	int ret;
 
-	ret = dmt_dmabuf_fill(s->buf[0], off, la, pos, s->period);
-	if (!ret && lb)
+	ret = la ? dmt_dmabuf_fill(s->buf[0], off, la, pos, s->period) : 0;
+	if (!ret)
 		ret = dmt_dmabuf_fill(s->buf[1], off, lb, pos + la, s->period);
 	if (ret)
 		return ret;
 	/* 0: accepted whole (the engine sends the rest later); -EAGAIN: full */
-	return dmt_tx_submit(s->tx, v, lb ? 2 : 1, slot);
+	return la ? dmt_tx_submit(s->tx, v, 2, slot) : dmt_tx_submit(s->tx, v + 1, 1, slot);
 }
 
 int main(int argc, char **argv)
@@ -176,7 +182,7 @@ int main(int argc, char **argv)
 
 	/* 1. Two buffers, each bound for TX on the interface. */
 	for (int i = 0; i < 2; i++) {
-		DMT_OPTS(dmt_dmabuf_opts, bo, .provider = provider, .size = SLOTS * s.msg / 2);
+		DMT_OPTS(dmt_dmabuf_opts, bo, .provider = provider, .size = SLOTS * slot_half(&s));
 		DMT_OPTS(dmt_txbind_opts, po, .policy = policy);
 
 		s.buf[i] = dmt_dmabuf_new(&bo, &err);
