@@ -103,6 +103,10 @@ struct dmt_dmabuf_opts {
 	const char *heap;	/* heap: name under /dev/dma_heap, "system" */
 	int cuda_device;	/* cuda: device ordinal */
 	int fd;			/* fd: the dma-buf to import (dup'ed) */
+	/* 0.2, host provider: the caller's memory, size bytes, to send from
+	 * (zerocopy or copy) instead of a new memfd; it stays the caller's
+	 * (never freed) and must outlive the buffer; no fd (-1) */
+	void *host_addr;
 };
 
 struct dmt_dmabuf;

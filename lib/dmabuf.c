@@ -376,9 +376,16 @@ static int fd_new(struct dmt_dmabuf *buf, int fd, size_t want,
 
 /* ---------------------------------------------------------------- host */
 
-static int host_new(struct dmt_dmabuf *buf, struct dmt_err *err)
+static int host_new(struct dmt_dmabuf *buf, void *addr, struct dmt_err *err)
 {
-	int ret = check_memory(buf, err);
+	int ret;
+
+	if (addr) {		/* the caller's memory: used as it is */
+		buf->map = addr;
+		buf->borrowed = true;
+		return 0;
+	}
+	ret = check_memory(buf, err);
 
 	if (ret)
 		return ret;
@@ -674,7 +681,7 @@ DMT_API struct dmt_dmabuf *dmt_dmabuf_new(const struct dmt_dmabuf_opts *opts,
 	int ret;
 
 	dmt_err_clear(err);
-	if (dmt_opts_check(opts, DMT_OPTS_END(dmt_dmabuf_opts, fd), err, "dmt_dmabuf_opts"))
+	if (dmt_opts_check(opts, DMT_OPTS_END(dmt_dmabuf_opts, host_addr), err, "dmt_dmabuf_opts"))
 		return NULL;
 
 	buf = calloc(1, sizeof(*buf));
@@ -704,6 +711,15 @@ DMT_API struct dmt_dmabuf *dmt_dmabuf_new(const struct dmt_dmabuf_opts *opts,
 		}
 		buf->size = round_up(size, page);
 	}
+	if (DMT_OPT(opts, host_addr, (void *)NULL)) {
+		if (buf->provider != DMT_PROVIDER_HOST) {
+			ret = dmt_err_set(err, -EINVAL, "host_addr is for the host provider only",
+					  "%s buffer with host_addr set",
+					  dmt_provider_name(buf->provider));
+			goto fail;
+		}
+		buf->size = size;	/* the caller's bytes, not rounded */
+	}
 
 	switch (buf->provider) {
 	case DMT_PROVIDER_UDMABUF:
@@ -719,7 +735,7 @@ DMT_API struct dmt_dmabuf *dmt_dmabuf_new(const struct dmt_dmabuf_opts *opts,
 		ret = fd_new(buf, DMT_OPT(opts, fd, -1), size, err);
 		break;
 	case DMT_PROVIDER_HOST:
-		ret = host_new(buf, err);
+		ret = host_new(buf, DMT_OPT(opts, host_addr, (void *)NULL), err);
 		break;
 	default:
 		ret = dmt_err_set(err, -EINVAL,
@@ -738,7 +754,7 @@ DMT_API void dmt_dmabuf_free(struct dmt_dmabuf *buf)
 {
 	if (!buf)
 		return;
-	if (buf->map)
+	if (buf->map && !buf->borrowed)
 		munmap(buf->map, buf->size);
 	if (buf->fd >= 0)
 		close(buf->fd);

@@ -60,6 +60,7 @@ struct dmt_dmabuf {
 	int fd;			/* the dma-buf */
 	size_t size;
 	void *map;		/* host mapping of the dma-buf, NULL if none */
+	bool borrowed;		/* map is the caller's memory (host_addr) */
 	int memfd;		/* udmabuf: the backing memfd, else -1 */
 	void *priv;		/* provider state (cuda: context, pointer) */
 	const struct dmt_dmabuf_ops *ops;

@@ -482,6 +482,66 @@ static void errqueue_other(struct ktap *t)
 	dmt_dmabuf_free(buf);
 }
 
+/* The host provider wrapping the caller's memory (host_addr). */
+static void wrapped(struct ktap *t)
+{
+	size_t size = 256 << 10;
+	char *mem = aligned_alloc(4096, size);
+	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = DMT_PROVIDER_HOST, .size = size,
+		 .host_addr = mem);
+	DMT_OPTS(dmt_dmabuf_opts, bad, .provider = DMT_PROVIDER_UDMABUF, .size = size,
+		 .host_addr = mem);
+	DMT_OPTS(dmt_txbind_opts, zc, .policy = DMT_MODE_ZEROCOPY);
+	struct dmt_dmabuf *buf = mem ? dmt_dmabuf_new(&bo, NULL) : NULL;
+	struct dmt_txbind *bind = buf ? dmt_txbind_new("lo", buf, &zc, NULL) : NULL;
+	struct dmt_err err;
+	struct rx rx = { 0 };
+	struct dmt_tx *tx = NULL;
+	uint64_t ck[4];
+	unsigned got = 0;
+	uint16_t port;
+	int fd, ret = -1;
+
+	check(t, !dmt_dmabuf_new(&bad, &err) && err.code == -EINVAL,
+	      "host_addr with the udmabuf provider: -EINVAL");
+	check(t, buf && dmt_dmabuf_map(buf) == mem && dmt_dmabuf_size(buf) == size &&
+	      dmt_dmabuf_fd(buf) < 0 && dmt_txbind_mode(bind) == DMT_MODE_ZEROCOPY,
+	      "host provider over the caller's memory: mapped there, no fd, zerocopy binding");
+	rx.lfd = listen_lo(&port, 0);
+	fd = tcp_socket_for("127.0.0.1");
+	if (bind && rx.lfd >= 0 && fd >= 0 && !rx_start(&rx) && !tcp_connect(fd, "127.0.0.1", port))
+		tx = dmt_tx_new(fd, bind, NULL, NULL);
+	if (tx) {
+		dmt_pattern_fill(mem, size, 0, TX_PERIOD);
+		for (int i = 0; i < 4; i++)
+			ret = dmt_tx_submit(tx, &(struct dmt_txvec){ bind, i * (size / 4), size / 4 },
+					    1, i);
+		for (int i = 0; i < 200 && got < 4 && ret >= 0; i++) {
+			ret = dmt_tx_progress(tx);
+			got += dmt_tx_reap(tx, ck, 4);
+			if (got < 4 && ret >= 0)
+				poll(&(struct pollfd){ .fd = fd, .events = dmt_tx_poll_events(tx) },
+				     1, 50);
+		}
+	}
+	check(t, got == 4, "4 requests from the caller's memory done (%u)", got);
+	if (fd >= 0)
+		shutdown(fd, SHUT_WR);
+	if (tx)
+		rx_join(&rx);
+	check(t, rx.bytes == size && rx.bad < 0, "the receiver validated %zu bytes", size);
+	dmt_tx_free(tx);
+	if (fd >= 0)
+		close(fd);
+	if (rx.lfd >= 0)
+		close(rx.lfd);
+	dmt_txbind_free(bind);
+	dmt_dmabuf_free(buf);
+	if (mem)
+		mem[size - 1] = 1;	/* still the caller's: not unmapped */
+	free(mem);
+}
+
 int main(void)
 {
 	struct ktap t = { 0 };
@@ -494,6 +554,7 @@ int main(void)
 	refusals(&t);
 	options(&t);
 	errqueue_other(&t);
+	wrapped(&t);
 	check(&t, count_fds() == fds, "no fd leaked (%d open, %d at start)", count_fds(), fds);
 	return ktap_exit(&t);
 }
