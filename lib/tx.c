@@ -807,7 +807,6 @@ static int read_errqueue(struct dmt_tx *tx)
 		};
 		struct sock_extended_err ee;
 		struct cmsghdr *cm, *zc = NULL;
-		unsigned others = 0;
 		int ret;
 
 		if (recvmsg(tx->fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
@@ -819,23 +818,21 @@ static int read_errqueue(struct dmt_tx *tx)
 				       tx->fd);
 		}
 		/*
-		 * Ours: exactly one extended error of origin zerocopy.  Anything
-		 * else (the user's timestamps, ICMP errors) was dequeued by this
-		 * read and would be lost: keep it.
+		 * Ours: an extended error of origin zerocopy (other control
+		 * messages beside it, such as IP_PKTINFO, only decorate it).
+		 * Anything else (the user's timestamps, ICMP errors) was
+		 * dequeued by this read and would be lost: keep it.
 		 */
-		for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		for (cm = CMSG_FIRSTHDR(&msg); cm && !zc; cm = CMSG_NXTHDR(&msg, cm)) {
 			if (((cm->cmsg_level == SOL_IP && cm->cmsg_type == IP_RECVERR) ||
 			     (cm->cmsg_level == SOL_IPV6 && cm->cmsg_type == IPV6_RECVERR)) &&
 			    cm->cmsg_len >= CMSG_LEN(sizeof(ee))) {
 				memcpy(&ee, CMSG_DATA(cm), sizeof(ee));
-				if (ee.ee_origin == SO_EE_ORIGIN_ZEROCOPY && !zc) {
+				if (ee.ee_origin == SO_EE_ORIGIN_ZEROCOPY)
 					zc = cm;
-					continue;
-				}
 			}
-			others++;
 		}
-		if (!zc || others || (msg.msg_flags & MSG_CTRUNC)) {
+		if (!zc) {
 			keep_errmsg(tx, &msg);
 			continue;
 		}
