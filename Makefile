@@ -11,7 +11,7 @@ RIG_HEADERS = $(CACHE)/tools/current/usr/include
 KSRC = $(shell sed -n 's/^SRC=//p' $(CACHE)/build/normal/devmemtcp.env 2>/dev/null)
 
 PREFIX ?= /usr/local
-VERSION := 0.1.0
+VERSION := 0.2.0
 SONAME := libdevmemtcp.so.0
 
 LIB_SRCS := $(wildcard lib/*.c)

@@ -29,7 +29,10 @@
  *   there was one; dmt_err_str() turns it into one sentence with a fix.
  * - Options structs start with their size; declare them with DMT_OPTS() so
  *   that fields added later are zero in old callers.  A non-zero byte past
- *   the fields a library knows makes the call fail with -EINVAL.
+ *   the last field a library knows (padding included) makes the call fail
+ *   with -EINVAL; a smaller size (an older caller) leaves the fields it
+ *   lacks at their defaults.  Output structs of 0.2 (dmt_tx_query_stats)
+ *   start with their size too: the library fills what fits.
  * - The library never prints and keeps no global mutable state.
  */
 #ifndef DEVMEMTCP_H
@@ -38,6 +41,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -46,14 +50,22 @@ extern "C" {
 #endif
 
 #define DMT_VERSION_MAJOR 0
-#define DMT_VERSION_MINOR 1
+#define DMT_VERSION_MINOR 2
 
-/* "0.1": the version of the library actually loaded. */
+/* "0.2": the version of the library actually loaded. */
 const char *dmt_version(void);
 
-/* Declare an options struct: DMT_OPTS(dmt_tx_opts, o, .window = 1 << 20); */
-#define DMT_OPTS(type, name, ...) \
-	struct type name = { .sz = sizeof(struct type), __VA_ARGS__ }
+/*
+ * Declare an options struct: DMT_OPTS(dmt_tx_opts, o, .window_len = 1 << 20);
+ * The whole struct, padding included, is zeroed first (libbpf's
+ * LIBBPF_OPTS does the same): the library checks every byte past the
+ * last field it knows, so padding must be zero.
+ */
+#define DMT_OPTS(type, name, ...)					\
+	struct type name = ({						\
+		memset(&name, 0, sizeof(struct type));			\
+		(struct type){ .sz = sizeof(struct type), __VA_ARGS__ };	\
+	})
 
 /* ---------------------------------------------------------------- errors */
 
@@ -91,6 +103,10 @@ struct dmt_dmabuf_opts {
 	const char *heap;	/* heap: name under /dev/dma_heap, "system" */
 	int cuda_device;	/* cuda: device ordinal */
 	int fd;			/* fd: the dma-buf to import (dup'ed) */
+	/* 0.2, host provider: the caller's memory, size bytes, to send from
+	 * (zerocopy or copy) instead of a new memfd; it stays the caller's
+	 * (never freed) and must outlive the buffer; no fd (-1) */
+	void *host_addr;
 };
 
 struct dmt_dmabuf;
@@ -196,6 +212,7 @@ int dmt_mode_parse(const char *name, enum dmt_mode *mode);
 struct dmt_txbind_opts {
 	size_t sz;
 	enum dmt_mode policy;	/* DMT_MODE_AUTO or the one mode allowed */
+	unsigned :32;		/* padding, must be zero (DMT_OPTS zeroes it) */
 };
 
 struct dmt_txbind;
@@ -230,9 +247,17 @@ struct dmt_tx_opts {
 	size_t window_off;	/* this connection's part of the buffer */
 	size_t window_len;	/* 0: to the end of the buffer */
 	unsigned max_inflight;	/* sends tracked at once, 0: 1024 */
+	unsigned :32;		/* padding (0.1 callers may leave it unset):
+				 * never read */
 	/* called for every completion read from the error queue */
 	void (*on_complete)(const struct dmt_tx_completion *c, void *arg);
 	void *arg;
+	/* 0.2: dmt_tx_submit requests (see below) */
+	unsigned max_requests;	/* submitted and not yet reaped, 0: 64 */
+	unsigned max_vecs;	/* dmt_txvec runs per request, 0: 16 */
+	/* a request finished: called from dmt_tx_progress, dmt_tx_poll and
+	 * dmt_tx_drain instead of queueing the cookie for dmt_tx_reap */
+	void (*on_done)(uint64_t cookie, void *arg);
 };
 
 struct dmt_region {
@@ -303,9 +328,110 @@ int dmt_tx_poll(struct dmt_tx *tx, int timeout_ms);
 /* Send what is queued, then wait until every send has completed;
  * -ETIMEDOUT after timeout_ms. */
 int dmt_tx_drain(struct dmt_tx *tx, int timeout_ms);
-/* POLLOUT when bytes are queued, POLLERR always: events for poll/epoll. */
+/*
+ * Events for poll/epoll: POLLERR always (completions arrive on the error
+ * queue), POLLOUT only while bytes are queued and the engine waits for the
+ * socket, not while it waits for completions (max_inflight or
+ * max_requests reached, option memory or RLIMIT_MEMLOCK exhausted): then
+ * only a completion can make progress, and asking for POLLOUT on a
+ * writable socket would spin.
+ */
 short dmt_tx_poll_events(const struct dmt_tx *tx);
 void dmt_tx_get_stats(const struct dmt_tx *tx, struct dmt_tx_stats *st);
+
+/* ============================================ libdevmemtcp 0.2: TX ====== */
+/*
+ * Caller-owned regions.  A request is a list of (binding, offset, length)
+ * runs, from any number of bound buffers, sent in order on the engine's
+ * connection and identified by the caller's cookie.  The kernel takes one
+ * dma-buf per sendmsg, so each run of one binding is its own sendmsg (or
+ * several).  A request is done when every byte has been accepted by the
+ * kernel and, in the devmem and zerocopy modes, every sendmsg that carried
+ * any of its bytes has its completion (a "copied" completion counts); done
+ * requests are reported by cookie, in any order across requests, never
+ * before that.  Its regions belong to the kernel until then.
+ *
+ * Every binding must be of the engine's interface and mode (-EINVAL
+ * otherwise) and must outlive the requests that use it.  Offsets are into
+ * the binding's buffer: the dma-buf in devmem mode, its host mapping (or
+ * a udmabuf's memfd) in zerocopy mode, the mapping or a bounce copy in
+ * copy mode.
+ */
+struct dmt_txvec {
+	struct dmt_txbind *bind;
+	uint64_t off;
+	uint64_t len;
+};
+
+/*
+ * Queue a request of n runs and send what the socket takes now without
+ * blocking (MSG_DONTWAIT, whatever the socket's mode); the engine keeps
+ * the unsent rest and sends it from dmt_tx_progress.  0: the whole request
+ * is accepted; -EAGAIN: max_requests are submitted and not yet reaped,
+ * nothing queued; -EINVAL/-ERANGE: a bad run (dmt_tx_error says which),
+ * nothing queued.  A send error after acceptance is reported by the next
+ * dmt_tx_progress.  The runs are copied; their bytes are the kernel's
+ * until the cookie is reported.
+ */
+int dmt_tx_submit(struct dmt_tx *tx, const struct dmt_txvec *v, unsigned n,
+		  uint64_t cookie);
+/*
+ * Never blocks: read completions, send what the socket takes, deliver
+ * done requests to opts.on_done.  Returns the number of requests that
+ * became done since the last call (dmt_tx_submit can finish some: copy
+ * mode, or completions it read), or -errno: a send error (also one that
+ * happened inside dmt_tx_submit after it accepted the request).  Call it
+ * (and dmt_tx_reap) before sleeping on dmt_tx_poll_events: only what is
+ * still to happen wakes poll.
+ */
+int dmt_tx_progress(struct dmt_tx *tx);
+/*
+ * Copy up to max cookies of done requests (oldest first) into cookies
+ * and forget them; their slots count against max_requests until then.
+ * Returns the number copied.
+ */
+int dmt_tx_reap(struct dmt_tx *tx, uint64_t *cookies, unsigned max);
+
+struct dmt_tx_stats_v2 {
+	size_t sz;		/* in: the caller's sizeof; out: bytes filled */
+	uint64_t bytes;		/* the 0.1 fields, same meaning */
+	uint64_t sends;
+	uint64_t partial;
+	uint64_t completions;
+	uint64_t copied;
+	uint64_t notifications;
+	uint64_t enobufs;
+	uint64_t eagain;
+	uint64_t inflight_bytes;
+	uint64_t requests;	/* accepted by dmt_tx_submit */
+	uint64_t requests_done;
+	uint64_t requests_active;	/* submitted, not done */
+	uint64_t stalls;	/* times sending stopped to wait for completions */
+	uint64_t max_send;	/* bytes per sendmsg now (RLIMIT_MEMLOCK caps it
+				 * in zerocopy mode without CAP_IPC_LOCK) */
+	uint64_t memlock_splits;	/* ENOBUFS idle: max_send halved */
+	uint64_t errq_other;	/* error-queue messages that were not our
+				 * completions (timestamps, ICMP): kept */
+	uint64_t errq_pending;	/* of those, not read yet (dmt_tx_errqueue_msg) */
+	uint64_t errq_lost;	/* dropped: more than 16 kept unread */
+};
+/* Fill st up to st->sz (set it to sizeof(*st)); 0, or -EINVAL. */
+int dmt_tx_query_stats(const struct dmt_tx *tx, struct dmt_tx_stats_v2 *st);
+
+/*
+ * The engine owns the socket's error queue, but not every message on it
+ * is a completion: the caller's timestamps (SO_TIMESTAMPING) and ICMP
+ * errors arrive there too.  Those are kept (the latest 16; older ones are
+ * counted in errq_lost) and handed out here, oldest first: the message's
+ * whole control data, walkable with CMSG_FIRSTHDR/CMSG_NXTHDR on a
+ * struct msghdr whose msg_control/msg_controllen are (control, return
+ * value), and its msg_flags in *flags (may be NULL).  Returns the control
+ * length, 0 when none is kept, -EMSGSIZE when len is too small (the
+ * message stays; 512 bytes are always enough).
+ */
+ssize_t dmt_tx_errqueue_msg(struct dmt_tx *tx, void *control, size_t len,
+			    int *flags);
+/* ========================================= end of libdevmemtcp 0.2 TX == */
 
 /* ------------------------------------------------------- NIC setup (RX) */
 

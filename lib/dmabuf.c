@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,65 @@ static int udmabuf_check_limit(size_t size, struct dmt_err *err)
 			   "size_limit_mb of %llu MiB", size, limit_mb);
 }
 
+/*
+ * udmabuf keeps two arrays of one pointer per page (kvmalloc); kvmalloc
+ * refuses more than INT_MAX bytes with a kernel WARNING.  So a udmabuf
+ * has fewer than INT_MAX / 8 pages (just under 1 TiB with 4 KiB pages),
+ * whatever size_limit_mb says (Linux 7.3 made its default INT_MAX MiB).
+ * We make one UDMABUF_CREATE, never a list: list_limit does not apply.
+ */
+static int udmabuf_check_pages(size_t size, struct dmt_err *err)
+{
+	unsigned long long page = sysconf(_SC_PAGESIZE);
+	unsigned long long max = (unsigned long long)INT_MAX / sizeof(void *) * page;
+
+	if (size < max)
+		return 0;
+	return dmt_err_set(err, -EINVAL, "ask for less, or use the heap or cuda provider",
+			   "udmabuf of %zu bytes: the kernel's page arrays would pass "
+			   "INT_MAX bytes (a udmabuf is below %llu MiB)", size,
+			   (max - 1) / MIB);
+}
+
+/* MemAvailable from /proc/meminfo in bytes; 0 when it cannot be read. */
+static unsigned long long mem_available(void)
+{
+	char buf[4096], *p;
+	unsigned long long kb;
+	ssize_t n;
+	int fd;
+
+	fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strstr(buf, "MemAvailable:");
+	if (!p || sscanf(p + 13, "%llu", &kb) != 1)
+		return 0;
+	return kb << 10;
+}
+
+/*
+ * Buffers of ordinary pages (udmabuf without huge pages, heap, host) are
+ * allocated, pinned or filled in full: more than the memory available
+ * ends in the OOM killer or an allocation failure report.
+ */
+static int check_memory(const struct dmt_dmabuf *buf, struct dmt_err *err)
+{
+	unsigned long long avail = mem_available();
+
+	if (!avail || buf->size <= avail)
+		return 0;
+	return dmt_err_set(err, -ENOMEM, "ask for less, or free memory",
+			   "%s buffer of %zu bytes: only %llu MiB of memory available "
+			   "(MemAvailable)", dmt_provider_name(buf->provider), buf->size,
+			   avail / MIB);
+}
+
 /* Enough free 2 MiB huge pages for size? */
 static int udmabuf_check_hugepages(size_t size, struct dmt_err *err)
 {
@@ -151,8 +211,10 @@ static int udmabuf_new(struct dmt_dmabuf *buf, bool huge, struct dmt_err *err)
 				   "open " UDMABUF_DEV);
 	}
 	ret = udmabuf_check_limit(buf->size, err);
-	if (!ret && huge)
-		ret = udmabuf_check_hugepages(buf->size, err);
+	if (!ret)
+		ret = udmabuf_check_pages(buf->size, err);
+	if (!ret)
+		ret = huge ? udmabuf_check_hugepages(buf->size, err) : check_memory(buf, err);
 	if (ret)
 		goto out_dev;
 
@@ -214,6 +276,9 @@ static int heap_new(struct dmt_dmabuf *buf, const char *name,
 
 	if (!name || !*name)
 		name = "system";
+	ret = check_memory(buf, err);
+	if (ret)
+		return ret;
 	if (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..") ||
 	    strlen(name) >= 64)
 		return dmt_err_set(err, -EINVAL, "give a name listed in " HEAP_DIR,
@@ -311,8 +376,19 @@ static int fd_new(struct dmt_dmabuf *buf, int fd, size_t want,
 
 /* ---------------------------------------------------------------- host */
 
-static int host_new(struct dmt_dmabuf *buf, struct dmt_err *err)
+static int host_new(struct dmt_dmabuf *buf, void *addr, struct dmt_err *err)
 {
+	int ret;
+
+	if (addr) {		/* the caller's memory: used as it is */
+		buf->map = addr;
+		buf->borrowed = true;
+		return 0;
+	}
+	ret = check_memory(buf, err);
+
+	if (ret)
+		return ret;
 	buf->fd = memfd_create("devmemtcp-host", MFD_CLOEXEC);
 	if (buf->fd < 0)
 		return dmt_err_set(err, -errno, NULL, "memfd_create");
@@ -605,7 +681,7 @@ DMT_API struct dmt_dmabuf *dmt_dmabuf_new(const struct dmt_dmabuf_opts *opts,
 	int ret;
 
 	dmt_err_clear(err);
-	if (dmt_opts_check(opts, sizeof(*opts), err, "dmt_dmabuf_opts"))
+	if (dmt_opts_check(opts, DMT_OPTS_END(dmt_dmabuf_opts, host_addr), err, "dmt_dmabuf_opts"))
 		return NULL;
 
 	buf = calloc(1, sizeof(*buf));
@@ -635,6 +711,15 @@ DMT_API struct dmt_dmabuf *dmt_dmabuf_new(const struct dmt_dmabuf_opts *opts,
 		}
 		buf->size = round_up(size, page);
 	}
+	if (DMT_OPT(opts, host_addr, (void *)NULL)) {
+		if (buf->provider != DMT_PROVIDER_HOST) {
+			ret = dmt_err_set(err, -EINVAL, "host_addr is for the host provider only",
+					  "%s buffer with host_addr set",
+					  dmt_provider_name(buf->provider));
+			goto fail;
+		}
+		buf->size = size;	/* the caller's bytes, not rounded */
+	}
 
 	switch (buf->provider) {
 	case DMT_PROVIDER_UDMABUF:
@@ -650,7 +735,7 @@ DMT_API struct dmt_dmabuf *dmt_dmabuf_new(const struct dmt_dmabuf_opts *opts,
 		ret = fd_new(buf, DMT_OPT(opts, fd, -1), size, err);
 		break;
 	case DMT_PROVIDER_HOST:
-		ret = host_new(buf, err);
+		ret = host_new(buf, DMT_OPT(opts, host_addr, (void *)NULL), err);
 		break;
 	default:
 		ret = dmt_err_set(err, -EINVAL,
@@ -669,7 +754,7 @@ DMT_API void dmt_dmabuf_free(struct dmt_dmabuf *buf)
 {
 	if (!buf)
 		return;
-	if (buf->map)
+	if (buf->map && !buf->borrowed)
 		munmap(buf->map, buf->size);
 	if (buf->fd >= 0)
 		close(buf->fd);

@@ -43,6 +43,10 @@ int dmt_err_copy(struct dmt_err *dst, const struct dmt_err *src);
 int dmt_opts_check(const void *opts, size_t known_sz, struct dmt_err *err,
 		   const char *name);
 
+/* The known size of an options struct: up to the end of its last field. */
+#define DMT_OPTS_END(type, field) \
+	(offsetof(struct type, field) + sizeof(((struct type *)0)->field))
+
 #define DMT_OPT(o, field, dflt) \
 	((o) && (o)->sz >= offsetof(__typeof__(*(o)), field) + sizeof((o)->field) \
 	 ? (o)->field : (dflt))
@@ -56,6 +60,7 @@ struct dmt_dmabuf {
 	int fd;			/* the dma-buf */
 	size_t size;
 	void *map;		/* host mapping of the dma-buf, NULL if none */
+	bool borrowed;		/* map is the caller's memory (host_addr) */
 	int memfd;		/* udmabuf: the backing memfd, else -1 */
 	void *priv;		/* provider state (cuda: context, pointer) */
 	const struct dmt_dmabuf_ops *ops;
@@ -194,6 +199,9 @@ void dmt_bindcore_fini(struct dmt_bindcore *c);
 
 struct dmt_txbind {
 	struct dmt_bindcore c;
+	/* zerocopy from a udmabuf: our mapping of its memfd (pinnable pages,
+	 * unlike the dma-buf's PFN map), made on first use, freed with us */
+	void *zc_map;
 };
 
 /* ------------------------------------------------------------------ rx.c */

@@ -280,6 +280,20 @@ static void test_host(struct ktap *t)
 	dmt_dmabuf_free(NULL);
 }
 
+/* Over the memory available: refused before anything is allocated. */
+static void test_oversize(struct ktap *t)
+{
+	DMT_OPTS(dmt_dmabuf_opts, h, .provider = DMT_PROVIDER_HOST, .size = 1ull << 40);
+	struct dmt_dmabuf *buf;
+	struct dmt_err err;
+
+	buf = dmt_dmabuf_new(&h, &err);
+	show_err(&err);
+	check(t, !buf && err.code == -ENOMEM && strstr(err.what, "MemAvailable"),
+	      "host buffer of 1 TiB: ENOMEM naming the memory available");
+	dmt_dmabuf_free(buf);
+}
+
 static void test_errors(struct ktap *t)
 {
 	DMT_OPTS(dmt_dmabuf_opts, zero, .provider = DMT_PROVIDER_HOST);
@@ -437,6 +451,42 @@ static void test_udmabuf(struct ktap *t)
 	if (f)
 		fclose(f);
 
+	/*
+	 * Linux 7.3's limit is INT_MAX MiB: a 1 TiB request passes it and the
+	 * kernel's page arrays (kvmalloc over INT_MAX bytes) warn.  The
+	 * library refuses first; raised to that for a moment when it can be.
+	 */
+	f = fopen(UDMABUF_LIMIT, "r+");
+	if (!f || !fgets(limit, sizeof(limit), f)) {
+		skip(t, "udmabuf of 1 TiB", "cannot read and write " UDMABUF_LIMIT);
+	} else {
+		DMT_OPTS(dmt_dmabuf_opts, huge, .provider = DMT_PROVIDER_UDMABUF,
+			 .size = 1ull << 40);
+		struct dmt_dmabuf *b2;
+		struct dmt_err err2;
+
+		rewind(f);
+		fputs("2147483647\n", f);
+		fflush(f);
+		buf = dmt_dmabuf_new(&huge, &err);
+		huge.size = 1ull << 39;		/* under the page arrays' limit */
+		b2 = dmt_dmabuf_new(&huge, &err2);
+		rewind(f);
+		fputs(limit, f);
+		fflush(f);
+		show_err(&err);
+		check(t, !buf && err.code == -EINVAL && strstr(err.what, "INT_MAX") &&
+		      !strchr(err.what, '\n'),
+		      "udmabuf of 1 TiB under size_limit_mb INT_MAX: EINVAL before the kernel");
+		show_err(&err2);
+		check(t, !b2 && err2.code == -ENOMEM && strstr(err2.what, "MemAvailable"),
+		      "udmabuf of 512 GiB: ENOMEM naming the memory available");
+		dmt_dmabuf_free(buf);
+		dmt_dmabuf_free(b2);
+	}
+	if (f)
+		fclose(f);
+
 	o.size = 1;
 	o.hugepages = true;
 	buf = dmt_dmabuf_new(&o, &err);
@@ -538,6 +588,7 @@ int main(void)
 	test_pattern_exhaustive(&t);
 	test_host(&t);
 	test_errors(&t);
+	test_oversize(&t);
 	test_fd_provider(&t);
 	test_udmabuf(&t);
 	test_heap(&t);

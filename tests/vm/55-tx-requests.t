@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# vm-suite: debug
+# libdevmemtcp 0.2 TX in the VM, on dmveth:
+# - examples/sender (messages from two dma-bufs with cookies, one
+#   non-blocking loop) in devmem mode into `devmemtcp recv --mode devmem
+#   --validate 7`, which checks every byte: byte counts compared, every
+#   sendmsg completed;
+# - tests/progs/tx-devmem: requests from two bind-tx bindings into a plain
+#   receiver, the socket options of devmem mode and their undo;
+# - oversized buffers (`devmemtcp send --size 1T`, udmabuf over the kernel's
+#   page-array limit, more than the memory there is, heap and host too):
+#   one line of error each, before the kernel is asked: no new kernel
+#   report (WARNING, allocation failure, OOM) in the log.
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+. "$TOP/tests/lib/ktap.sh"
+. "$TOP/tests/lib/dmveth.sh"
+. "$TOP/tests/lib/vmtest.sh"
+LOG=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; dmveth_unpair; rm -rf "$LOG"' EXIT
+SENDER=$TOP/build/examples/sender
+command -v devmemtcp >/dev/null || { ktap_fail "devmemtcp built (make all)"; exit 1; }
+[ -x "$SENDER" ] || { ktap_fail "examples/sender built (make all)"; exit 1; }
+
+# kernel reports: what vm/run's log check and a reader would call one
+kreports() {
+	dmesg 2>/dev/null | grep -c -E 'WARNING:|Call Trace|allocation failure|Out of memory|BUG:'
+}
+reports_before=$(kreports)
+
+# Oversized buffers: one line, exit non-zero, nothing reaches the kernel.
+oversize() {
+	local name=$1 want=$2 rc
+	shift 2
+	ip netns exec a devmemtcp send "$DMV_B4:5999" --dev $DMV_A --mode auto "$@" \
+		>"$LOG/out" 2>"$LOG/err"
+	rc=$?
+	if [ $rc != 0 ] && [ "$(wc -l <"$LOG/err")" = 1 ] && grep -q -- "$want" "$LOG/err"; then
+		ktap_ok "$name: exit $rc, one line: $(cut -c1-150 "$LOG/err")"
+	else
+		sed 's/^/# /' "$LOG/out" "$LOG/err" | tail -n 5
+		ktap_fail "$name: one line naming $want (exit $rc)"
+	fi
+}
+
+dmveth_pair 4 || { ktap_fail "create a dmveth pair in netns a and b"; exit 1; }
+
+limit=$(cat /sys/module/udmabuf/parameters/size_limit_mb 2>/dev/null)
+oversize "send --size 1T (udmabuf, size_limit_mb ${limit:-?})" INT_MAX --provider udmabuf --size 1T
+oversize "send --size 512G (udmabuf)" MemAvailable --provider udmabuf --size 512G
+if [ -e /dev/dma_heap/system ]; then
+	oversize "send --size 1T (heap)" MemAvailable --provider heap --size 1T
+else
+	ktap_skip "send --size 1T (heap)" "no /dev/dma_heap/system in this kernel"
+fi
+oversize "send --size 1T (host)" MemAvailable --provider host --size 1T
+reports=$(kreports)
+if [ "$reports" = "$reports_before" ]; then
+	ktap_ok "no kernel report from the oversized requests ($reports before and after)"
+else
+	dmesg | tail -n 30 | sed 's/^/# /'
+	ktap_fail "no kernel report from the oversized requests ($reports_before before, $reports after)"
+fi
+
+relay "tx-devmem (dmveth)" ip netns exec a tx-devmem -i $DMV_A -a $DMV_B4 -n b \
+	-m "$(scale 32 4)"
+
+# examples/sender -> devmemtcp recv, devmem both ways, every byte checked.
+port=5800
+sender_to_recv() {
+	local name=$1 bytes=$2 srv=$3 msg=$4 rpid rrc src lhost
+	port=$((port + 1))
+	case $srv in *:*) lhost="[$srv]" ;; *) lhost=$srv ;; esac
+	ip netns exec b devmemtcp -j recv --dev $DMV_B --listen "$lhost:$port" --queues 3:1 \
+		--validate 7 --mode devmem --fail-on-linear >"$LOG/rcv" 2>"$LOG/rcv.err" &
+	rpid=$!
+	if ! wait_listen b $port 60; then
+		sed 's/^/# /' "$LOG/rcv.err" | tail -n 10
+		ktap_fail "$name: devmemtcp recv listening"
+		kill $rpid 2>/dev/null
+		return
+	fi
+	ip netns exec a "$SENDER" --dev $DMV_A --to "$lhost:$port" --bytes "$bytes" --msg "$msg" \
+		--period 7 --mode devmem >"$LOG/snd" 2>&1
+	src=$?
+	timeout 120 tail --pid=$rpid -f /dev/null
+	wait $rpid
+	rrc=$?
+	# key=value fields of the sender's line
+	val() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" "$LOG/snd"; }
+	if [ $src = 0 ] && [ $rrc = 0 ] && [ "$(val mode)" = devmem ] &&
+		[ "$(val bytes)" = "$bytes" ] && [ "$(json "$LOG/rcv" bytes)" = "$bytes" ] &&
+		[ "$(json "$LOG/rcv" mode)" = devmem ] && [ "$(json "$LOG/rcv" linear_bytes)" = 0 ] &&
+		[ "$(val completions)" = "$(val sendmsgs)" ]; then
+		ktap_ok "$name: sent $(val bytes) = received $(json "$LOG/rcv" bytes) bytes, validated, $(val messages) messages in $(val sendmsgs) sendmsgs, all completed, $(val wakeups) wake-ups"
+	else
+		echo "# sender exit $src, recv exit $rrc"
+		sed 's/^/# sender: /' "$LOG/snd" | tail -n 5
+		sed 's/^/# recv: /' "$LOG/rcv" "$LOG/rcv.err" | tail -n 15
+		ktap_fail "$name"
+	fi
+}
+
+sender_to_recv "examples/sender (devmem, two dma-bufs, cookies) -> devmemtcp recv, IPv4" \
+	"$(scale $((32 << 20)) $((4 << 20)))" $DMV_B4 $((256 << 10))
+if [ "${DEVMEMTCP_FLAVOR:-normal}" != debug ]; then
+	sender_to_recv "examples/sender, odd 3001-byte messages -> devmemtcp recv, IPv6" \
+		"$((8 << 20))" $DMV_B6 3001
+fi
+exit 0
