@@ -1015,7 +1015,7 @@ static int log_parse(struct dmt_nic *nic, char *text, size_t len,
 			bad = sscanf(p, "nic %16s %u %lu", name, &idx, &ns) != 3 ||
 			      strlen(name) >= IF_NAMESIZE;
 			if (!bad) {
-				snprintf(info->ifname, sizeof(info->ifname), "%s", name);
+				memcpy(info->ifname, name, strlen(name) + 1);	/* < IF_NAMESIZE */
 				info->ifindex = idx;
 				nic->netns = ns;
 				hdr = true;
@@ -2385,7 +2385,8 @@ DMT_API int dmt_nic_restore_log(const char *ifname,
 		memset(log, 0, sizeof(*log));
 		log->sz = sizeof(*log);
 		snprintf(log->ifname, sizeof(log->ifname), "%s", name);
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= sizeof(path))
+			continue;	/* not a log of ours: the name is too long */
 		ret = restore_one(path, name, opts, log);
 		if (ret == -ENOENT && !log->pid)
 			continue;	/* removed meanwhile */
