@@ -65,7 +65,7 @@ combined() {
 dmveth_pair 4 || { ktap_fail "create a dmveth pair"; exit 1; }
 SECS=4
 round() { # round NAME SEQUENCE...: streams run while dmb's channels go through SEQUENCE
-	local name=$1 i n pids=() ok=1 msg='' want got
+	local name=$1 i n rc pids=() ok=1 msg='' want got
 	shift
 	rm -f "$LOG"/sent.* "$LOG"/got.*
 	for i in 0 1 2 3; do
@@ -88,7 +88,9 @@ round() { # round NAME SEQUENCE...: streams run while dmb's channels go through 
 	done
 	for i in "${pids[@]}"; do
 		# bounded: each runs under timeout 120
-		wait "$i" || { ok=0; msg+=" a stream process failed (exit $?);"; }
+		wait "$i"
+		rc=$?
+		[ $rc = 0 ] || { ok=0; msg+=" a stream process failed (exit $rc);"; }
 	done
 	for i in 0 1 2 3; do
 		want=$(cat "$LOG/sent.$i" 2>/dev/null) got=$(cat "$LOG/got.$i" 2>/dev/null)
