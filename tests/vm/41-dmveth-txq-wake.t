@@ -4,8 +4,9 @@
 # and frames dropped with a backlog count the same on the queue and the
 # device (bug 7).
 #
-# Each case: a TCP stream from netns a to dmb, TSO off on dma so that the
-# frames are small and many.  Once the stream runs, dmb's RX ring becomes
+# Each case: a TCP stream from netns a to dmb; dma has one channel (so
+# that TCP's retransmits cannot move to another TX queue) and TSO off (so
+# that the frames are small and many).  Once the stream runs, dmb's RX ring becomes
 # 16 frames and the debugfs knob rx_stall stops every NAPI from draining
 # (a stalled DMA engine): the backlog fills and dma's TX queue stops
 # (tx*_stops).
@@ -75,12 +76,15 @@ stuck_case() {
 		ktap_fail "$name: create a dmveth pair"
 		return
 	fi
-	# a congestion window of more than 16 frames, also after idling
-	if ! out=$({ ip netns exec a ethtool -K $DMV_A tso off gso off &&
+	# one TX queue on dma: a TCP retransmit would otherwise rehash to
+	# another, unstopped, queue and hide a queue stopped for good; and a
+	# congestion window of more than 16 frames, also after idling
+	if ! out=$({ ip netns exec a ethtool -L $DMV_A combined 1 &&
+		ip netns exec a ethtool -K $DMV_A tso off gso off &&
 		ip netns exec a sysctl -qw net.ipv4.tcp_slow_start_after_idle=0 &&
 		ip -n a route replace 10.55.0.0/24 dev $DMV_A initcwnd 64; } 2>&1); then
 		echo "# $out"
-		ktap_fail "$name: TSO off on dma, initcwnd 64, no slow start after idle"
+		ktap_fail "$name: dma with 1 channel, TSO off, initcwnd 64, no slow start after idle"
 		return
 	fi
 	rm -f "$LOG/in" "$LOG/out"
