@@ -23,21 +23,27 @@
 #include <linux/etherdevice.h>
 #include <linux/ethtool_netlink.h>
 #include <linux/highmem.h>
+#include <net/busy_poll.h>
 #include <net/netdev_lock.h>
 #include <net/netdev_queues.h>
 #include <net/page_pool/helpers.h>
 
 #include "dmveth.h"
 
+/*
+ * Created without .napi: a queue restart makes the new pool while the old
+ * one's NAPI runs.  dmveth_rq_start() enables direct recycling into the
+ * pool once it is the queue's, dmveth_rq_stop() disables it again with the
+ * NAPI off (as bnxt does).
+ */
 struct page_pool *dmveth_create_pool(struct net_device *dev,
-				     struct dmveth_rq *rq)
+				     struct dmveth_rq *rq, unsigned int ring)
 {
-	struct dmveth_priv *priv = netdev_priv(dev);
 	struct page_pool_params pp = {
 		.flags = PP_FLAG_DMA_MAP | PP_FLAG_DMA_SYNC_DEV |
 			 PP_FLAG_ALLOW_UNREADABLE_NETMEM,
 		.order = 0,
-		.pool_size = min_t(unsigned int, priv->rx_ring * 4, 16384),
+		.pool_size = min_t(unsigned int, ring * 4, 16384),
 		.nid = NUMA_NO_NODE,
 		.dev = dmveth_dma_dev(),
 		.dma_dir = DMA_FROM_DEVICE,
@@ -46,12 +52,11 @@ struct page_pool *dmveth_create_pool(struct net_device *dev,
 		.queue_idx = rq->idx,
 	};
 
+	if (dmveth_fault_pool_create())
+		return ERR_PTR(-ENOMEM);
 	return page_pool_create(&pp);
 }
 
-/* No .napi: pools are created and freed while their NAPI runs (a queue
- * restart allocates the new pool first), which direct recycling forbids.
- */
 void dmveth_destroy_pool(struct page_pool *pool)
 {
 	page_pool_destroy(pool);
@@ -69,22 +74,37 @@ void dmveth_latch_hds(struct net_device *dev)
 	WRITE_ONCE(priv->hds_thresh, dev->cfg_pending->hds_thresh);
 }
 
-/* Copy @len bytes between kernel memory and a physical range, a page at a
- * time (the range may cross pages that are not mapped contiguously).
+/*
+ * Map the page at @phys, or NULL when it has no struct page: memory the
+ * kernel does not manage (a PCI BAR, a no-map carve-out) has no mapping a
+ * software NIC could use, so the frame is dropped instead.
  */
-static void dmveth_phys_read(void *dst, phys_addr_t src, unsigned int len)
+static void *dmveth_kmap_phys(phys_addr_t phys)
+{
+	if (unlikely(!pfn_valid(PHYS_PFN(phys))))
+		return NULL;
+	return kmap_local_pfn(PHYS_PFN(phys));
+}
+
+/* Copy @len bytes from a physical range, a page at a time (the range may
+ * cross pages that are not mapped contiguously).
+ */
+static int dmveth_phys_read(void *dst, phys_addr_t src, unsigned int len)
 {
 	while (len) {
 		unsigned int off = offset_in_page(src);
 		unsigned int n = min_t(unsigned int, len, PAGE_SIZE - off);
-		void *v = kmap_local_pfn(PHYS_PFN(src));
+		void *v = dmveth_kmap_phys(src);
 
+		if (!v)
+			return -EFAULT;
 		memcpy(dst, v + off, n);
 		kunmap_local(v);
 		dst += n;
 		src += n;
 		len -= n;
 	}
+	return 0;
 }
 
 /*
@@ -109,6 +129,7 @@ static int dmveth_skb_read(struct device *dma, const struct sk_buff *skb,
 		const skb_frag_t *frag = &skb_shinfo(skb)->frags[i];
 		unsigned int fsize = skb_frag_size(frag), foff, n;
 		dma_addr_t addr;
+		int err;
 
 		if (off >= pos + fsize) {
 			pos += fsize;
@@ -119,10 +140,12 @@ static int dmveth_skb_read(struct device *dma, const struct sk_buff *skb,
 		addr = skb_frag_dma_map(dma, frag, foff, n, DMA_TO_DEVICE);
 		if (dma_mapping_error(dma, addr))
 			return -EIO;
-		dmveth_phys_read(dst, dma_to_phys(dma, addr), n);
+		err = dmveth_phys_read(dst, dma_to_phys(dma, addr), n);
 		/* a net_iov's address belongs to its binding: never unmap */
 		if (!skb_frag_is_net_iov(frag))
 			dma_unmap_page(dma, addr, n, DMA_TO_DEVICE);
+		if (err)
+			return err;
 		dst += n;
 		off += n;
 		len -= n;
@@ -132,21 +155,29 @@ static int dmveth_skb_read(struct device *dma, const struct sk_buff *skb,
 }
 
 static void dmveth_rx_count(struct dmveth_rq *rq, unsigned int len,
-			    bool split, bool unreadable, bool alloc_fail)
+			    bool split, bool unreadable)
 {
 	u64_stats_update_begin(&rq->stats.syncp);
-	if (alloc_fail) {
-		rq->stats.alloc_fail++;
-		rq->stats.drops++;
-	} else if (!len) {
-		rq->stats.drops++;
-	} else {
-		rq->stats.packets++;
-		rq->stats.bytes += len;
-		rq->stats.split_packets += split;
-		rq->stats.unreadable_packets += unreadable;
-	}
+	rq->stats.packets++;
+	rq->stats.bytes += len;
+	rq->stats.split_packets += split;
+	rq->stats.unreadable_packets += unreadable;
 	u64_stats_update_end(&rq->stats.syncp);
+	dev_dstats_rx_add(rq->dev, len);
+}
+
+/*
+ * Count @n frames dropped on @rq, on the queue and on the device alike.
+ * Called by the queue's NAPI, or with it disabled.
+ */
+void dmveth_rx_drop(struct dmveth_rq *rq, unsigned int n, bool alloc_fail)
+{
+	u64_stats_update_begin(&rq->stats.syncp);
+	rq->stats.drops += n;
+	if (alloc_fail)
+		rq->stats.alloc_fail += n;
+	u64_stats_update_end(&rq->stats.syncp);
+	dev_dstats_rx_dropped_add(rq->dev, n);
 }
 
 /* Place [@off, @off + @len) of @txskb into page-sized buffers of the pool. */
@@ -170,9 +201,14 @@ static int dmveth_rx_payload(struct dmveth_rq *rq, struct sk_buff *skb,
 		if (!netmem)
 			return -ENOMEM;
 		phys = dma_to_phys(dma, page_pool_get_dma_addr_netmem(netmem));
-		v = kmap_local_pfn(PHYS_PFN(phys));
-		err = dmveth_skb_read(dma, txskb, off, v + offset_in_page(phys), n);
-		kunmap_local(v);
+		v = dmveth_kmap_phys(phys);
+		if (v) {
+			err = dmveth_skb_read(dma, txskb, off,
+					      v + offset_in_page(phys), n);
+			kunmap_local(v);
+		} else {
+			err = -EFAULT;
+		}
 		/* the skb owns the netmem from here; freeing it recycles it */
 		skb_add_rx_frag_netmem(skb, i++, netmem, offset_in_page(phys), n,
 				       PAGE_SIZE);
@@ -210,7 +246,7 @@ struct sk_buff *dmveth_dma_rx(struct dmveth_rq *rq, struct sk_buff *txskb)
 
 	skb = napi_alloc_skb(&rq->napi, lin);
 	if (unlikely(!skb)) {
-		dmveth_rx_count(rq, 0, false, false, true);
+		dmveth_rx_drop(rq, 1, true);
 		return NULL;
 	}
 	err = dmveth_skb_read(dma, txskb, 0, skb_put(skb, lin), lin);
@@ -218,11 +254,8 @@ struct sk_buff *dmveth_dma_rx(struct dmveth_rq *rq, struct sk_buff *txskb)
 		skb_mark_for_recycle(skb);
 		err = dmveth_rx_payload(rq, skb, txskb, lin, len - lin);
 	}
-	if (unlikely(err)) {
-		dmveth_rx_count(rq, 0, false, false, err == -ENOMEM);
-		kfree_skb(skb);
-		return NULL;
-	}
+	if (unlikely(err))
+		goto drop_skb;
 
 	if (skb_is_gso(txskb) && skb_is_gso_tcp(txskb) && fl.hdr_len) {
 		struct skb_shared_info *sh = skb_shinfo(skb);
@@ -234,17 +267,35 @@ struct sk_buff *dmveth_dma_rx(struct dmveth_rq *rq, struct sk_buff *txskb)
 				SKB_GSO_TCP_FIXEDID);
 		sh->gso_segs = DIV_ROUND_UP(len - fl.hdr_len, sh->gso_size);
 	}
-	/* the wire is a copy: checksums are never computed nor wrong */
-	skb->ip_summed = CHECKSUM_UNNECESSARY;
+	/*
+	 * The wire is a copy: checksums are never wrong.  A checksum the
+	 * sender left to the NIC stays to be done (CHECKSUM_PARTIAL, as veth
+	 * passes it on), so a frame forwarded elsewhere gets it completed.
+	 */
+	if (txskb->ip_summed == CHECKSUM_PARTIAL) {
+		if (!skb_partial_csum_set(skb, skb_checksum_start_offset(txskb),
+					  txskb->csum_offset)) {
+			err = -EINVAL;
+			goto drop_skb;
+		}
+	} else {
+		skb->ip_summed = CHECKSUM_UNNECESSARY;
+	}
 	skb->protocol = eth_type_trans(skb, dev);
 	skb_record_rx_queue(skb, rq->idx);
-	dmveth_rx_count(rq, len, split, !skb_frags_readable(skb), false);
-	dev_dstats_rx_add(dev, len);
+	skb_mark_napi_id(skb, &rq->napi);
+	if (DMVETH_CB(txskb)->hash_type)
+		skb_set_hash(skb, DMVETH_CB(txskb)->hash,
+			     DMVETH_CB(txskb)->hash_type);
+	dmveth_rx_count(rq, len, split, !skb_frags_readable(skb));
 	return skb;
 
+drop_skb:
+	kfree_skb(skb);
+	dmveth_rx_drop(rq, 1, err == -ENOMEM);
+	return NULL;
 drop:
-	dmveth_rx_count(rq, 0, false, false, false);
-	dev_dstats_rx_dropped(dev);
+	dmveth_rx_drop(rq, 1, false);
 	return NULL;
 }
 
@@ -262,7 +313,7 @@ static int dmveth_queue_mem_alloc(struct net_device *dev,
 	struct dmveth_qmem *qmem = per_queue_mem;
 	struct page_pool *pool;
 
-	pool = dmveth_create_pool(dev, &priv->rq[idx]);
+	pool = dmveth_create_pool(dev, &priv->rq[idx], priv->rx_ring);
 	if (IS_ERR(pool))
 		return PTR_ERR(pool);
 	qmem->pool = pool;
@@ -286,15 +337,9 @@ static int dmveth_queue_start(struct net_device *dev,
 	struct dmveth_qmem *qmem = per_queue_mem;
 	struct dmveth_rq *rq = &priv->rq[idx];
 
-	netdev_assert_locked(dev);
 	dmveth_latch_hds(dev);
-	rq->pool = qmem->pool;
-	netif_queue_set_napi(dev, idx, NETDEV_QUEUE_TYPE_RX, &rq->napi);
-	napi_enable_locked(&rq->napi);
-	local_bh_disable();
-	if (skb_queue_len(&rq->backlog))
-		napi_schedule(&rq->napi);
-	local_bh_enable();
+	dmveth_rq_start(dev, rq, qmem->pool);
+	qmem->pool = NULL;
 	return 0;
 }
 
@@ -305,11 +350,7 @@ static int dmveth_queue_stop(struct net_device *dev, void *per_queue_mem,
 	struct dmveth_qmem *qmem = per_queue_mem;
 	struct dmveth_rq *rq = &priv->rq[idx];
 
-	netdev_assert_locked(dev);
-	netif_queue_set_napi(dev, idx, NETDEV_QUEUE_TYPE_RX, NULL);
-	napi_disable_locked(&rq->napi);
-	qmem->pool = rq->pool;
-	rq->pool = NULL;
+	qmem->pool = dmveth_rq_stop(dev, rq);
 	return 0;
 }
 

@@ -44,8 +44,17 @@ struct dmveth_tq_stats {
 	u64 bytes;
 	u64 unreadable_packets;	/* skbs carrying net_iov (devmem) frags */
 	u64 drops;
+	u64 stops;		/* times the queue stopped for a full backlog */
 	struct u64_stats_sync syncp;
 };
+
+/* What xmit tells the peer's NAPI about a frame (the sender's skb->cb). */
+struct dmveth_skb_cb {
+	u32 hash;		/* RSS hash, valid when hash_type is set */
+	u8 hash_type;		/* enum pkt_hash_types */
+};
+
+#define DMVETH_CB(skb)	((struct dmveth_skb_cb *)(skb)->cb)
 
 /*
  * One RX queue.  The NAPI and the backlog live as long as the device; the
@@ -56,7 +65,7 @@ struct dmveth_tq_stats {
 struct dmveth_rq {
 	struct net_device *dev;
 	struct napi_struct napi;
-	struct sk_buff_head backlog;
+	struct sk_buff_head backlog;	/* lockless readers: skb_queue_len_lockless() */
 	struct page_pool *pool;	/* payload pool, NULL while stopped */
 	unsigned int idx;
 	bool peer_stopped;	/* the peer's TX queues wait for room here */
@@ -93,6 +102,7 @@ struct dmveth_priv {
 	u8 hds_config;
 	u32 hds_thresh;
 	struct dmveth_steer __rcu *steer;
+	struct list_head fault_node;	/* on the fault injection list */
 	struct dmveth_rq rq[DMVETH_MAX_QUEUES];
 	struct dmveth_tq_stats tq_stats[DMVETH_MAX_QUEUES];
 };
@@ -112,18 +122,33 @@ struct dmveth_flow {
 /* main.c */
 struct device *dmveth_dma_dev(void);
 
+/* fault.c: debugfs knobs under /sys/kernel/debug/dmveth/ for tests */
+void dmveth_fault_init(void);
+void dmveth_fault_exit(void);
+void dmveth_fault_add(struct net_device *dev);
+void dmveth_fault_del(struct net_device *dev);
+bool dmveth_fault_rx_stall(void);
+bool dmveth_fault_pool_create(void);
+
 /* netdev.c */
 extern const struct net_device_ops dmveth_netdev_ops;
 extern const struct netdev_stat_ops dmveth_stat_ops;
 int dmveth_open_queues(struct net_device *dev);
 void dmveth_close_queues(struct net_device *dev);
+int dmveth_restart_queues(struct net_device *dev, unsigned int ring);
+int dmveth_set_queue_count(struct net_device *dev, unsigned int n);
+void dmveth_rq_start(struct net_device *dev, struct dmveth_rq *rq,
+		     struct page_pool *pool);
+struct page_pool *dmveth_rq_stop(struct net_device *dev, struct dmveth_rq *rq);
+void dmveth_kick_queues(struct net_device *dev);
 int dmveth_parse_flow(const struct sk_buff *skb, struct dmveth_flow *fl);
 
 /* devmem.c: page pools, the "DMA engine", queue management ops */
 extern const struct netdev_queue_mgmt_ops dmveth_queue_mgmt_ops;
 struct page_pool *dmveth_create_pool(struct net_device *dev,
-				     struct dmveth_rq *rq);
+				     struct dmveth_rq *rq, unsigned int ring);
 void dmveth_destroy_pool(struct page_pool *pool);
+void dmveth_rx_drop(struct dmveth_rq *rq, unsigned int n, bool alloc_fail);
 void dmveth_latch_hds(struct net_device *dev);
 struct sk_buff *dmveth_dma_rx(struct dmveth_rq *rq, struct sk_buff *txskb);
 
@@ -137,9 +162,11 @@ void dmveth_steer_free(struct net_device *dev);
  * matching ntuple rule (lowest location), else the RSS hash (Toeplitz over
  * the addresses and ports with the device's key) through the indirection
  * table; always < dev->real_num_rx_queues.  Returns -1 when a rule says
- * drop (RX_CLS_FLOW_DISC).  Caller holds rcu_read_lock().
+ * drop (RX_CLS_FLOW_DISC).  The RSS hash goes to @cb.  Caller holds
+ * rcu_read_lock().
  */
 int dmveth_steer_rx_queue(struct net_device *dev,
-			  const struct dmveth_flow *fl);
+			  const struct dmveth_flow *fl,
+			  struct dmveth_skb_cb *cb);
 
 #endif /* _DMVETH_H */

@@ -27,7 +27,7 @@ static const char * const dmveth_rq_stat_names[] = {
 };
 
 static const char * const dmveth_tq_stat_names[] = {
-	"packets", "bytes", "unreadable_packets", "drops",
+	"packets", "bytes", "unreadable_packets", "drops", "stops",
 };
 
 #define DMVETH_RQ_NSTATS	ARRAY_SIZE(dmveth_rq_stat_names)
@@ -216,7 +216,8 @@ static bool dmveth_rule_match(const struct ethtool_rx_flow_spec *fs,
 }
 
 int dmveth_steer_rx_queue(struct net_device *dev,
-			  const struct dmveth_flow *fl)
+			  const struct dmveth_flow *fl,
+			  struct dmveth_skb_cb *cb)
 {
 	struct dmveth_priv *priv = netdev_priv(dev);
 	unsigned int nq = READ_ONCE(dev->real_num_rx_queues);
@@ -224,9 +225,15 @@ int dmveth_steer_rx_queue(struct net_device *dev,
 	unsigned int i, seen = 0;
 	u32 q;
 
+	cb->hash_type = PKT_HASH_TYPE_NONE;
 	st = rcu_dereference(priv->steer);
 	if (!st || !fl->l3)
 		return 0;
+	/* reported with the frame, as a NIC's RSS hash is, rule or not */
+	cb->hash = dmveth_flow_hash(st->key, fl);
+	cb->hash_type = !fl->is_frag && (fl->l4proto == IPPROTO_TCP ||
+					 fl->l4proto == IPPROTO_UDP) ?
+			PKT_HASH_TYPE_L4 : PKT_HASH_TYPE_L3;
 
 	if ((READ_ONCE(dev->features) & NETIF_F_NTUPLE) && st->nr_rules) {
 		for (i = 0; i < DMVETH_MAX_RULES && seen < st->nr_rules; i++) {
@@ -245,7 +252,7 @@ int dmveth_steer_rx_queue(struct net_device *dev,
 		}
 	}
 
-	q = st->indir[dmveth_flow_hash(st->key, fl) % DMVETH_INDIR_SIZE];
+	q = st->indir[cb->hash % DMVETH_INDIR_SIZE];
 	return q < nq ? q : q % nq;
 }
 
@@ -290,7 +297,6 @@ static int dmveth_set_ringparam(struct net_device *dev,
 {
 	struct dmveth_priv *priv = netdev_priv(dev);
 	unsigned int old_rx = priv->rx_ring;
-	unsigned int old_tx = priv->tx_ring;
 	int err;
 
 	/* The core checked the maxima (none for mini/jumbo rings). */
@@ -303,27 +309,23 @@ static int dmveth_set_ringparam(struct net_device *dev,
 		return -EINVAL;
 	}
 
-	WRITE_ONCE(priv->tx_ring, ring->tx_pending);
 	if (!netif_running(dev) ||
 	    (ring->rx_pending == old_rx &&
 	     kring->tcp_data_split == dev->cfg->hds_config &&
 	     kring->hds_thresh == dev->cfg->hds_thresh)) {
+		WRITE_ONCE(priv->tx_ring, ring->tx_pending);
 		WRITE_ONCE(priv->rx_ring, ring->rx_pending);
 		return 0;
 	}
 
-	dmveth_close_queues(dev);
-	WRITE_ONCE(priv->rx_ring, ring->rx_pending);
-	err = dmveth_open_queues(dev);
-	if (!err)
-		return 0;
-
-	NL_SET_ERR_MSG_MOD(extack, "failed to reopen the queues");
-	WRITE_ONCE(priv->rx_ring, old_rx);
-	WRITE_ONCE(priv->tx_ring, old_tx);
-	if (dmveth_open_queues(dev))
-		netdev_err(dev, "failed to restore the queues\n");
-	return err;
+	err = dmveth_restart_queues(dev, ring->rx_pending);
+	if (err) {
+		NL_SET_ERR_MSG_MOD(extack,
+				   "cannot allocate the new RX buffers; the rings are unchanged");
+		return err;
+	}
+	WRITE_ONCE(priv->tx_ring, ring->tx_pending);
+	return 0;
 }
 
 static void dmveth_get_channels(struct net_device *dev,
@@ -360,18 +362,15 @@ static int dmveth_set_channels(struct net_device *dev,
 		return -ENOMEM;
 
 	if (running)
-		dmveth_close_queues(dev);
-	err = netif_set_real_num_queues(dev, n, n);
-	if (!err && running) {
-		err = dmveth_open_queues(dev);
-		if (err && netif_set_real_num_queues(dev, old, old))
-			netdev_err(dev, "failed to restore %u channels\n", old);
+		err = dmveth_set_queue_count(dev, n);
+	else
+		err = netif_set_real_num_queues(dev, n, n);
+	if (err) {
+		kvfree(st);
+		return err;
 	}
-	if (err && running && dmveth_open_queues(dev))
-		netdev_err(dev, "failed to reopen the queues\n");
-
 	dmveth_steer_respread(dev, st);
-	return err;
+	return 0;
 }
 
 static u32 dmveth_get_rx_ring_count(struct net_device *dev)
@@ -637,6 +636,7 @@ static void dmveth_get_ethtool_stats(struct net_device *dev,
 			data[1] = s->bytes;
 			data[2] = s->unreadable_packets;
 			data[3] = s->drops;
+			data[4] = s->stops;
 		} while (u64_stats_fetch_retry(&s->syncp, start));
 		data += DMVETH_TQ_NSTATS;
 	}

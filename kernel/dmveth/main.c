@@ -276,10 +276,14 @@ static int __init dmveth_init(void)
 	err = dmveth_check_dma(&dmveth_pdev->dev);
 	if (err)
 		goto err_unregister_pdev;
+	dmveth_fault_init();
 	err = rtnl_link_register(&dmveth_link_ops);
 	if (err)
-		goto err_unregister_pdev;
+		goto err_fault_exit;
 	return 0;
+
+err_fault_exit:
+	dmveth_fault_exit();
 
 err_unregister_pdev:
 	platform_device_unregister(dmveth_pdev);
@@ -289,6 +293,7 @@ err_unregister_pdev:
 static void __exit dmveth_exit(void)
 {
 	rtnl_link_unregister(&dmveth_link_ops);
+	dmveth_fault_exit();
 	/*
 	 * A devmem binding made through a pair outlives the pair and this
 	 * module: it lasts until its netlink socket closes, and its dma-buf

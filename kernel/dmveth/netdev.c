@@ -107,18 +107,19 @@ static netdev_tx_t dmveth_xmit(struct sk_buff *skb, struct net_device *dev)
 	unsigned int limit;
 	int q;
 
+	BUILD_BUG_ON(sizeof(struct dmveth_skb_cb) > sizeof(skb->cb));
 	rcu_read_lock();
 	peer = rcu_dereference(priv->peer);
 	if (unlikely(!peer || !netif_running(peer) ||
 		     dmveth_parse_flow(skb, &fl)))
 		goto drop;
-	q = dmveth_steer_rx_queue(peer, &fl);
+	q = dmveth_steer_rx_queue(peer, &fl, DMVETH_CB(skb));
 	if (q < 0)
 		goto drop;
 	peer_priv = netdev_priv(peer);
 	rq = &peer_priv->rq[q];
 	limit = READ_ONCE(peer_priv->rx_ring);
-	if (unlikely(skb_queue_len(&rq->backlog) >= 2 * limit))
+	if (unlikely(skb_queue_len_lockless(&rq->backlog) >= 2 * limit))
 		goto drop;
 
 	skb_tx_timestamp(skb);
@@ -131,13 +132,16 @@ static netdev_tx_t dmveth_xmit(struct sk_buff *skb, struct net_device *dev)
 	dev_dstats_tx_add(dev, len);
 
 	skb_queue_tail(&rq->backlog, skb);
-	if (skb_queue_len(&rq->backlog) >= limit) {
+	if (skb_queue_len_lockless(&rq->backlog) >= limit) {
 		txq = netdev_get_tx_queue(dev, txq_idx);
 		netif_tx_stop_queue(txq);
+		u64_stats_update_begin(&ts->syncp);
+		ts->stops++;
+		u64_stats_update_end(&ts->syncp);
 		WRITE_ONCE(rq->peer_stopped, true);
-		/* pairs with the barrier in dmveth_poll() */
+		/* pairs with the barrier in dmveth_wake_peer() */
 		smp_mb();
-		if (skb_queue_len(&rq->backlog) < limit / 2)
+		if (skb_queue_len_lockless(&rq->backlog) < limit / 2)
 			netif_tx_wake_queue(txq);
 	}
 	napi_schedule(&rq->napi);
@@ -150,13 +154,35 @@ drop:
 	return NETDEV_TX_OK;
 }
 
+/* Let the peer send again if it stopped for room on @rq. */
+static void dmveth_wake_peer(struct dmveth_rq *rq)
+{
+	struct dmveth_priv *priv = netdev_priv(rq->dev);
+	struct net_device *peer;
+
+	if (!READ_ONCE(rq->peer_stopped))
+		return;
+	WRITE_ONCE(rq->peer_stopped, false);
+	/* pairs with the barrier in dmveth_xmit() */
+	smp_mb();
+	rcu_read_lock();
+	peer = rcu_dereference(priv->peer);
+	if (peer)
+		netif_tx_wake_all_queues(peer);
+	rcu_read_unlock();
+}
+
 static int dmveth_poll(struct napi_struct *napi, int budget)
 {
 	struct dmveth_rq *rq = container_of(napi, struct dmveth_rq, napi);
 	struct dmveth_priv *priv = netdev_priv(rq->dev);
 	struct sk_buff *txskb, *skb;
-	struct net_device *peer;
 	int done = 0;
+
+	if (unlikely(dmveth_fault_rx_stall())) {
+		napi_complete_done(napi, 0);
+		return 0;
+	}
 
 	while (done < budget && (txskb = skb_dequeue(&rq->backlog))) {
 		skb = dmveth_dma_rx(rq, txskb);
@@ -167,56 +193,130 @@ static int dmveth_poll(struct napi_struct *napi, int budget)
 			netif_receive_skb(skb);
 	}
 
-	if (READ_ONCE(rq->peer_stopped) &&
-	    skb_queue_len(&rq->backlog) < READ_ONCE(priv->rx_ring) / 2) {
-		WRITE_ONCE(rq->peer_stopped, false);
-		/* pairs with the barrier in dmveth_xmit() */
-		smp_mb();
-		rcu_read_lock();
-		peer = rcu_dereference(priv->peer);
-		if (peer)
-			netif_tx_wake_all_queues(peer);
-		rcu_read_unlock();
-	}
+	if (skb_queue_len_lockless(&rq->backlog) <
+	    READ_ONCE(priv->rx_ring) / 2)
+		dmveth_wake_peer(rq);
 
 	if (done < budget)
 		napi_complete_done(napi, done);
 	return done;
 }
 
+/* Schedule the NAPI of every RX queue that holds frames. */
+void dmveth_kick_queues(struct net_device *dev)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	unsigned int i, n = READ_ONCE(dev->real_num_rx_queues);
+
+	local_bh_disable();
+	for (i = 0; i < n; i++)
+		if (skb_queue_len_lockless(&priv->rq[i].backlog))
+			napi_schedule(&priv->rq[i].napi);
+	local_bh_enable();
+}
+
+/*
+ * Drop what the peer queued on @rq (NAPI off, no xmit of the peer can reach
+ * it) and let the peer send again: a stopped sender would otherwise wait
+ * for a poll that has nothing left to drain.
+ */
+static void dmveth_rq_purge(struct dmveth_rq *rq)
+{
+	struct sk_buff *skb;
+	unsigned int n = 0;
+
+	while ((skb = skb_dequeue(&rq->backlog))) {
+		kfree_skb(skb);
+		n++;
+	}
+	if (n)
+		dmveth_rx_drop(rq, n, false);
+	dmveth_wake_peer(rq);
+}
+
+/* Start RX queue @rq on @pool: NAPI on, recycling straight into the pool. */
+void dmveth_rq_start(struct net_device *dev, struct dmveth_rq *rq,
+		     struct page_pool *pool)
+{
+	netdev_assert_locked(dev);
+	rq->pool = pool;
+	page_pool_enable_direct_recycling(pool, &rq->napi);
+	netif_queue_set_napi(dev, rq->idx, NETDEV_QUEUE_TYPE_RX, &rq->napi);
+	napi_enable_locked(&rq->napi);
+	/* frames the peer queued meanwhile, or a peer waiting for room */
+	local_bh_disable();
+	napi_schedule(&rq->napi);
+	local_bh_enable();
+}
+
+/* Stop RX queue @rq: NAPI off; returns its page pool. */
+struct page_pool *dmveth_rq_stop(struct net_device *dev, struct dmveth_rq *rq)
+{
+	struct page_pool *pool = rq->pool;
+
+	netdev_assert_locked(dev);
+	netif_queue_set_napi(dev, rq->idx, NETDEV_QUEUE_TYPE_RX, NULL);
+	napi_disable_locked(&rq->napi);
+	page_pool_disable_direct_recycling(pool);
+	rq->pool = NULL;
+	return pool;
+}
+
+static void dmveth_pools_free(struct page_pool **pools, unsigned int from,
+			      unsigned int to)
+{
+	unsigned int i;
+
+	for (i = from; i < to; i++)
+		if (pools[i])
+			dmveth_destroy_pool(pools[i]);
+	kfree(pools);
+}
+
+/*
+ * Page pools of @ring entries for RX queues [@from, @to), indexed by queue,
+ * made before any queue stops so that a failure changes nothing.
+ */
+static struct page_pool **dmveth_pools_alloc(struct net_device *dev,
+					     unsigned int from,
+					     unsigned int to,
+					     unsigned int ring)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	struct page_pool **pools;
+	unsigned int i;
+	int err;
+
+	pools = kcalloc(to, sizeof(*pools), GFP_KERNEL);
+	if (!pools)
+		return ERR_PTR(-ENOMEM);
+	for (i = from; i < to; i++) {
+		pools[i] = dmveth_create_pool(dev, &priv->rq[i], ring);
+		if (IS_ERR(pools[i])) {
+			err = PTR_ERR(pools[i]);
+			pools[i] = NULL;
+			dmveth_pools_free(pools, from, to);
+			return ERR_PTR(err);
+		}
+	}
+	return pools;
+}
+
 /* Bring up the real RX queues: a page pool each, NAPI enabled. */
 int dmveth_open_queues(struct net_device *dev)
 {
 	struct dmveth_priv *priv = netdev_priv(dev);
-	struct page_pool *pool;
-	unsigned int i;
+	unsigned int i, n = dev->real_num_rx_queues;
+	struct page_pool **pools;
 
 	netdev_assert_locked(dev);
+	pools = dmveth_pools_alloc(dev, 0, n, priv->rx_ring);
+	if (IS_ERR(pools))
+		return PTR_ERR(pools);
 	dmveth_latch_hds(dev);
-	for (i = 0; i < dev->real_num_rx_queues; i++) {
-		struct dmveth_rq *rq = &priv->rq[i];
-
-		pool = dmveth_create_pool(dev, rq);
-		if (IS_ERR(pool)) {
-			while (i--) {
-				rq = &priv->rq[i];
-				netif_queue_set_napi(dev, i, NETDEV_QUEUE_TYPE_RX, NULL);
-				napi_disable_locked(&rq->napi);
-				dmveth_destroy_pool(rq->pool);
-				rq->pool = NULL;
-			}
-			return PTR_ERR(pool);
-		}
-		rq->pool = pool;
-		netif_queue_set_napi(dev, i, NETDEV_QUEUE_TYPE_RX, &rq->napi);
-		napi_enable_locked(&rq->napi);
-	}
-	/* frames the peer queued while we were closed */
-	local_bh_disable();
-	for (i = 0; i < dev->real_num_rx_queues; i++)
-		if (skb_queue_len(&priv->rq[i].backlog))
-			napi_schedule(&priv->rq[i].napi);
-	local_bh_enable();
+	for (i = 0; i < n; i++)
+		dmveth_rq_start(dev, &priv->rq[i], pools[i]);
+	kfree(pools);
 	return 0;
 }
 
@@ -226,23 +326,88 @@ void dmveth_close_queues(struct net_device *dev)
 	unsigned int i;
 
 	netdev_assert_locked(dev);
-	for (i = 0; i < dev->real_num_rx_queues; i++) {
-		struct dmveth_rq *rq = &priv->rq[i];
-
-		netif_queue_set_napi(dev, i, NETDEV_QUEUE_TYPE_RX, NULL);
-		napi_disable_locked(&rq->napi);
-	}
+	for (i = 0; i < dev->real_num_rx_queues; i++)
+		dmveth_destroy_pool(dmveth_rq_stop(dev, &priv->rq[i]));
 	/* no xmit of the peer still sees us running past this point */
 	synchronize_net();
-	for (i = 0; i < dev->num_rx_queues; i++) {
-		struct dmveth_rq *rq = &priv->rq[i];
+	for (i = 0; i < dev->num_rx_queues; i++)
+		dmveth_rq_purge(&priv->rq[i]);
+}
 
-		skb_queue_purge(&rq->backlog);
-		if (rq->pool) {
-			dmveth_destroy_pool(rq->pool);
-			rq->pool = NULL;
-		}
+/*
+ * Restart the running RX queues on new page pools of @ring entries with the
+ * pending header-split configuration.  The pools are made first: when that
+ * fails, nothing changed.  Backlogs stay (they hold the peer's frames).
+ */
+int dmveth_restart_queues(struct net_device *dev, unsigned int ring)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	unsigned int i, n = dev->real_num_rx_queues;
+	struct page_pool **pools;
+
+	netdev_assert_locked(dev);
+	pools = dmveth_pools_alloc(dev, 0, n, ring);
+	if (IS_ERR(pools))
+		return PTR_ERR(pools);
+	WRITE_ONCE(priv->rx_ring, ring);
+	dmveth_latch_hds(dev);
+	for (i = 0; i < n; i++) {
+		struct page_pool *old = dmveth_rq_stop(dev, &priv->rq[i]);
+
+		dmveth_rq_start(dev, &priv->rq[i], pools[i]);
+		pools[i] = old;
 	}
+	dmveth_pools_free(pools, 0, n);
+	return 0;
+}
+
+/*
+ * Change a running device's channel count to @n.  Growing starts the new
+ * queues before the peer can steer to them; shrinking stops steering to
+ * the removed queues first, waits for every xmit that may still use the
+ * old count, and only then stops and empties them, so that no frame is
+ * left in a queue that no NAPI polls.  Queues that stay keep running.
+ */
+int dmveth_set_queue_count(struct net_device *dev, unsigned int n)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	unsigned int i, old = dev->real_num_rx_queues;
+	struct page_pool **pools;
+	int err;
+
+	netdev_assert_locked(dev);
+	if (n > old) {
+		pools = dmveth_pools_alloc(dev, old, n, priv->rx_ring);
+		if (IS_ERR(pools))
+			return PTR_ERR(pools);
+		for (i = old; i < n; i++)
+			dmveth_rq_start(dev, &priv->rq[i], pools[i]);
+		err = netif_set_real_num_queues(dev, n, n);
+		if (err) {
+			synchronize_net();
+			for (i = old; i < n; i++) {
+				pools[i] = dmveth_rq_stop(dev, &priv->rq[i]);
+				dmveth_rq_purge(&priv->rq[i]);
+			}
+			dmveth_pools_free(pools, old, n);
+			return err;
+		}
+		kfree(pools);
+		return 0;
+	}
+
+	err = netif_set_real_num_queues(dev, n, n);
+	if (err)
+		return err;
+	/* no xmit of the peer steers to a removed queue past this point */
+	synchronize_net();
+	for (i = n; i < old; i++) {
+		struct page_pool *pool = dmveth_rq_stop(dev, &priv->rq[i]);
+
+		dmveth_rq_purge(&priv->rq[i]);
+		dmveth_destroy_pool(pool);
+	}
+	return 0;
 }
 
 static int dmveth_open(struct net_device *dev)
@@ -279,6 +444,7 @@ static int dmveth_dev_init(struct net_device *dev)
 {
 	struct dmveth_priv *priv = netdev_priv(dev);
 	unsigned int i;
+	int err;
 
 	/* both ends' instance locks are taken together when a netns dies */
 	netdev_lockdep_set_classes(dev);
@@ -294,7 +460,11 @@ static int dmveth_dev_init(struct net_device *dev)
 	}
 	for (i = 0; i < dev->num_tx_queues; i++)
 		u64_stats_init(&priv->tq_stats[i].syncp);
-	return dmveth_steer_init(dev);
+	err = dmveth_steer_init(dev);
+	if (err)
+		return err;
+	dmveth_fault_add(dev);
+	return 0;
 }
 
 static void dmveth_dev_uninit(struct net_device *dev)
@@ -302,6 +472,7 @@ static void dmveth_dev_uninit(struct net_device *dev)
 	struct dmveth_priv *priv = netdev_priv(dev);
 	unsigned int i;
 
+	dmveth_fault_del(dev);
 	for (i = 0; i < dev->num_rx_queues; i++)
 		skb_queue_purge(&priv->rq[i].backlog);
 	dmveth_steer_free(dev);
@@ -353,6 +524,7 @@ static void dmveth_tq_read(struct dmveth_tq_stats *ts, struct netdev_queue_stats
 		tx->packets = ts->packets;
 		tx->bytes = ts->bytes;
 		tx->hw_drops = ts->drops;
+		tx->stop = ts->stops;
 	} while (u64_stats_fetch_retry(&ts->syncp, start));
 }
 
@@ -396,6 +568,7 @@ static void dmveth_get_base_stats(struct net_device *dev,
 		tx->packets += t.packets;
 		tx->bytes += t.bytes;
 		tx->hw_drops += t.hw_drops;
+		tx->stop += t.stop;
 	}
 }
 
