@@ -18,3 +18,4 @@ for f in kernel/*/*.[ch] tests/kmod/*/*.[ch]; do
 		ktap_fail "checkpatch --strict $f"
 	fi
 done
+ktap_done

@@ -159,3 +159,4 @@ if [ $total -lt 5400 ]; then
 else
 	ktap_fail "the caps add up to less than CI's 90 minutes: ${total}s ($parts)"
 fi
+ktap_done

@@ -59,3 +59,4 @@ elif grep -q -E 'BUG:|KASAN|WARNING:' "$OUT"; then
 else
 	ktap_fail "devmem TX teardown: unexpected pass, no use-after-free reported: the kernel seems fixed; move the case back into tests/vm/40-dmveth-teardown.t"
 fi
+ktap_done

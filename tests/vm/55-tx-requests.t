@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# vm-suite: debug
 # libdevmemtcp 0.2 TX in the VM, on dmveth:
 # - examples/sender (messages from two dma-bufs with cookies, one
 #   non-blocking loop) in devmem mode into `devmemtcp recv --mode devmem

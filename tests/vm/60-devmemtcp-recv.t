@@ -120,7 +120,7 @@ recv_from() {
 	fi
 }
 
-big=$(scale $((64 << 20)))
+big=$(scale $((64 << 20)) $((2 << 20)))
 recv_from "ncdevmem client -> devmemtcp recv, queue 3" ncdevmem 3:1 "$(scale 7000 700)" $DMV_B4 $DMV_A4
 recv_from "devmemtcp send -> devmemtcp recv, IPv4, queue 3" devmemtcp 3:1 "$big" $DMV_B4 $DMV_A4
 # the debug kernel runs the cases above and below (its point is the kernel
