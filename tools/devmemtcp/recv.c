@@ -607,7 +607,7 @@ static int check(const struct recv_cfg *c, struct recv_run *r,
  * DMA_BUF_IOCTL_SYNC (read), so they are checked straight from the
  * mapping: a copy and two ioctls per fragment cost more than the network.
  */
-static int map_sync(struct recv_run *r, bool start)
+static int map_sync(struct recv_run *r, bool start, bool report)
 {
 	struct dma_buf_sync s = {
 		.flags = (start ? DMA_BUF_SYNC_START : DMA_BUF_SYNC_END) |
@@ -618,6 +618,8 @@ static int map_sync(struct recv_run *r, bool start)
 	while (ioctl(dmt_dmabuf_fd(r->buf), DMA_BUF_IOCTL_SYNC, &s) < 0) {
 		if (errno == EINTR || errno == EAGAIN)
 			continue;
+		if (!report)	/* closing the bracket after an earlier error */
+			return -1;
 		tool_err(&e, -errno, "validation reads the dma-buf through its mapping: use a host-mappable provider (udmabuf, heap)",
 			 "DMA_BUF_IOCTL_SYNC %s on the dma-buf", start ? "start" : "end");
 		return fail(r, EXIT_RUNTIME, &e, NULL);
@@ -731,7 +733,7 @@ static int run_loop(const struct recv_cfg *c, struct recv_run *r)
 		if (map) {
 			for (int i = 0; i < n && !synced; i++)
 				synced = !frags[i].linear && !frags[i].data;
-			if (synced && map_sync(r, true)) {
+			if (synced && map_sync(r, true, true)) {
 				rc = -1;
 				break;
 			}
@@ -754,7 +756,7 @@ static int run_loop(const struct recv_cfg *c, struct recv_run *r)
 			}
 			r->pos += f.len;
 		}
-		if (synced && map_sync(r, false) && !rc)
+		if (synced && map_sync(r, false, !rc))
 			rc = -1;
 		if (rc)
 			break;
