@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <linux/dma-buf.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -600,8 +602,34 @@ static int check(const struct recv_cfg *c, struct recv_run *r,
 	return fail(r, EXIT_VALIDATE, &e, NULL);
 }
 
+/*
+ * Bracket one receive call's devmem fragments with one pair of
+ * DMA_BUF_IOCTL_SYNC (read), so they are checked straight from the
+ * mapping: a copy and two ioctls per fragment cost more than the network.
+ */
+static int map_sync(struct recv_run *r, bool start, bool report)
+{
+	struct dma_buf_sync s = {
+		.flags = (start ? DMA_BUF_SYNC_START : DMA_BUF_SYNC_END) |
+			 DMA_BUF_SYNC_READ,
+	};
+	struct dmt_err e;
+
+	while (ioctl(dmt_dmabuf_fd(r->buf), DMA_BUF_IOCTL_SYNC, &s) < 0) {
+		if (errno == EINTR || errno == EAGAIN)
+			continue;
+		if (!report)	/* closing the bracket after an earlier error */
+			return -1;
+		tool_err(&e, -errno, "validation reads the dma-buf through its mapping: use a host-mappable provider (udmabuf, heap)",
+			 "DMA_BUF_IOCTL_SYNC %s on the dma-buf", start ? "start" : "end");
+		return fail(r, EXIT_RUNTIME, &e, NULL);
+	}
+	return 0;
+}
+
+/* map: the dma-buf's mapping, between map_sync()s; NULL: read through a copy */
 static int check_frag(const struct recv_cfg *c, struct recv_run *r,
-		      const struct dmt_rx_frag *f)
+		      const struct dmt_rx_frag *f, const unsigned char *map)
 {
 	char where[64];
 	uint32_t done = 0;
@@ -609,6 +637,19 @@ static int check_frag(const struct recv_cfg *c, struct recv_run *r,
 	if (f->data || f->linear) {
 		snprintf(where, sizeof(where), f->linear ? "linear" : "copied");
 		return check(c, r, f->data, f->len, r->pos, where);
+	}
+	if (map) {
+		size_t size = dmt_dmabuf_size(r->buf);
+		struct dmt_err e;
+
+		if (f->off > size || f->len > size - f->off) {
+			tool_err(&e, -ERANGE, NULL,
+				 "fragment at offset %" PRIu64 " length %" PRIu32 " is outside the %zu-byte dma-buf",
+				 f->off, f->len, size);
+			return fail(r, EXIT_RANGE, &e, NULL);
+		}
+		snprintf(where, sizeof(where), "dma-buf offset %" PRIu64, f->off);
+		return check(c, r, map + f->off, f->len, r->pos, where);
 	}
 	while (done < f->len) {
 		size_t n = f->len - done < BOUNCE ? f->len - done : BOUNCE;
@@ -651,8 +692,13 @@ static int run_loop(const struct recv_cfg *c, struct recv_run *r)
 	struct progress p = { .next_print = r->t0 + 1, .tty = isatty(2) };
 	struct dmt_rx_frag frags[MAX_FRAGS];
 	struct dmt_err e = { 0 };
+	const unsigned char *map = NULL;
+	bool synced;
 	int rc = 0;
 
+	/* check devmem fragments in place when the dma-buf is mapped */
+	if (c->com.validate && r->buf && dmt_dmabuf_is_dmabuf(r->buf))
+		map = dmt_dmabuf_map(r->buf);
 	r->rx = dmt_rx_new(r->fd, r->bind, &ro, &e);
 	if (!r->rx)
 		return fail(r, EXIT_RUNTIME, &e, NULL);
@@ -683,24 +729,35 @@ static int run_loop(const struct recv_cfg *c, struct recv_run *r)
 			r->eof = true;
 			break;
 		}
+		synced = false;
+		if (map) {
+			for (int i = 0; i < n && !synced; i++)
+				synced = !frags[i].linear && !frags[i].data;
+			if (synced && map_sync(r, true, true)) {
+				rc = -1;
+				break;
+			}
+		}
 		for (int i = 0; i < n; i++) {
 			struct dmt_rx_frag f = frags[i];
 
 			/*
-			 * Devmem frags are at most a page; read adjacent ones
-			 * with one dmt_dmabuf_read (one pair of syncs).
+			 * Devmem frags are at most a page; check adjacent ones
+			 * at once (through the copy: one dmt_dmabuf_read).
 			 */
 			while (c->com.validate && !f.linear && !f.data && i + 1 < n &&
 			       !frags[i + 1].linear && !frags[i + 1].data &&
 			       frags[i + 1].off == f.off + f.len &&
 			       f.len + frags[i + 1].len <= BOUNCE)
 				f.len += frags[++i].len;
-			if (c->com.validate && check_frag(c, r, &f)) {
+			if (c->com.validate && check_frag(c, r, &f, map)) {
 				rc = -1;
 				break;
 			}
 			r->pos += f.len;
 		}
+		if (synced && map_sync(r, false, !rc))
+			rc = -1;
 		if (rc)
 			break;
 		progress(r, &p, now_s());
