@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# cap: 90
+# cap-asan: 180
 # asan: yes
 # devmemtcp send on the host (no /dev/udmabuf here: --provider host): the
 # zerocopy and copy modes over loopback into a receiver that checks every

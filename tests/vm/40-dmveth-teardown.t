@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cap: 900
 # vm-suite: debug
 # dmveth teardown while a devmem RX binding exists.  The binding comes from
 # the kernel's ncdevmem server (`ncdevmem -l` binds the last RX queue of dmb,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cap: 900
 # vm-suite: debug
 # libdevmemtcp RX and `devmemtcp recv` / `probe` in the VM, on dmveth:
 # - the library's NIC setup (prepare, steer, restore) and receive engine
