@@ -101,4 +101,4 @@ fi
 # a bad variable is refused with its name
 NCCL_DEVMEMTCP_MODE=host NCCL_DEVMEMTCP_BUF_SIZE=lots run "bad NCCL_DEVMEMTCP_BUF_SIZE" \
 	timeout 60 "$BUILD/tests/nccl-harness" -p "$PLUGIN" --init-fails -i lo -e NCCL_DEVMEMTCP_BUF_SIZE
-exit 0
+ktap_done

@@ -93,7 +93,8 @@ ktap_relay() {
 		*) ktap_ok "$label: $name" ;;
 		esac
 	done <"$out"
-	rm -f "$out"
+	# KTAP_RELAY_KEEP=FILE keeps the program's whole output for the caller
+	if [ -n "${KTAP_RELAY_KEEP:-}" ]; then mv -f "$out" "$KTAP_RELAY_KEEP"; else rm -f "$out"; fi
 	if [ $rc -gt 128 ] && [ $rc != 255 ]; then
 		ktap_fail "$label: crashed (killed by SIG$(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128))))"
 	elif [ $rc = 124 ]; then

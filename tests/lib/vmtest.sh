@@ -5,7 +5,7 @@
 # relay LABEL CMD...: CMD's KTAP lines as this file's, prefixed with LABEL;
 # a non-zero exit, crash, timeout or silence of CMD is a failure of its own
 # (ktap_relay in ktap.sh).
-relay() { ktap_relay "$@"; }
+relay() { KTAP_RELAY_KEEP=${LOG:+$LOG/relay} ktap_relay "$@"; }
 
 # json FILE KEY: a top-level (or dotted) value from devmemtcp -j output
 json() {

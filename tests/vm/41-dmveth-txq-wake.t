@@ -70,8 +70,7 @@ stuck_case() {
 	# whatever an earlier failed case left
 	echo 0 >$DBG/rx_stall
 	exec 3>&-
-	for p in $(jobs -p); do kill -9 "$p" 2>/dev/null; done
-	wait
+	for p in $(jobs -p); do kill -9 "$p" 2>/dev/null; bwait "$p" 10 >/dev/null 2>&1; done
 	dmveth_unpair
 	if ! dmveth_pair 4; then
 		ktap_fail "$name: create a dmveth pair"
@@ -129,7 +128,7 @@ stuck_case() {
 	echo 0 >$DBG/rx_stall
 	if until_true 60 eval '! kill -0 '$wpid' 2>/dev/null'; then
 		exec 3>&-
-		wait $wpid
+		bwait $wpid 10
 	fi
 	exec 3>&-
 	if until_true 60 eval '! kill -0 '$rpid' 2>/dev/null' &&
@@ -139,7 +138,8 @@ stuck_case() {
 		ktap_fail "$name: the stopped sender resumes: $(fsize "$LOG/out") of $((HEAD + BODY)) bytes arrived within 60 s"
 	fi
 	kill $wpid $spid $rpid 2>/dev/null
-	wait $spid $rpid 2>/dev/null
+	bwait $spid 10 2>/dev/null
+	bwait $rpid 10 2>/dev/null
 }
 
 linkbounce() { ip -n b link set $DMV_B down && ip -n b link set $DMV_B up; }
@@ -162,3 +162,4 @@ if [ "$q" -gt 0 ] && [ "$q" = "$d" ]; then
 else
 	ktap_fail "frames dropped with dmb's backlog: queues $q, device $d (want equal, > 0)"
 fi
+ktap_done

@@ -47,7 +47,7 @@ bounded() {
 		fi
 		sleep 0.1
 	done
-	wait $pid
+	bwait $pid 10
 }
 pings() { ip netns exec a ping -c1 -W5 $DMV_B4 >/dev/null; }
 fail_pools() { echo "$1" >$DBG/fail_pool_create; }
@@ -134,3 +134,4 @@ else
 	ktap_fail "$C: then up works and dmb receives ($(cat "$LOG/out"))"
 fi
 down_and_delete "$C" || exit 1
+ktap_done

@@ -89,7 +89,7 @@ round() { # round NAME SEQUENCE...: streams run while dmb's channels go through 
 	done
 	for i in "${pids[@]}"; do
 		# bounded: each runs under timeout 120
-		wait "$i"
+		bwait "$i" 150
 		rc=$?
 		[ $rc = 0 ] || { ok=0; msg+=" a stream process failed (exit $rc);"; }
 	done
@@ -121,3 +121,4 @@ if [ "$tx" = $((rx + dr)) ]; then
 else
 	ktap_fail "every frame dma sent reached dmb: TX $tx != RX $rx + dropped $dr ($((tx - rx - dr)) unaccounted)"
 fi
+ktap_done

@@ -100,14 +100,14 @@ RPID=$!
 wait_listen c 5900 30 || { ktap_fail "receiver in c listens"; exit 1; }
 if head -c $BYTES /dev/urandom >"$LOG/in" &&
 	ip netns exec a timeout 120 socat -u OPEN:"$LOG/in" TCP:10.56.0.2:5900 2>"$LOG/cli" &&
-	wait $RPID && cmp -s "$LOG/in" "$LOG/out"; then
+	bwait $RPID 300 && cmp -s "$LOG/in" "$LOG/out"; then
 	ktap_ok "a 1 MB stream from a through router b reaches c intact"
 else
 	echo "# client: $(tail -n 2 "$LOG/cli") server: $(tail -n 2 "$LOG/srv")"
 	ktap_fail "a 1 MB stream from a through router b reaches c intact ($(stat -c %s "$LOG/out" 2>/dev/null) bytes)"
 fi
 touch "$LOG/stop"
-wait $SNIFF
+bwait $SNIFF 300
 read -r total bad <"$LOG/sniff"
 if [ "${total:-0}" -gt 0 ] && [ "$bad" = 0 ]; then
 	ktap_ok "every TCP segment forwarded to c has a correct checksum ($total captured)"
@@ -117,3 +117,4 @@ fi
 errs=$(ip netns exec c nstat -az TcpInCsumErrors | awk '$1 == "TcpInCsumErrors" {print $2}')
 [ "${errs:-x}" = 0 ] && ktap_ok "c counts no TCP checksum errors" ||
 	ktap_fail "c counts no TCP checksum errors (TcpInCsumErrors ${errs:-?})"
+ktap_done

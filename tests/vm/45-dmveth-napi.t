@@ -43,7 +43,7 @@ if ! wait_listen b 5950 30; then
 	exit 1
 fi
 head -c 65536 /dev/zero | ip netns exec a timeout 60 socat -u - TCP:$DMV_B4:5950
-wait $SPID
+bwait $SPID 300
 napi=$(cat "$LOG/napi" 2>/dev/null)
 
 if ! [ -f "$YNL" ] || ! [ -f "$SPECS/netdev.yaml" ]; then
@@ -78,3 +78,4 @@ else
 	sed 's/^/# /' "$LOG/pools" | head -n 10
 	ktap_fail "page-pool-get: dmb's pools name its RX queue NAPIs (pools: '$pids', queues: '$qids')"
 fi
+ktap_done

@@ -16,7 +16,7 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/dmveth.sh"
 . "$TOP/tests/lib/vmtest.sh"
 LOG=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; dmveth_unpair; rm -rf "$LOG"' EXIT
+trap 'for p in $(jobs -p); do kill $p 2>/dev/null; bwait $p 10 >/dev/null 2>&1; done; dmveth_unpair; rm -rf "$LOG"' EXIT
 SENDER=$TOP/build/examples/sender
 command -v devmemtcp >/dev/null || { ktap_fail "devmemtcp built (make all)"; exit 1; }
 [ -x "$SENDER" ] || { ktap_fail "examples/sender built (make all)"; exit 1; }
@@ -83,7 +83,7 @@ sender_to_recv() {
 		--period 7 --mode devmem >"$LOG/snd" 2>&1
 	src=$?
 	timeout 120 tail --pid=$rpid -f /dev/null
-	wait $rpid
+	bwait $rpid 300
 	rrc=$?
 	# key=value fields of the sender's line
 	val() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" "$LOG/snd"; }
@@ -106,4 +106,4 @@ if [ "${DEVMEMTCP_FLAVOR:-normal}" != debug ]; then
 	sender_to_recv "examples/sender, odd 3001-byte messages -> devmemtcp recv, IPv6" \
 		"$((8 << 20))" $DMV_B6 3001
 fi
-exit 0
+ktap_done

@@ -204,4 +204,4 @@ else
 	diff <(echo "$before") <(echo "$after") | sed 's/^/# /' | head -n 20
 	ktap_fail "the first recv, SIGTERM: exit 143 (got $rrc), NIC state identical, no log left"
 fi
-exit 0
+ktap_done

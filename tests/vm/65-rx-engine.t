@@ -17,7 +17,7 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/dmveth.sh"
 . "$TOP/tests/lib/vmtest.sh"
 LOG=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; dmveth_unpair; rm -rf "$LOG"' EXIT
+trap 'for p in $(jobs -p); do kill $p 2>/dev/null; bwait $p 10 >/dev/null 2>&1; done; dmveth_unpair; rm -rf "$LOG"' EXIT
 RECEIVER=$TOP/build/examples/receiver
 [ -x "$RECEIVER" ] || { ktap_fail "examples/receiver built (make all)"; exit 1; }
 command -v devmemtcp >/dev/null || { ktap_fail "devmemtcp built (make all)"; exit 1; }
@@ -54,10 +54,10 @@ if wait_listen b $port 60; then
 	done
 	sfail=0
 	for p in "${spids[@]}"; do
-		wait "$p" || sfail=$((sfail + 1))
+		bwait "$p" 300 || sfail=$((sfail + 1))
 	done
 	timeout 600 tail --pid=$rpid -f /dev/null
-	wait $rpid
+	bwait $rpid 300
 	rrc=$?
 	ktap_check "8 devmemtcp send --mode devmem exit 0 ($sfail failed)" test $sfail = 0
 	[ $sfail = 0 ] || sed 's/^/# send: /' "$LOG/snd1" | tail -n 5
@@ -116,7 +116,7 @@ else
 	ktap_fail "rx-engine devmem: listening"
 fi
 timeout 600 tail --pid=$rpid -f /dev/null
-wait $rpid
+bwait $rpid 300
 rrc=$?
 grep '^#' "$LOG/rxe" | tail -n 3
 relay_file() {
@@ -150,7 +150,7 @@ rate() {
 	ip netns exec a timeout 600 devmemtcp send "$DMV_B4:$port" --dev $DMV_A --provider udmabuf \
 		--size 8M --bytes "$bytes" --validate 7 --mode devmem >/dev/null 2>&1
 	timeout 300 tail --pid=$rp -f /dev/null
-	wait $rp || return 1
+	bwait $rp 300 || return 1
 	json "$LOG/vr" mbytes_per_sec
 }
 plain=$(rate "")
@@ -161,4 +161,4 @@ else
 	sed 's/^/# /' "$LOG/vr.err" | tail -n 5
 	ktap_fail "devmemtcp recv with and without --validate"
 fi
-exit 0
+ktap_done

@@ -16,7 +16,7 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/dmveth.sh"
 . "$TOP/tests/lib/vmtest.sh"
 LOG=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; dmveth_unpair; rm -rf "$LOG"' EXIT
+trap 'for p in $(jobs -p); do kill $p 2>/dev/null; bwait $p 10 >/dev/null 2>&1; done; dmveth_unpair; rm -rf "$LOG"' EXIT
 PLUGIN=$BUILD/nccl/libnccl-net-devmemtcp.so
 HARNESS=$BUILD/tests/nccl-harness
 [ -f "$PLUGIN" ] && [ -x "$HARNESS" ] || { ktap_fail "plugin and nccl-harness built (make all)"; exit 1; }
@@ -101,7 +101,7 @@ if wait_listen b $port 60; then
 		--bytes $((32 << 20)) --validate 7 --mode devmem >"$LOG/snd" 2>&1
 	src=$?
 	timeout 120 tail --pid=$rpid -f /dev/null
-	wait $rpid
+	bwait $rpid 300
 	rrc=$?
 	if [ $src = 0 ] && [ $rrc = 0 ]; then
 		ktap_ok "bench (devmemtcp send -> recv, devmem, same pair): $(json "$LOG/rcv" bytes) bytes validated, $(json "$LOG/rcv" mbytes_per_sec) MB/s"
@@ -114,4 +114,4 @@ else
 	sed 's/^/# /' "$LOG/rcv.err" | tail -n 10
 	ktap_fail "bench: devmemtcp recv listening"
 fi
-exit 0
+ktap_done
