@@ -127,7 +127,7 @@ $(BUILD)/tests/uapi-consts-rig: tests/progs/uapi-consts.c lib/dmt-uapi.h
 # against it.
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 asan:
-	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" all
+	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" all rig-progs
 
 deps:
 	@bash -c '. vm/lib.sh && need_root && host_deps && say "host packages present"'

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 60
+# cap: 30
 # Kernel style: scripts/checkpatch.pl --strict --no-tree -f on every module
 # file (kernel/ and tests/kmod/): no errors, warnings or checks.
 . "$(dirname "$0")/../lib/ktap.sh"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# cap: 60
-# cap-asan: 60
+# cap: 30
+# cap-asan: 30
 # asan: yes
 # The NCCL net plugin on this machine, host-memory path: the library file
 # exports ncclNetPlugin_v8..v12 and nothing else; nccl-abi checks our ABI

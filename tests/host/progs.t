@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# cap: 60
-# cap-asan: 60
+# cap: 30
+# cap-asan: 30
 # asan: yes
 # Host-side runs of the C test programs that need no VM: our uapi numbers
 # against the rig kernel's own installed headers (uapi-consts-rig, built by

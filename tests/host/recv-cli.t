@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# cap: 90
-# cap-asan: 120
+# cap: 60
+# cap-asan: 60
 # asan: yes
 # devmemtcp recv and probe on the host (no /dev/udmabuf here: --provider
 # host): `send --mode copy --validate` into `recv --mode auto --validate`

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 60
+# cap: 30
 # devmemtcp restore on the host, against undo logs in a scratch --log-dir
 # (the NIC cases, on dmveth, are tests/vm/65-nic-restore.t): no log at all,
 # no log for an interface, an unknown interface, a corrupt log, a log whose

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# cap: 90
-# cap-asan: 180
+# cap: 60
+# cap-asan: 60
 # asan: yes
 # devmemtcp send on the host (no /dev/udmabuf here: --provider host): the
 # zerocopy and copy modes over loopback into a receiver that checks every

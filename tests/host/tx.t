@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# cap: 120
-# cap-asan: 180
+# cap: 60
+# cap-asan: 60
 # asan: yes
 # The send engine on this machine: tx-modes (zerocopy, copy, auto over lo,
 # then over a veth pair between two network namespaces) and tx-reuse (no

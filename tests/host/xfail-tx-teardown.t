@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 360
+# cap: 540
 # An expected failure, isolated in a debug-kernel VM boot of its own: a
 # devmem TX transfer in flight over dmveth, `ip link del` of the sending
 # end, then the sender ends and its bind-tx netlink socket closes.  Linux
@@ -45,7 +45,7 @@ echo "guest: sender ended (exit $?); its bind-tx socket is closed"
 sleep 2
 exit 0
 '
-timeout 340 vm/run --debug -- bash -c "$GUEST" >"$OUT" 2>&1
+timeout 500 vm/run --debug -- bash -c "$GUEST" >"$OUT" 2>&1
 rc=$?
 grep -E '^guest:' "$OUT" | sed 's/^/# /'
 if ! grep -q '^guest: sender ended' "$OUT"; then

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# cap: 900
+# cap: 300
+# cap-debug: 600
 # vm-suite: debug
 # dmveth teardown while a devmem RX binding exists.  The binding comes from
 # the kernel's ncdevmem server (`ncdevmem -l` binds the last RX queue of dmb,

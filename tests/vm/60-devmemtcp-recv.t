@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# cap: 900
+# cap: 150
+# cap-debug: 480
 # vm-suite: debug
 # libdevmemtcp RX and `devmemtcp recv` / `probe` in the VM, on dmveth:
 # - the library's NIC setup (prepare, steer, restore) and receive engine
