@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 150
+# cap: 130
 # cap-debug: 420
 # vm-suite: debug
 # dmveth with the kernel's own ncdevmem: probe mode, then devmem TX ->

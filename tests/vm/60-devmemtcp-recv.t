@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 150
+# cap: 130
 # cap-debug: 480
 # vm-suite: debug
 # libdevmemtcp RX and `devmemtcp recv` / `probe` in the VM, on dmveth:
