@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 45
+# cap: 60
 # libdevmemtcp 0.2 TX in the VM, on dmveth:
 # - examples/sender (messages from two dma-bufs with cookies, one
 #   non-blocking loop) in devmem mode into `devmemtcp recv --mode devmem
