@@ -12,7 +12,7 @@ fi
 for f in kernel/*/*.[ch] tests/kmod/*/*.[ch]; do
 	[ -f "$f" ] || continue
 	out=$(perl "$SRC/scripts/checkpatch.pl" --strict --no-tree --show-types -f "$f" 2>&1)
-	if printf '%s\n' "$out" | grep -q '^total: 0 errors, 0 warnings, 0 checks'; then
+	if grep -q '^total: 0 errors, 0 warnings, 0 checks' <<<"$out"; then
 		ktap_ok "checkpatch --strict $f"
 	else
 		printf '%s\n' "$out" | grep -E '^(ERROR|WARNING|CHECK)|^#' | head -n 20 | sed 's/^/# /'

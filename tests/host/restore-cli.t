@@ -33,7 +33,8 @@ log() {
 	} >"$D/$name.undo"
 }
 
-if "$TOOL" --help | grep -q -E '^ +restore ' && "$TOOL" --help | grep -q -E '^ +19 +restore: the undo log is corrupt'; then
+help=$("$TOOL" --help)
+if grep -q -E '^ +restore ' <<<"$help" && grep -q -E '^ +19 +restore: the undo log is corrupt' <<<"$help"; then
 	ktap_ok "--help lists restore and its exit codes"
 else
 	ktap_fail "--help lists restore and its exit codes"

@@ -15,7 +15,7 @@ expect() {
 	t0=$(date +%s)
 	out=$(timeout 120 "$@" 2>&1 </dev/null)
 	rc=$?
-	if [ $rc != 0 ] && [ $rc != 124 ] && printf '%s\n' "$out" | grep -q -E "^vm: error: .*$pat"; then
+	if [ $rc != 0 ] && [ $rc != 124 ] && grep -q -E "^vm: error: .*$pat" <<<"$out"; then
 		ktap_ok "$name: exit $rc in $(($(date +%s) - t0)) s: $(printf '%s\n' "$out" | grep '^vm: error:' | head -n 1)"
 	else
 		printf '%s\n' "$out" | tail -n 10 | sed 's/^/# /'

@@ -12,24 +12,24 @@ ENVF=${DEVMEMTCP_CACHE:-/var/cache/devmemtcp}/build/normal/devmemtcp.env
 # (7: neither 0 nor vm/run's own 1) and the clean-log line; one for a WARN.
 out=$(vm/run -- sh -c 'test -c /dev/udmabuf && uname -r; exit 7' 2>&1)
 rc=$?
-if printf '%s\n' "$out" | grep -qx "$KERNEL_RELEASE"; then
+if grep -qx "$KERNEL_RELEASE" <<<"$out"; then
 	ktap_ok "vm/run prints the built release ($KERNEL_RELEASE) with /dev/udmabuf present"
 else
 	printf '%s\n' "$out" | tail -n 20 | sed 's/^/# /'
 	ktap_fail "vm/run prints the built release (rc $rc)"
 fi
-printf '%s\n' "$out" | grep -q -E '^vm: booting .* with (KVM|TCG)' &&
+grep -q -E '^vm: booting .* with (KVM|TCG)' <<<"$out" &&
 	ktap_ok "vm/run says whether it uses KVM or TCG" ||
 	ktap_fail "vm/run says whether it uses KVM or TCG"
 [ $rc = 7 ] && ktap_ok "vm/run carries the exit status (7)" || ktap_fail "vm/run carries the exit status (got $rc, want 7)"
-printf '%s\n' "$out" | grep -q '^vm: guest kernel log clean' &&
+grep -q '^vm: guest kernel log clean' <<<"$out" &&
 	ktap_ok "vm/run says the guest kernel log was checked and clean" ||
 	ktap_fail "vm/run says the guest kernel log was checked and clean"
 
 out=$(vm/run -- sh -c 'insmod "$DEVMEMTCP_TEST_MODULES/dmt_warn/dmt_warn.ko" && echo insmod-ok' 2>&1)
 rc=$?
-if [ $rc != 0 ] && printf '%s\n' "$out" | grep -q '^insmod-ok' &&
-	printf '%s\n' "$out" | grep -q 'kernel splat during the run'; then
+if [ $rc != 0 ] && grep -q '^insmod-ok' <<<"$out" &&
+	grep -q 'kernel splat during the run' <<<"$out"; then
 	ktap_ok "a guest WARNING fails vm/run although CMD exited 0 (rc $rc)"
 else
 	printf '%s\n' "$out" | tail -n 20 | sed 's/^/# /'

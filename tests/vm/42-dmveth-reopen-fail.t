@@ -122,7 +122,7 @@ if bounded 30 ip -n b link set $DMV_B up; then
 elif [ $HUNG = 1 ]; then
 	ktap_fail "$C: is refused (it hung)"
 	exit 1
-elif ip -n b link show $DMV_B | grep -q ',UP'; then
+elif grep -q ',UP' <<<"$(ip -n b link show $DMV_B)"; then
 	ktap_fail "$C: is refused, dmb stays down"
 else
 	ktap_ok "$C: is refused, dmb stays down ($(tr '\n' ' ' <"$LOG/out"))"
