@@ -90,7 +90,7 @@ struct conn {
 struct shared {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct request *todo, **todo_tail;	/* finished, to unpack */
+	struct request *ready, **ready_tail;	/* finished, to unpack */
 	struct request *pool;		/* free requests */
 	unsigned allocated, max_requests;
 	bool done;
@@ -151,8 +151,8 @@ static void request_done(struct shared *sh, struct request *r)
 {
 	pthread_mutex_lock(&sh->mu);
 	r->next = NULL;
-	*sh->todo_tail = r;
-	sh->todo_tail = &r->next;
+	*sh->ready_tail = r;
+	sh->ready_tail = &r->next;
 	pthread_cond_broadcast(&sh->cv);
 	pthread_mutex_unlock(&sh->mu);
 }
@@ -242,13 +242,13 @@ static void *worker(void *arg)
 		struct request *r;
 
 		pthread_mutex_lock(&sh->mu);
-		while (!sh->todo && !sh->done)
+		while (!sh->ready && !sh->done)
 			pthread_cond_wait(&sh->cv, &sh->mu);
-		r = sh->todo;
+		r = sh->ready;
 		if (r) {
-			sh->todo = r->next;
-			if (!sh->todo)
-				sh->todo_tail = &sh->todo;
+			sh->ready = r->next;
+			if (!sh->ready)
+				sh->ready_tail = &sh->ready;
 		}
 		pthread_mutex_unlock(&sh->mu);
 		if (!r)
@@ -426,7 +426,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	/* 4. the worker, and a bound on held requests: half the dma-buf */
-	sh.todo_tail = &sh.todo;
+	sh.ready_tail = &sh.ready;
 	sh.max_requests = ((size_t)cfg.mib << 20) / 2 / cfg.req;
 	if (sh.max_requests < 2 * cfg.conns)
 		sh.max_requests = 2 * cfg.conns;

@@ -65,7 +65,7 @@ if [ -n "${FAKE_VM_DIE:-}" ]; then
 	echo "vm: error: the guest did not finish CMD" >&2
 	exit 1
 fi
-while kill -0 $pid 2>/dev/null; do sleep 0.1; done
+while kill -0 $pid 2>/dev/null; do sleep 0.1; done	# the runner's timeout bounds this fake
 wait $pid
 rc=$?
 echo "vm: guest kernel log clean (fake)" >&2

@@ -70,9 +70,9 @@ run_t() {
 		pid=$!
 		tail -n +1 -s 0.2 -f --pid=$pid "$out" | t_prefix "$label" &
 		tpid=$!
-		wait $pid
+		wait $pid	# bounded: timeout ends it by CAP + 10 s
 		rc=$?
-		wait $tpid
+		wait $tpid	# bounded: tail --pid ends when $pid has
 		nres=$(grep -c -E '^(not )?ok ([0-9]+|-) ' "$out")
 		nfail=$(grep -c -E '^not ok ' "$out")
 		nskip=$(grep -c -E '^ok .*# SKIP' "$out")
