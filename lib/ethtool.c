@@ -1059,8 +1059,7 @@ static struct dmt_nic *nic_open(const char *ifname, unsigned index,
 	int ret;
 
 	dmt_err_clear(err);
-	if (dmt_opts_check(opts, offsetof(struct dmt_nic_opts, log_dir) +
-			   sizeof(opts->log_dir), err, "dmt_nic_opts"))
+	if (dmt_opts_check(opts, DMT_OPTS_END(dmt_nic_opts, log_dir), err, "dmt_nic_opts"))
 		return NULL;
 	if (!ifname || !ifname[0] || strlen(ifname) >= IF_NAMESIZE) {
 		dmt_err_set(err, -EINVAL, "name an interface (at most 15 characters)",
@@ -2334,8 +2333,7 @@ DMT_API int dmt_nic_restore_log(const char *ifname,
 	DIR *d;
 
 	dmt_err_clear(err);
-	if (dmt_opts_check(opts, offsetof(struct dmt_nic_opts, log_dir) +
-			   sizeof(opts->log_dir), err, "dmt_nic_opts"))
+	if (dmt_opts_check(opts, DMT_OPTS_END(dmt_nic_opts, log_dir), err, "dmt_nic_opts"))
 		return err ? err->code : -EINVAL;
 	if (ifname && (!ifname[0] || strlen(ifname) >= IF_NAMESIZE ||
 		       strchr(ifname, '/')))

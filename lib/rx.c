@@ -65,9 +65,6 @@
 #define ETOOSMALL_KERNEL 525		/* include/linux/errno.h, not UAPI */
 /* An options struct's size up to the end of its last field (libbpf's way:
  * a field added later is never in tail padding an old library ignores). */
-#define OPTS_END(type, field) (offsetof(struct type, field) + \
-			       sizeof(((struct type *)0)->field))
-
 /* ------------------------------------------------------------ RX binding */
 
 /* Count RX queues of the binding's device; note a bound/busy one of ours. */
@@ -217,7 +214,7 @@ DMT_API struct dmt_rxbind *dmt_rxbind_new(const char *ifname,
 	int ret;
 
 	dmt_err_clear(err);
-	if (dmt_opts_check(opts, OPTS_END(dmt_rxbind_opts, rx_page_size), err,
+	if (dmt_opts_check(opts, DMT_OPTS_END(dmt_rxbind_opts, rx_page_size), err,
 			   "dmt_rxbind_opts"))
 		return NULL;
 	policy = DMT_OPT(opts, policy, DMT_MODE_AUTO);
@@ -392,7 +389,7 @@ DMT_API struct dmt_rx *dmt_rx_new(int fd, struct dmt_rxbind *bind,
 	unsigned frags;
 
 	dmt_err_clear(err);
-	if (dmt_opts_check(opts, OPTS_END(dmt_rx_opts, control_len), err, "dmt_rx_opts"))
+	if (dmt_opts_check(opts, DMT_OPTS_END(dmt_rx_opts, control_len), err, "dmt_rx_opts"))
 		return NULL;
 	if (!bind_usable(bind)) {
 		dmt_err_set(err, -EINVAL, "make one with dmt_rxbind_new",
@@ -1246,7 +1243,7 @@ DMT_API int dmt_rx_recv_hold(struct dmt_rx *rx, struct dmt_rx_chunk *chunks, uns
 
 	if (!rx)
 		return -EINVAL;
-	if (dmt_opts_check(opts, OPTS_END(dmt_rx_recv_opts, linear_len), &rx->err,
+	if (dmt_opts_check(opts, DMT_OPTS_END(dmt_rx_recv_opts, linear_len), &rx->err,
 			   "dmt_rx_recv_opts"))
 		return rx->err.code;
 	if (!chunks || !max)
