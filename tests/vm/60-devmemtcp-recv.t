@@ -1,7 +1,5 @@
 #!/usr/bin/env bash
 # cap: 130
-# cap-debug: 480
-# vm-suite: debug
 # libdevmemtcp RX and `devmemtcp recv` / `probe` in the VM, on dmveth:
 # - the library's NIC setup (prepare, steer, restore) and receive engine
 #   programs against a real devmem NIC;
@@ -122,23 +120,17 @@ recv_from() {
 	fi
 }
 
-big=$(scale $((64 << 20)) $((2 << 20)))
-recv_from "ncdevmem client -> devmemtcp recv, queue 3" ncdevmem 3:1 "$(scale 7000 700)" $DMV_B4 $DMV_A4
+big=$((64 << 20))
+recv_from "ncdevmem client -> devmemtcp recv, queue 3" ncdevmem 3:1 7000 $DMV_B4 $DMV_A4
 recv_from "devmemtcp send -> devmemtcp recv, IPv4, queue 3" devmemtcp 3:1 "$big" $DMV_B4 $DMV_A4
-# the debug kernel runs the cases above and below (its point is the kernel
-# log); these add nothing there but minutes
-if [ "${DEVMEMTCP_FLAVOR:-normal}" != debug ]; then
-	recv_from "devmem-tx -> devmemtcp recv, IPv4, queue 3" devmem-tx 3:1 "$big" $DMV_B4 $DMV_A4
-	recv_from "devmemtcp send -> devmemtcp recv, IPv6, queue 3" devmemtcp 3:1 "$big" $DMV_B6 $DMV_A6
-fi
+recv_from "devmem-tx -> devmemtcp recv, IPv4, queue 3" devmem-tx 3:1 "$big" $DMV_B4 $DMV_A4
+recv_from "devmemtcp send -> devmemtcp recv, IPv6, queue 3" devmemtcp 3:1 "$big" $DMV_B6 $DMV_A6
 recv_from "devmemtcp send -> devmemtcp recv, IPv4, queues 2-3" devmemtcp 2:2 "$big" $DMV_B4 $DMV_A4
 # A 1 MiB dma-buf (256 pages) for 64 MiB: the queue runs out of buffers
 # whenever the receiver is slower than the sender, drops, and TCP
 # retransmits; it must neither deadlock nor lose a token.
-if [ "${DEVMEMTCP_FLAVOR:-normal}" != debug ]; then
-	recv_from "devmemtcp send -> devmemtcp recv into a 1 MiB dma-buf (receiver slower than the NIC)" \
-		devmemtcp 3:1 "$big" $DMV_B4 $DMV_A4 --size 1M
-fi
+recv_from "devmemtcp send -> devmemtcp recv into a 1 MiB dma-buf (receiver slower than the NIC)" \
+	devmemtcp 3:1 "$big" $DMV_B4 $DMV_A4 --size 1M
 
 # SIGINT in the middle of a transfer: the -j summary (mode devmem, bytes
 # received, all of them validated, stopped_by SIGINT, NIC restored), exit
