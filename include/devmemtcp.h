@@ -140,6 +140,24 @@ int dmt_dmabuf_read(struct dmt_dmabuf *buf, size_t off, void *dst,
 		    size_t len);
 
 /*
+ * 0.2: bracket CPU access through dmt_dmabuf_map() yourself, one bracket
+ * for many reads or writes (dmt_dmabuf_read/write bracket each call):
+ * DMA_BUF_IOCTL_SYNC with DMT_DMABUF_SYNC_START, then the accesses, then
+ * DMT_DMABUF_SYNC_END, each with the direction (READ, WRITE or RW).  The
+ * values are <linux/dma-buf.h>'s DMA_BUF_SYNC_*.  Restarted after a
+ * signal.  0 on success (a host-provider buffer needs none: 0); -EINVAL
+ * for bad flags, -EOPNOTSUPP without a host mapping (CUDA: use
+ * dmt_dmabuf_read/write), or the kernel's -errno; the error is kept
+ * (dmt_dmabuf_error).
+ */
+#define DMT_DMABUF_SYNC_READ	0x1u
+#define DMT_DMABUF_SYNC_WRITE	0x2u
+#define DMT_DMABUF_SYNC_RW	(DMT_DMABUF_SYNC_READ | DMT_DMABUF_SYNC_WRITE)
+#define DMT_DMABUF_SYNC_START	0x0u
+#define DMT_DMABUF_SYNC_END	0x4u
+int dmt_dmabuf_sync(struct dmt_dmabuf *buf, unsigned flags);
+
+/*
  * The pattern the kernel's `ncdevmem -l -v PERIOD` validates (2 <= PERIOD
  * <= 255): 1, 2, ..., PERIOD-1, '\n', 1, 2, ...; byte k of the stream is
  * k % PERIOD + 1, or '\n' where k % PERIOD == PERIOD - 1.  pos is the

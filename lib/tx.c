@@ -1076,12 +1076,12 @@ static ssize_t send_runs(struct dmt_tx *tx, struct dmt_txbind *bind,
 
 	sync = tx->mode == DMT_MODE_COPY && base && dmt_dmabuf_is_dmabuf(buf);
 	if (sync)
-		dmt_dmabuf_sync(buf, true, DMA_BUF_SYNC_READ);
+		dmt_dmabuf_cpu_sync(buf, true, DMA_BUF_SYNC_READ);
 	ret = sendmsg(tx->fd, &msg, flags);
 	if (ret < 0)
 		ret = -errno;
 	if (sync)
-		dmt_dmabuf_sync(buf, false, DMA_BUF_SYNC_READ);
+		dmt_dmabuf_cpu_sync(buf, false, DMA_BUF_SYNC_READ);
 	return ret;
 }
 
