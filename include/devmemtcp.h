@@ -230,7 +230,8 @@ int dmt_mode_parse(const char *name, enum dmt_mode *mode);
 struct dmt_txbind_opts {
 	size_t sz;
 	enum dmt_mode policy;	/* DMT_MODE_AUTO or the one mode allowed */
-	unsigned :32;		/* padding, must be zero (DMT_OPTS zeroes it) */
+	unsigned :32;		/* 0.1's tail padding (0.1's DMT_OPTS did not
+				 * zero it): never read, never a field */
 };
 
 struct dmt_txbind;
@@ -597,6 +598,8 @@ struct dmt_rxbind_opts {
 				 * DMT_MODE_COPY: plain recv into it */
 	unsigned queue_start;
 	unsigned queue_count;	/* 0: 1 */
+	unsigned :32;		/* 0.1's tail padding (0.1's DMT_OPTS did not
+				 * zero it): never read, never a field */
 	/* 0.2 (Linux >= 7.3): bind-rx's rx-page-size, the size of the
 	 * buffers the queue receives into; 0: the page size (the attribute
 	 * is not sent).  A power of two >= 4096; the driver must support it
@@ -604,6 +607,7 @@ struct dmt_rxbind_opts {
 	 * aligned to it (udmabuf: hugepages).  Refusals carry the kernel's
 	 * extack. */
 	uint32_t rx_page_size;
+	unsigned :32;		/* padding, must be zero (DMT_OPTS zeroes it) */
 };
 
 struct dmt_rxbind;
