@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 180
+# cap: 30
 # libdevmemtcp 0.2 keeps 0.1's callers working: 0.1's own test programs,
 # unchanged (from the tree as 0.1 left it, commit V01 below), built against
 # 0.1's header and run against this tree's libdevmemtcp.so.0.  Where a 0.1
