@@ -21,7 +21,7 @@
  *   and linear bytes (put in the request's own staging buffer); they are
  *   HELD, not copied.
  * - A worker thread "unpacks" each finished request: copies its fragments
- *   out of the dma-buf's mapping (one DMA_BUF_IOCTL_SYNC bracket per
+ *   out of the dma-buf's mapping (one dmt_dmabuf_sync bracket per
  *   request) and its linear bytes into the destination buffer, at their
  *   place in the request (a GPU kernel does this in a real transport);
  *   then gives the fragments back with dmt_rx_put, OUT OF ORDER: requests
@@ -46,14 +46,12 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <linux/dma-buf.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -159,12 +157,11 @@ static void request_done(struct shared *sh, struct request *r)
 
 /* ---------------------------------------------------------- the worker */
 
-static void dmabuf_sync(unsigned long flags)
+/* Bracket the CPU's reads of the mapping (DMA_BUF_IOCTL_SYNC). */
+static void dmabuf_sync(unsigned flags)
 {
-	struct dma_buf_sync s = { .flags = flags | DMA_BUF_SYNC_READ };
-
-	while (ioctl(dmt_dmabuf_fd(buf), DMA_BUF_IOCTL_SYNC, &s) < 0 && errno == EINTR)
-		;
+	if (dmt_dmabuf_sync(buf, flags | DMT_DMABUF_SYNC_READ) < 0)
+		die("dmt_dmabuf_sync", dmt_dmabuf_error(buf));
 }
 
 /* Copy a request's bytes into dst in stream order, then check them. */
@@ -175,7 +172,7 @@ static void unpack(struct shared *sh, struct request *r)
 	ssize_t bad;
 	bool ok = true;
 
-	dmabuf_sync(DMA_BUF_SYNC_START);
+	dmabuf_sync(DMT_DMABUF_SYNC_START);
 	for (unsigned i = 0; i < r->nchunks; i++) {
 		const struct dmt_rx_chunk *c = &r->chunk[i];
 
@@ -190,7 +187,7 @@ static void unpack(struct shared *sh, struct request *r)
 		}
 		at += c->len;
 	}
-	dmabuf_sync(DMA_BUF_SYNC_END);
+	dmabuf_sync(DMT_DMABUF_SYNC_END);
 	bad = ok ? dmt_pattern_check(r->dst, r->len, r->pos, cfg.period) : 0;
 	pthread_mutex_lock(&sh->mu);
 	if (bad < 0) {

@@ -140,6 +140,24 @@ int dmt_dmabuf_read(struct dmt_dmabuf *buf, size_t off, void *dst,
 		    size_t len);
 
 /*
+ * 0.2: bracket CPU access through dmt_dmabuf_map() yourself, one bracket
+ * for many reads or writes (dmt_dmabuf_read/write bracket each call):
+ * DMA_BUF_IOCTL_SYNC with DMT_DMABUF_SYNC_START, then the accesses, then
+ * DMT_DMABUF_SYNC_END, each with the direction (READ, WRITE or RW).  The
+ * values are <linux/dma-buf.h>'s DMA_BUF_SYNC_*.  Restarted after a
+ * signal.  0 on success (a host-provider buffer needs none: 0); -EINVAL
+ * for bad flags, -EOPNOTSUPP without a host mapping (CUDA: use
+ * dmt_dmabuf_read/write), or the kernel's -errno; the error is kept
+ * (dmt_dmabuf_error).
+ */
+#define DMT_DMABUF_SYNC_READ	0x1u
+#define DMT_DMABUF_SYNC_WRITE	0x2u
+#define DMT_DMABUF_SYNC_RW	(DMT_DMABUF_SYNC_READ | DMT_DMABUF_SYNC_WRITE)
+#define DMT_DMABUF_SYNC_START	0x0u
+#define DMT_DMABUF_SYNC_END	0x4u
+int dmt_dmabuf_sync(struct dmt_dmabuf *buf, unsigned flags);
+
+/*
  * The pattern the kernel's `ncdevmem -l -v PERIOD` validates (2 <= PERIOD
  * <= 255): 1, 2, ..., PERIOD-1, '\n', 1, 2, ...; byte k of the stream is
  * k % PERIOD + 1, or '\n' where k % PERIOD == PERIOD - 1.  pos is the
@@ -212,7 +230,8 @@ int dmt_mode_parse(const char *name, enum dmt_mode *mode);
 struct dmt_txbind_opts {
 	size_t sz;
 	enum dmt_mode policy;	/* DMT_MODE_AUTO or the one mode allowed */
-	unsigned :32;		/* padding, must be zero (DMT_OPTS zeroes it) */
+	unsigned :32;		/* 0.1's tail padding (0.1's DMT_OPTS did not
+				 * zero it): never read, never a field */
 };
 
 struct dmt_txbind;
@@ -579,6 +598,8 @@ struct dmt_rxbind_opts {
 				 * DMT_MODE_COPY: plain recv into it */
 	unsigned queue_start;
 	unsigned queue_count;	/* 0: 1 */
+	unsigned :32;		/* 0.1's tail padding (0.1's DMT_OPTS did not
+				 * zero it): never read, never a field */
 	/* 0.2 (Linux >= 7.3): bind-rx's rx-page-size, the size of the
 	 * buffers the queue receives into; 0: the page size (the attribute
 	 * is not sent).  A power of two >= 4096; the driver must support it
@@ -586,6 +607,7 @@ struct dmt_rxbind_opts {
 	 * aligned to it (udmabuf: hugepages).  Refusals carry the kernel's
 	 * extack. */
 	uint32_t rx_page_size;
+	unsigned :32;		/* padding, must be zero (DMT_OPTS zeroes it) */
 };
 
 struct dmt_rxbind;

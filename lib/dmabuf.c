@@ -790,18 +790,58 @@ DMT_API void *dmt_dmabuf_map(const struct dmt_dmabuf *buf)
 	return buf ? buf->map : NULL;
 }
 
-int dmt_dmabuf_sync(const struct dmt_dmabuf *buf, bool start,
-		    unsigned long rw)
+/* DMA_BUF_IOCTL_SYNC, restarted after a signal; 0 or -errno. */
+static int sync_ioctl(const struct dmt_dmabuf *buf, unsigned long flags)
 {
-	struct dma_buf_sync sync = {
-		.flags = (start ? DMA_BUF_SYNC_START : DMA_BUF_SYNC_END) | rw,
-	};
+	struct dma_buf_sync sync = { .flags = flags };
 
-	if (!buf->map || buf->provider == DMT_PROVIDER_HOST)
-		return 0;
 	while (ioctl(buf->fd, DMA_BUF_IOCTL_SYNC, &sync) < 0)
 		if (errno != EINTR && errno != EAGAIN)
 			return -errno;
+	return 0;
+}
+
+int dmt_dmabuf_cpu_sync(const struct dmt_dmabuf *buf, bool start,
+			unsigned long rw)
+{
+	if (!buf->map || buf->provider == DMT_PROVIDER_HOST)
+		return 0;
+	return sync_ioctl(buf, (start ? DMA_BUF_SYNC_START : DMA_BUF_SYNC_END) | rw);
+}
+
+/* The public flags are the kernel's values: either set may be passed. */
+_Static_assert(DMT_DMABUF_SYNC_READ == DMA_BUF_SYNC_READ &&
+	       DMT_DMABUF_SYNC_WRITE == DMA_BUF_SYNC_WRITE &&
+	       DMT_DMABUF_SYNC_RW == DMA_BUF_SYNC_RW &&
+	       DMT_DMABUF_SYNC_START == DMA_BUF_SYNC_START &&
+	       DMT_DMABUF_SYNC_END == DMA_BUF_SYNC_END,
+	       "DMT_DMABUF_SYNC_* must equal <linux/dma-buf.h>'s DMA_BUF_SYNC_*");
+
+DMT_API int dmt_dmabuf_sync(struct dmt_dmabuf *buf, unsigned flags)
+{
+	const unsigned valid = DMT_DMABUF_SYNC_RW | DMT_DMABUF_SYNC_END;
+	int ret;
+
+	if (!buf)
+		return -EINVAL;
+	if (flags & ~valid || !(flags & DMT_DMABUF_SYNC_RW))
+		return dmt_err_set(&buf->err, -EINVAL,
+				   "pass DMT_DMABUF_SYNC_START or DMT_DMABUF_SYNC_END with DMT_DMABUF_SYNC_READ, _WRITE or _RW",
+				   "dma-buf sync flags 0x%x: %s", flags,
+				   flags & ~valid ? "unknown bits" : "no direction (read or write)");
+	if (buf->provider == DMT_PROVIDER_HOST)
+		return 0;	/* plain memory: nothing to bracket */
+	if (!buf->map)
+		return dmt_err_set(&buf->err, -EOPNOTSUPP,
+				   "copy with dmt_dmabuf_read/dmt_dmabuf_write (the provider's own copy calls)",
+				   "sync of a %s buffer: it has no host mapping",
+				   dmt_provider_name(buf->provider));
+	ret = sync_ioctl(buf, flags);
+	if (ret)
+		return dmt_err_set(&buf->err, ret, NULL, "DMA_BUF_IOCTL_SYNC %s (%s) on dma-buf fd %d",
+				   flags & DMT_DMABUF_SYNC_END ? "end" : "start",
+				   (flags & DMT_DMABUF_SYNC_RW) == DMT_DMABUF_SYNC_RW ? "read-write" :
+				   flags & DMT_DMABUF_SYNC_READ ? "read" : "write", buf->fd);
 	return 0;
 }
 
@@ -833,11 +873,11 @@ DMT_API int dmt_dmabuf_write(struct dmt_dmabuf *buf, size_t off,
 	if (!buf->map)
 		return buf->ops && buf->ops->write ?
 		       buf->ops->write(buf, off, src, len) : -EOPNOTSUPP;
-	ret = dmt_dmabuf_sync(buf, true, DMA_BUF_SYNC_WRITE);
+	ret = dmt_dmabuf_cpu_sync(buf, true, DMA_BUF_SYNC_WRITE);
 	if (ret)
 		return ret;
 	memcpy((char *)buf->map + off, src, len);
-	return dmt_dmabuf_sync(buf, false, DMA_BUF_SYNC_WRITE);
+	return dmt_dmabuf_cpu_sync(buf, false, DMA_BUF_SYNC_WRITE);
 }
 
 DMT_API int dmt_dmabuf_read(struct dmt_dmabuf *buf, size_t off, void *dst,
@@ -850,9 +890,9 @@ DMT_API int dmt_dmabuf_read(struct dmt_dmabuf *buf, size_t off, void *dst,
 	if (!buf->map)
 		return buf->ops && buf->ops->read ?
 		       buf->ops->read(buf, off, dst, len) : -EOPNOTSUPP;
-	ret = dmt_dmabuf_sync(buf, true, DMA_BUF_SYNC_READ);
+	ret = dmt_dmabuf_cpu_sync(buf, true, DMA_BUF_SYNC_READ);
 	if (ret)
 		return ret;
 	memcpy(dst, (char *)buf->map + off, len);
-	return dmt_dmabuf_sync(buf, false, DMA_BUF_SYNC_READ);
+	return dmt_dmabuf_cpu_sync(buf, false, DMA_BUF_SYNC_READ);
 }

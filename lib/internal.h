@@ -75,9 +75,13 @@ struct dmt_dmabuf_ops {
 	void (*release)(struct dmt_dmabuf *buf);
 };
 
-/* DMA_BUF_IOCTL_SYNC start/end with DMA_BUF_SYNC_{READ,WRITE,RW}. */
-int dmt_dmabuf_sync(const struct dmt_dmabuf *buf, bool start,
-		    unsigned long rw);
+/*
+ * DMA_BUF_IOCTL_SYNC start/end with DMA_BUF_SYNC_{READ,WRITE,RW}; no-op
+ * for the host provider and unmapped buffers; sets no error (the public
+ * dmt_dmabuf_sync checks its flags and does).
+ */
+int dmt_dmabuf_cpu_sync(const struct dmt_dmabuf *buf, bool start,
+			unsigned long rw);
 
 /* ----------------------------------------------------------------- genl.c */
 

@@ -146,11 +146,11 @@ DMT_API int dmt_dmabuf_fill(struct dmt_dmabuf *buf, size_t off, size_t len,
 		return 0;
 
 	if (buf->map) {
-		ret = dmt_dmabuf_sync(buf, true, DMA_BUF_SYNC_WRITE);
+		ret = dmt_dmabuf_cpu_sync(buf, true, DMA_BUF_SYNC_WRITE);
 		if (ret)
 			return ret;
 		dmt_pattern_fill((char *)buf->map + off, len, pos, period);
-		return dmt_dmabuf_sync(buf, false, DMA_BUF_SYNC_WRITE);
+		return dmt_dmabuf_cpu_sync(buf, false, DMA_BUF_SYNC_WRITE);
 	}
 
 	/* no mapping (cuda): build the pattern on the host, copy it over */

@@ -1151,10 +1151,10 @@ static int recv_copy(struct dmt_rx *rx, struct dmt_rx_chunk *ch, unsigned max,
 
 		if (len > rx->size - off)
 			len = rx->size - off;	/* up to the end: wrap next */
-		dmt_dmabuf_sync(rx->buf, true, DMA_BUF_SYNC_WRITE);
+		dmt_dmabuf_cpu_sync(rx->buf, true, DMA_BUF_SYNC_WRITE);
 		ret = recv(rx->fd, rx->map + off, len, n ? MSG_DONTWAIT : flags);
 		e = errno;
-		dmt_dmabuf_sync(rx->buf, false, DMA_BUF_SYNC_WRITE);
+		dmt_dmabuf_cpu_sync(rx->buf, false, DMA_BUF_SYNC_WRITE);
 		pthread_mutex_lock(&rx->lock);
 		rx->st.recv_calls++;
 		rx->cnt.recv_calls++;

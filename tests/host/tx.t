@@ -66,30 +66,35 @@ for p in tx-submit tx-stall tx-memlock; do
 		ktap_fail "$p built (make all)"
 	fi
 done
-# examples/sender over lo (zerocopy from host buffers) into the pattern
-# sink: every byte checked, the byte count compared.
+# examples/sender over lo (zerocopy from host buffers, 8 connections on
+# one epoll thread) into the pattern sink: every byte of every connection
+# checked, each connection's byte count and the total compared.
 S=$BUILD/examples/sender
 if [ ! -x "$S" ]; then
 	ktap_fail "examples/sender built (make all)"
 else
 	D=$(mktemp -d)
 	port=$((20000 + $$ % 20000))
+	conns=8
 	python3 "$(dirname "$0")/../lib/pattern-sink.py" --listen 127.0.0.1 --port $port \
-		--period 7 --ready "$D/ready" >"$D/sink" 2>&1 &
+		--period 7 --conns $conns --ready "$D/ready" >"$D/sink" 2>&1 &
 	spid=$!
 	for _ in $(seq 100); do [ -e "$D/ready" ] && break; sleep 0.1; done	# a new folder: fresh
-	n=$((8 << 20 | 12345))
-	timeout 60 "$S" --dev lo --to 127.0.0.1:$port --bytes $n --msg 3001 --mode zerocopy \
-		--provider host >"$D/out" 2>&1
+	n=$((2 << 20 | 12345))	# per connection
+	total=$((conns * n))
+	timeout 60 "$S" --dev lo --to 127.0.0.1:$port --conns $conns --bytes $n --msg 3001 \
+		--mode zerocopy --provider host >"$D/out" 2>&1
 	rc=$?
 	bwait $spid 30
 	src=$?
-	if [ $rc = 0 ] && [ $src = 0 ] && grep -q "^validated $n " "$D/sink" &&
-		grep -q "bytes=$n " "$D/out"; then
-		ktap_ok "examples/sender over lo: $n bytes sent = validated ($(cat "$D/out"))"
+	each=$(grep -c -E "^connection [0-9]+: validated $n bytes\$" "$D/sink")
+	if [ $rc = 0 ] && [ $src = 0 ] && [ "$each" = $conns ] &&
+		grep -q "^validated $total bytes in $conns connections\$" "$D/sink" &&
+		grep -q " conns=$conns bytes=$total " "$D/out"; then
+		ktap_ok "examples/sender over lo: $conns connections on one thread, $total bytes sent = validated, $n on each ($(cat "$D/out"))"
 	else
-		sed 's/^/# /' "$D/out" "$D/sink" | tail -n 10
-		ktap_fail "examples/sender over lo (exit $rc, sink $src)"
+		sed 's/^/# /' "$D/out" "$D/sink" | tail -n 12
+		ktap_fail "examples/sender over lo: $conns connections, $total bytes validated (exit $rc, sink $src, $each connections complete)"
 	fi
 	rm -rf "$D"
 fi

@@ -203,6 +203,55 @@ static void test_pattern_exhaustive(struct ktap *t)
 	free(ref);
 }
 
+/*
+ * dmt_dmabuf_sync: one bracket around many accesses through the mapping
+ * (write, then read back); without a mapping, EOPNOTSUPP naming the copy
+ * calls; bad flags, EINVAL naming them, on every kind of buffer.
+ */
+static void sync_bracket(struct ktap *t, struct dmt_dmabuf *buf, const char *name)
+{
+	unsigned char *map = dmt_dmabuf_map(buf);
+	size_t size = dmt_dmabuf_size(buf);
+	bool ok = true;
+	int ret;
+
+	ret = dmt_dmabuf_sync(buf, 0x8 | DMT_DMABUF_SYNC_READ);
+	ok &= ret == -EINVAL && strstr(dmt_dmabuf_error(buf)->what, "unknown bits");
+	ret = dmt_dmabuf_sync(buf, DMT_DMABUF_SYNC_END);
+	ok &= ret == -EINVAL && strstr(dmt_dmabuf_error(buf)->what, "no direction") &&
+	      strstr(dmt_dmabuf_error(buf)->fix, "DMT_DMABUF_SYNC_READ");
+	if (!ok)
+		show_err(dmt_dmabuf_error(buf));
+	check(t, ok, "%s: dmt_dmabuf_sync with unknown bits or no direction: EINVAL naming it",
+	      name);
+	if (!map) {
+		ret = dmt_dmabuf_sync(buf, DMT_DMABUF_SYNC_START | DMT_DMABUF_SYNC_READ);
+		check(t, ret == -EOPNOTSUPP &&
+		      strstr(dmt_dmabuf_error(buf)->fix, "dmt_dmabuf_read"),
+		      "%s: dmt_dmabuf_sync without a mapping: EOPNOTSUPP naming "
+		      "dmt_dmabuf_read/write (%d)", name, ret);
+		return;
+	}
+	ok = true;
+	ret = dmt_dmabuf_sync(buf, DMT_DMABUF_SYNC_START | DMT_DMABUF_SYNC_WRITE);
+	if (!ret) {
+		for (size_t i = 0; i < size; i += 4093)
+			map[i] = (i * 31 + 5) & 0xff;
+		ret = dmt_dmabuf_sync(buf, DMT_DMABUF_SYNC_END | DMT_DMABUF_SYNC_WRITE);
+	}
+	if (!ret) {
+		ret = dmt_dmabuf_sync(buf, DMT_DMABUF_SYNC_START | DMT_DMABUF_SYNC_RW);
+		for (size_t i = 0; !ret && i < size; i += 4093)
+			ok &= map[i] == ((i * 31 + 5) & 0xff);
+		if (!ret)
+			ret = dmt_dmabuf_sync(buf, DMT_DMABUF_SYNC_END | DMT_DMABUF_SYNC_RW);
+	}
+	if (ret < 0)
+		show_err(dmt_dmabuf_error(buf));
+	check(t, !ret && ok, "%s: dmt_dmabuf_sync brackets: write %zu bytes through the "
+	      "mapping, read them back (%d)", name, (size + 4092) / 4093, ret);
+}
+
 static void round_trip(struct ktap *t, struct dmt_dmabuf *buf, const char *name)
 {
 	size_t size = dmt_dmabuf_size(buf), off = size / 3 + 1, len = size / 3;
@@ -239,6 +288,7 @@ static void round_trip(struct ktap *t, struct dmt_dmabuf *buf, const char *name)
 	      "%s: a fill at odd offset %zu stays inside its range", name, off);
 	free(src);
 	free(dst);
+	sync_bracket(t, buf, name);
 }
 
 static void test_host(struct ktap *t)
@@ -276,6 +326,8 @@ static void test_host(struct ktap *t)
 	check(t, !ret, "offset/length outside the buffer give ERANGE, the edges do not");
 	check(t, dmt_dmabuf_fill(buf, 0, 10, 0, 1) == -EINVAL,
 	      "dmt_dmabuf_fill with period 1 gives EINVAL");
+	check(t, dmt_dmabuf_sync(NULL, DMT_DMABUF_SYNC_READ) == -EINVAL,
+	      "dmt_dmabuf_sync(NULL) gives EINVAL");
 	dmt_dmabuf_free(buf);
 	dmt_dmabuf_free(NULL);
 }

@@ -14,41 +14,9 @@
  * table, every ntuple rule) compared with what it was; a rule someone else
  * made survives; a failed steer part way, then close, also restores.
  */
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <net/if.h>
-#include <netinet/in.h>
+#include "nic-common.h"
+
 #include <sched.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <libmnl/libmnl.h>
-#include <linux/bpf.h>
-#include <linux/ethtool.h>
-#include <linux/if_link.h>
-#include <linux/rtnetlink.h>
-#include <linux/sockios.h>
-
-#include "devmemtcp.h"
-#include "ktap.h"
-
-#define MAX_RULES 256
-#define MAX_INDIR 4096
-
-static void show_err(const struct dmt_err *err)
-{
-	char line[768];
-
-	printf("# %s\n", dmt_err_str(err, line, sizeof(line)));
-}
 
 static void show_state(const char *name, const struct dmt_nic_state *s)
 {
@@ -79,24 +47,6 @@ static bool state_eq(const struct dmt_nic_state *a, const struct dmt_nic_state *
 	       a->xdp == b->xdp;
 }
 
-/* ------------------------------------------- raw ethtool, to compare */
-
-static int eth_ioctl(const char *ifname, void *data)
-{
-	struct ifreq ifr;
-	int fd, ret;
-
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	ifr.ifr_data = data;
-	ret = ioctl(fd, SIOCETHTOOL, &ifr) < 0 ? -errno : 0;
-	close(fd);
-	return ret;
-}
-
 /* Everything the cycle may touch, read without the library. */
 struct snap {
 	struct dmt_nic_state st;
@@ -105,56 +55,6 @@ struct snap {
 	uint32_t nrules;
 	struct ethtool_rx_flow_spec rules[MAX_RULES];	/* by location */
 };
-
-static int read_indir(const char *ifname, uint32_t *tab, uint32_t *n)
-{
-	struct {
-		struct ethtool_rxfh_indir h;
-		uint32_t ring[MAX_INDIR];
-	} ind = { .h = { .cmd = ETHTOOL_GRXFHINDIR, .size = MAX_INDIR } };
-	int ret;
-
-	*n = 0;
-	ret = eth_ioctl(ifname, &ind);
-	if (ret == -EOPNOTSUPP)
-		return 0;
-	if (ret)
-		return ret;
-	*n = ind.h.size;
-	memcpy(tab, ind.ring, *n * sizeof(uint32_t));
-	return 0;
-}
-
-static int read_rules(const char *ifname, struct ethtool_rx_flow_spec *rules,
-		      uint32_t *n)
-{
-	/* rule_locs starts inside the struct's tail padding: one buffer */
-	uint64_t buf[(sizeof(struct ethtool_rxnfc) + MAX_RULES * 4) / 8 + 1];
-	struct ethtool_rxnfc *all = (void *)buf;
-	uint32_t i;
-	int ret;
-
-	*n = 0;
-	memset(buf, 0, sizeof(buf));
-	all->cmd = ETHTOOL_GRXCLSRLALL;
-	all->rule_cnt = MAX_RULES;
-	ret = eth_ioctl(ifname, all);
-	if (ret == -EOPNOTSUPP)
-		return 0;
-	if (ret)
-		return ret;
-	for (i = 0; i < all->rule_cnt && i < MAX_RULES; i++) {
-		struct ethtool_rxnfc one = { .cmd = ETHTOOL_GRXCLSRULE };
-
-		one.fs.location = all->rule_locs[i];
-		ret = eth_ioctl(ifname, &one);
-		if (ret)
-			return ret;
-		rules[i] = one.fs;
-	}
-	*n = i;
-	return 0;
-}
 
 static int take_snap(struct dmt_nic *nic, const char *ifname, struct snap *s)
 {
@@ -320,60 +220,6 @@ static void test_lo(struct ktap *t)
 }
 
 /* --------------------------------------------- veth in its own netns */
-
-static int bpf_xdp_pass(void)
-{
-	struct bpf_insn insns[] = {
-		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0,
-		  .imm = XDP_PASS },
-		{ .code = BPF_JMP | BPF_EXIT },
-	};
-	union bpf_attr attr;
-
-	memset(&attr, 0, sizeof(attr));
-	attr.prog_type = BPF_PROG_TYPE_XDP;
-	attr.insns = (uintptr_t)insns;
-	attr.insn_cnt = 2;
-	attr.license = (uintptr_t)"MIT";
-	return syscall(__NR_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
-}
-
-/* Attach (fd >= 0) or detach (fd -1) a generic-mode XDP program. */
-static int xdp_set(unsigned ifindex, int fd)
-{
-	char buf[512] __attribute__((aligned(8)));
-	struct mnl_socket *nl;
-	struct nlmsghdr *nlh;
-	struct ifinfomsg *ifm;
-	struct nlattr *nest;
-	int ret = -1;
-
-	nl = mnl_socket_open(NETLINK_ROUTE);
-	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
-		goto out;
-	memset(buf, 0, sizeof(buf));
-	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = RTM_SETLINK;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-	nlh->nlmsg_seq = time(NULL);
-	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
-	ifm->ifi_family = AF_UNSPEC;
-	ifm->ifi_index = ifindex;
-	nest = mnl_attr_nest_start(nlh, IFLA_XDP);
-	mnl_attr_put_u32(nlh, IFLA_XDP_FD, fd);
-	mnl_attr_put_u32(nlh, IFLA_XDP_FLAGS, XDP_FLAGS_SKB_MODE);
-	mnl_attr_nest_end(nlh, nest);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-		goto out;
-	ret = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-	if (ret > 0)
-		ret = mnl_cb_run(buf, ret, nlh->nlmsg_seq,
-				 mnl_socket_get_portid(nl), NULL, NULL);
-out:
-	if (nl)
-		mnl_socket_close(nl);
-	return ret < 0 ? -1 : 0;
-}
 
 static void test_veth(struct ktap *t)
 {

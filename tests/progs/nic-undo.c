@@ -21,63 +21,16 @@
  *   dmt_nic_restore_log replays to the state before, removing the log;
  * - no fd leaked.
  */
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <net/if.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+#include "nic-common.h"
 
-#include <libmnl/libmnl.h>
-#include <linux/bpf.h>
-#include <linux/ethtool.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
 #include <linux/ethtool_netlink.h>
 #include <linux/genetlink.h>
-#include <linux/if_link.h>
-#include <linux/rtnetlink.h>
-#include <linux/sockios.h>
-
-#include "devmemtcp.h"
-#include "ktap.h"
-
-#define MAX_RULES 256
-#define MAX_INDIR 4096
-
-static void show_err(const struct dmt_err *err)
-{
-	char line[768];
-
-	printf("# %s\n", dmt_err_str(err, line, sizeof(line)));
-}
 
 /* ------------------------------------------- the state, without the lib */
-
-static int eth_ioctl(const char *ifname, void *data)
-{
-	struct ifreq ifr;
-	int fd, ret;
-
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	ifr.ifr_data = data;
-	ret = ioctl(fd, SIOCETHTOOL, &ifr) < 0 ? -errno : 0;
-	close(fd);
-	return ret;
-}
 
 struct snap {
 	struct ethtool_channels ch;
@@ -91,12 +44,6 @@ struct snap {
 
 static int take_snap(const char *ifname, struct snap *s)
 {
-	struct {
-		struct ethtool_rxfh_indir h;
-		uint32_t ring[MAX_INDIR];
-	} ind = { .h = { .cmd = ETHTOOL_GRXFHINDIR, .size = MAX_INDIR } };
-	uint64_t buf[(sizeof(struct ethtool_rxnfc) + MAX_RULES * 4) / 8 + 1];
-	struct ethtool_rxnfc *all = (void *)buf;
 	struct ethtool_value v = { .cmd = ETHTOOL_GFLAGS };
 	struct dmt_err err;
 	struct dmt_nic *nic;
@@ -109,22 +56,8 @@ static int take_snap(const char *ifname, struct snap *s)
 	eth_ioctl(ifname, &s->rings);
 	if (!eth_ioctl(ifname, &v))
 		s->flags = v.data;
-	if (!eth_ioctl(ifname, &ind)) {
-		s->nindir = ind.h.size;
-		memcpy(s->indir, ind.ring, s->nindir * sizeof(uint32_t));
-	}
-	memset(buf, 0, sizeof(buf));
-	all->cmd = ETHTOOL_GRXCLSRLALL;
-	all->rule_cnt = MAX_RULES;
-	if (!eth_ioctl(ifname, all)) {
-		for (uint32_t i = 0; i < all->rule_cnt && i < MAX_RULES; i++) {
-			struct ethtool_rxnfc one = { .cmd = ETHTOOL_GRXCLSRULE };
-
-			one.fs.location = all->rule_locs[i];
-			if (!eth_ioctl(ifname, &one))
-				s->rules[s->nrules++] = one.fs;
-		}
-	}
+	read_indir(ifname, s->indir, &s->nindir);
+	read_rules(ifname, s->rules, &s->nrules);
 	/* tcp-data-split and hds-thresh: ethtool netlink, through a handle
 	 * that changes nothing */
 	nic = dmt_nic_open(ifname, &err);
@@ -201,24 +134,6 @@ static int family_cb(const struct nlmsghdr *nlh, void *arg)
 	return MNL_CB_OK;
 }
 
-static int genl_do(struct mnl_socket *nl, struct nlmsghdr *nlh,
-		   mnl_cb_t cb, void *arg)
-{
-	char buf[8192] __attribute__((aligned(8)));
-	unsigned portid = mnl_socket_get_portid(nl);
-	int n, ret = 0;
-
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	do {
-		n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-		if (n < 0)
-			return -errno;
-		ret = mnl_cb_run(buf, n, nlh->nlmsg_seq, portid, cb, arg);
-	} while (ret > 0);
-	return ret < 0 ? -errno : 0;
-}
-
 /*
  * The tcp-data-split config is "unknown": a rings-set of the value the
  * driver reports changes something (a RINGS_NTF on the monitor group).
@@ -250,7 +165,7 @@ static int tds_unknown(const char *ifname, uint8_t reported)
 	gh->cmd = CTRL_CMD_GETFAMILY;
 	gh->version = 1;
 	mnl_attr_put_strz(nlh, CTRL_ATTR_FAMILY_NAME, ETHTOOL_GENL_NAME);
-	ret = genl_do(nl, nlh, family_cb, &g);
+	ret = nl_do(nl, nlh, family_cb, &g);
 	if (ret || !g.monitor) {
 		ret = ret ? ret : -ENOENT;
 		goto out;
@@ -275,7 +190,7 @@ static int tds_unknown(const char *ifname, uint8_t reported)
 		/* pass 0: the reported value; pass 1: "unknown" back */
 		mnl_attr_put_u8(nlh, ETHTOOL_A_RINGS_TCP_DATA_SPLIT,
 				pass ? ETHTOOL_TCP_DATA_SPLIT_UNKNOWN : reported);
-		ret = genl_do(nl, nlh, NULL, NULL);
+		ret = nl_do(nl, nlh, NULL, NULL);
 		if (ret)
 			goto out;
 		if (pass)
@@ -297,55 +212,6 @@ out:
 }
 
 /* ------------------------------------------------------------------ XDP */
-
-static int bpf_xdp_pass(void)
-{
-	struct bpf_insn insns[] = {
-		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0,
-		  .imm = XDP_PASS },
-		{ .code = BPF_JMP | BPF_EXIT },
-	};
-	union bpf_attr attr;
-
-	memset(&attr, 0, sizeof(attr));
-	attr.prog_type = BPF_PROG_TYPE_XDP;
-	attr.insns = (uintptr_t)insns;
-	attr.insn_cnt = 2;
-	attr.license = (uintptr_t)"MIT";
-	return syscall(__NR_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
-}
-
-/* Attach (fd >= 0) or detach (-1) a single-buffer generic XDP program. */
-static int xdp_set(unsigned ifindex, int fd)
-{
-	char buf[512] __attribute__((aligned(8)));
-	struct mnl_socket *nl;
-	struct nlmsghdr *nlh;
-	struct ifinfomsg *ifm;
-	struct nlattr *nest;
-	int ret = -EIO;
-
-	nl = mnl_socket_open(NETLINK_ROUTE);
-	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
-		goto out;
-	memset(buf, 0, sizeof(buf));
-	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = RTM_SETLINK;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-	nlh->nlmsg_seq = time(NULL);
-	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
-	ifm->ifi_family = AF_UNSPEC;
-	ifm->ifi_index = ifindex;
-	nest = mnl_attr_nest_start(nlh, IFLA_XDP);
-	mnl_attr_put_u32(nlh, IFLA_XDP_FD, fd);
-	mnl_attr_put_u32(nlh, IFLA_XDP_FLAGS, XDP_FLAGS_SKB_MODE);
-	mnl_attr_nest_end(nlh, nest);
-	ret = genl_do(nl, nlh, NULL, NULL);
-out:
-	if (nl)
-		mnl_socket_close(nl);
-	return ret;
-}
 
 /* Attaching XDP works (then detached again): 0, or the refusal's -errno. */
 static int xdp_try(const char *ifname)

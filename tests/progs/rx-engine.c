@@ -1393,17 +1393,39 @@ static void opts_022(struct ktap *t)
 	int sv[2] = { -1, -1 }, ret;
 	bool ok;
 
+	/* dmt_rxbind_opts: 0.1's tail padding, then rx_page_size, then
+	 * explicit padding (checked: DMT_OPTS zeroes it) */
 	check(t, sizeof(struct dmt_rxbind_opts) ==
-		 offsetof(struct dmt_rxbind_opts, rx_page_size) + sizeof(uint32_t) &&
+		 offsetof(struct dmt_rxbind_opts, rx_page_size) + 2 * sizeof(uint32_t) &&
+	      offsetof(struct dmt_rxbind_opts, rx_page_size) ==
+		 offsetof(struct dmt_rxbind_opts, queue_count) + 2 * sizeof(uint32_t) &&
 	      sizeof(struct dmt_rx_opts) ==
 		 offsetof(struct dmt_rx_opts, control_len) + sizeof(size_t) &&
 	      sizeof(struct dmt_rx_recv_opts) ==
 		 offsetof(struct dmt_rx_recv_opts, linear_len) + sizeof(size_t),
-	      "0.2 options structs end with their last field (no tail padding)");
+	      "0.2 options structs end with their last field or explicit padding; "
+	      "rx_page_size after 0.1's tail padding");
 	buf = dmt_dmabuf_new(&bo, &err);
 	bind = buf ? dmt_rxbind_new("lo", buf, &big.o, &err) : NULL;
-	check(t, !bind && err.code == -EINVAL && strstr(err.what, "non-zero byte at 24"),
-	      "dmt_rxbind_opts: a byte set past rx_page_size is refused (%s)", err.what);
+	check(t, !bind && err.code == -EINVAL && strstr(err.what, "non-zero byte at 32"),
+	      "dmt_rxbind_opts: a byte set past the struct is refused (%s)", err.what);
+	dmt_rxbind_free(bind);
+	big.more = 0;
+	((unsigned char *)&big.o)[offsetof(struct dmt_rxbind_opts, rx_page_size) + 4] = 1;
+	bind = buf ? dmt_rxbind_new("lo", buf, &big.o, &err) : NULL;
+	check(t, !bind && err.code == -EINVAL && strstr(err.what, "non-zero byte at 28"),
+	      "dmt_rxbind_opts: a byte set in the padding after rx_page_size is refused (%s)",
+	      err.what);
+	dmt_rxbind_free(bind);
+	/* a 0.1 caller: its sz is 24, 0.1's padding (20..23) may hold garbage */
+	memset(&big, 0, sizeof(big));
+	big.o.sz = offsetof(struct dmt_rxbind_opts, rx_page_size);
+	big.o.policy = DMT_MODE_COPY;
+	memset((char *)&big.o + offsetof(struct dmt_rxbind_opts, queue_count) + 4, 0xa5, 4);
+	bind = buf ? dmt_rxbind_new("lo", buf, &big.o, &err) : NULL;
+	check(t, bind && dmt_rxbind_mode(bind) == DMT_MODE_COPY,
+	      "dmt_rxbind_opts of a 0.1 caller (sz 24, garbage in its tail padding): accepted, "
+	      "rx_page_size not read");
 	dmt_rxbind_free(bind);
 	{
 		DMT_OPTS(dmt_rxbind_opts, po, .policy = DMT_MODE_COPY);

@@ -2,7 +2,8 @@
 /*
  * tx-common.h - what the send-engine tests share: KTAP lines, a listening
  * socket made in another network namespace, a receiver thread that checks
- * every byte against the ncdevmem pattern, and a provider choice (udmabuf
+ * every byte against the ncdevmem pattern, a connection to it with its
+ * teardown (tx_link), a capability drop, and a provider choice (udmabuf
  * when /dev/udmabuf exists, else host memory).
  */
 #ifndef TX_COMMON_H
@@ -12,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -190,6 +193,107 @@ static inline int rx_start(struct rx *rx)
 static inline void rx_join(struct rx *rx)
 {
 	pthread_join(rx->thread, NULL);
+}
+
+/*
+ * One connection under test: the receiver at the far end (a listener on
+ * addr in netns, its thread checking every byte) and the sender's socket
+ * of addr's family.  tx_link_open makes both and starts the receiver;
+ * the test connects (tx_link_connect) before or after making its engine;
+ * tx_link_finish ends the stream and waits for the receiver to read it
+ * all; tx_link_close frees the engine and closes everything, waking a
+ * receiver still waiting in accept().  Declare with TX_LINK_INIT (set
+ * rx.chunk and rx.delay_us for a slow receiver: tx_link_open keeps them).
+ */
+struct tx_link {
+	struct rx rx;
+	int fd;			/* the sender's socket */
+	uint16_t port;		/* the listener's */
+	bool started, joined;	/* the receiver thread */
+};
+
+#define TX_LINK_INIT { .rx = { .lfd = -1 }, .fd = -1 }
+
+static inline int tx_link_open(struct tx_link *l, const char *netns, const char *addr,
+			       int rcvbuf)
+{
+	struct rx keep = l->rx;		/* the receiver's pace: chunk, delay_us */
+	int ret;
+
+	*l = (struct tx_link)TX_LINK_INIT;
+	l->rx.chunk = keep.chunk;
+	l->rx.delay_us = keep.delay_us;
+	l->rx.lfd = listen_in(netns, addr, rcvbuf, &l->port);
+	if (l->rx.lfd < 0)
+		return l->rx.lfd;
+	l->fd = tcp_socket_for(addr);
+	if (l->fd < 0)
+		return l->fd;
+	ret = rx_start(&l->rx);
+	l->started = !ret;
+	return ret;
+}
+
+static inline int tx_link_connect(struct tx_link *l, const char *addr)
+{
+	return tcp_connect(l->fd, addr, l->port);
+}
+
+/* End of stream: shut the socket's write side, wait for the receiver. */
+static inline void tx_link_finish(struct tx_link *l)
+{
+	if (l->fd >= 0)
+		shutdown(l->fd, SHUT_WR);
+	if (l->started && !l->joined) {
+		rx_join(&l->rx);
+		l->joined = true;
+	}
+}
+
+/* Free tx (may be NULL), then close the socket and the listener. */
+static inline void tx_link_close(struct tx_link *l, struct dmt_tx *tx)
+{
+	dmt_tx_free(tx);
+	if (l->started && !l->joined) {
+		/* not connected, or abandoned: wake accept() and read() */
+		if (l->fd >= 0)
+			shutdown(l->fd, SHUT_RDWR);
+		shutdown(l->rx.lfd, SHUT_RDWR);
+		rx_join(&l->rx);
+		l->joined = true;
+	}
+	if (l->fd >= 0)
+		close(l->fd);
+	if (l->rx.lfd >= 0)
+		close(l->rx.lfd);
+	l->fd = l->rx.lfd = -1;
+}
+
+/*
+ * Drop capability cap (CAP_IPC_LOCK, CAP_NET_RAW, ...) from this
+ * process's effective, permitted and inheritable sets: 0 or -errno.
+ */
+static inline int drop_cap(unsigned cap)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+	uint32_t bit = 1u << (cap % 32);
+
+	if (syscall(SYS_capget, &h, d))
+		return -errno;
+	d[cap / 32].effective &= ~bit;
+	d[cap / 32].permitted &= ~bit;
+	d[cap / 32].inheritable &= ~bit;
+	return syscall(SYS_capset, &h, d) ? -errno : 0;
+}
+
+/* Whether cap is in this process's effective set. */
+static inline bool has_cap(unsigned cap)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+
+	return !syscall(SYS_capget, &h, d) && (d[cap / 32].effective & (1u << (cap % 32)));
 }
 
 /*

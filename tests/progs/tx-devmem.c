@@ -12,26 +12,12 @@
  */
 #include "tx-common.h"
 
-#include <linux/capability.h>
 #include <net/if.h>
 #include <poll.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
 
 #define SLOTS 16
 #define MSG (128 << 10)
-
-static int drop_net_raw(void)
-{
-	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct d[2];
-
-	if (syscall(SYS_capget, &h, d))
-		return -errno;
-	d[0].effective &= ~(1u << CAP_NET_RAW);
-	d[0].permitted &= ~(1u << CAP_NET_RAW);
-	return syscall(SYS_capset, &h, d) ? -errno : 0;
-}
 
 int main(int argc, char **argv)
 {
@@ -43,14 +29,13 @@ int main(int argc, char **argv)
 	struct dmt_dmabuf *buf[2] = { 0 };
 	struct dmt_txbind *bind[2] = { 0 };
 	struct ktap t = { 0 };
-	struct rx rx = { 0 };
+	struct tx_link l = TX_LINK_INIT;
 	struct dmt_tx *tx = NULL;
 	struct dmt_err err = { 0 };
 	uint64_t total = 16 << 20, pos = 0, seq = 0, done = 0;
 	bool busy[SLOTS] = { 0 };
 	char dev[IFNAMSIZ] = "";
 	socklen_t dlen = sizeof(dev), zl = sizeof(int);
-	uint16_t port = 0;
 	int fd = -1, c, ret = 0, zc = 0, fds = count_fds();
 
 	while ((c = getopt(argc, argv, "i:a:n:m:")) != -1) {
@@ -76,17 +61,15 @@ int main(int argc, char **argv)
 		diag_err("bind", &err);
 		goto out;
 	}
-	rx.lfd = listen_in(netns, peer, 0, &port);
-	fd = tcp_socket_for(peer);
-	if (rx.lfd >= 0 && fd >= 0 && !rx_start(&rx))
-		tx = dmt_tx_new(fd, bind[0], &to, &err);
-	if (!check(&t, tx && !tcp_connect(fd, peer, port) &&
-		   !fcntl(fd, F_SETFL, O_NONBLOCK), "devmem engine, connected to %s", peer)) {
+	if (!tx_link_open(&l, netns, peer, 0))
+		tx = dmt_tx_new(l.fd, bind[0], &to, &err);
+	if (!check(&t, tx && !tx_link_connect(&l, peer) &&
+		   !fcntl(l.fd, F_SETFL, O_NONBLOCK), "devmem engine, connected to %s", peer)) {
 		diag_err("engine", &err);
 		goto out;
 	}
-	getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, &dlen);
-	getsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, &zc, &zl);
+	getsockopt(l.fd, SOL_SOCKET, SO_BINDTODEVICE, dev, &dlen);
+	getsockopt(l.fd, SOL_SOCKET, SO_ZEROCOPY, &zc, &zl);
 	check(&t, !strcmp(dev, ifname) && zc == 1,
 	      "devmem mode: SO_BINDTODEVICE %s (\"%s\"), SO_ZEROCOPY on", ifname, dev);
 
@@ -125,7 +108,7 @@ int main(int argc, char **argv)
 		}
 		done += n;
 		if (!n && !ret)
-			poll(&(struct pollfd){ .fd = fd, .events = dmt_tx_poll_events(tx) }, 1, 1000);
+			poll(&(struct pollfd){ .fd = l.fd, .events = dmt_tx_poll_events(tx) }, 1, 1000);
 	}
 	ret = 0;
 fail:
@@ -137,20 +120,17 @@ fail:
 	      "%llu requests of two bindings (%llu bytes): %llu sendmsgs, all completed",
 	      (unsigned long long)seq, (unsigned long long)st.bytes,
 	      (unsigned long long)st.sends);
-	shutdown(fd, SHUT_WR);
-	rx_join(&rx);
-	check(&t, rx.err == 0 && rx.bad < 0 && rx.bytes == total,
-	      "the receiver validated every byte (%llu of %llu)", (unsigned long long)rx.bytes,
+	tx_link_finish(&l);
+	check(&t, l.rx.err == 0 && l.rx.bad < 0 && l.rx.bytes == total,
+	      "the receiver validated every byte (%llu of %llu)", (unsigned long long)l.rx.bytes,
 	      (unsigned long long)total);
-	dmt_tx_free(tx);
+	tx_link_close(&l, tx);
 	tx = NULL;
-	close(fd);
-	fd = -1;
 
 	/* dmt_tx_new failing at SO_BINDTODEVICE leaves the socket as it was */
 	fd = tcp_socket_for(peer);
 	ret = setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3);
-	ret = ret ?: drop_net_raw();
+	ret = ret ?: drop_cap(CAP_NET_RAW);
 	if (ret) {
 		skip(&t, "dmt_tx_new undoes SO_ZEROCOPY", "cannot bind to lo and drop CAP_NET_RAW");
 	} else {
@@ -166,11 +146,9 @@ fail:
 		      "bound to \"%s\"", dev);
 	}
 out:
-	dmt_tx_free(tx);
+	tx_link_close(&l, tx);
 	if (fd >= 0)
 		close(fd);
-	if (rx.lfd >= 0)
-		close(rx.lfd);
 	for (int i = 0; i < 2; i++) {
 		dmt_txbind_free(bind[i]);
 		dmt_dmabuf_free(buf[i]);

@@ -10,33 +10,10 @@
  */
 #include "tx-common.h"
 
-#include <linux/capability.h>
 #include <poll.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 
 #define SIZE (1 << 20)
-
-static int drop_ipc_lock(void)
-{
-	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct d[2];
-
-	if (syscall(SYS_capget, &h, d))
-		return -errno;
-	d[0].effective &= ~(1u << CAP_IPC_LOCK);
-	d[0].permitted &= ~(1u << CAP_IPC_LOCK);
-	d[0].inheritable &= ~(1u << CAP_IPC_LOCK);
-	return syscall(SYS_capset, &h, d) ? -errno : 0;
-}
-
-static bool has_ipc_lock(void)
-{
-	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct d[2];
-
-	return !syscall(SYS_capget, &h, d) && (d[0].effective & (1u << CAP_IPC_LOCK));
-}
 
 static int set_memlock(rlim_t cur)
 {
@@ -60,16 +37,15 @@ int main(void)
 	struct dmt_txbind *bind = NULL;
 	struct dmt_tx *tx = NULL;
 	struct dmt_region r;
-	struct rx rx = { 0 };
+	struct tx_link l = TX_LINK_INIT;
 	struct dmt_err err;
 	uint64_t cookie = 0;
-	uint16_t port = 0;
-	int fd = -1, ret, fds = count_fds();
+	int ret, fds = count_fds();
 	ssize_t n;
 
 	printf("TAP version 13\n");
-	ret = drop_ipc_lock();
-	if (ret || has_ipc_lock()) {
+	ret = drop_cap(CAP_IPC_LOCK);
+	if (ret || has_cap(CAP_IPC_LOCK)) {
 		skip(&t, "RLIMIT_MEMLOCK and zerocopy", "cannot drop CAP_IPC_LOCK (capset)");
 		return ktap_exit(&t);
 	}
@@ -78,11 +54,8 @@ int main(void)
 
 	buf = dmt_dmabuf_new(&bo, &err);
 	bind = buf ? dmt_txbind_new("lo", buf, &zc, &err) : NULL;
-	rx.lfd = listen_in(NULL, "127.0.0.1", 0, &port);
-	fd = tcp_socket_for("127.0.0.1");
-	if (bind && rx.lfd >= 0 && fd >= 0 && !rx_start(&rx) &&
-	    !tcp_connect(fd, "127.0.0.1", port))
-		tx = dmt_tx_new(fd, bind, NULL, &err);
+	if (bind && !tx_link_open(&l, NULL, "127.0.0.1", 0) && !tx_link_connect(&l, "127.0.0.1"))
+		tx = dmt_tx_new(l.fd, bind, NULL, &err);
 	if (!check(&t, tx != NULL, "zerocopy engine on lo, 1 MiB host buffer")) {
 		diag_err("setup", &err);
 		goto out;
@@ -111,29 +84,23 @@ int main(void)
 		ret = dmt_tx_progress(tx);
 		ret = ret < 0 ? ret : 0;
 		if (!ret)
-			poll(&(struct pollfd){ .fd = fd, .events = dmt_tx_poll_events(tx) }, 1, 100);
+			poll(&(struct pollfd){ .fd = l.fd, .events = dmt_tx_poll_events(tx) }, 1, 100);
 	}
 	if (ret)
 		diag_err("request", dmt_tx_error(tx));
 	check(&t, ret == 0 && cookie == 42, "a 512 KiB request is done (cookie %llu)",
 	      (unsigned long long)cookie);
-	shutdown(fd, SHUT_WR);
-	rx_join(&rx);
-	check(&t, rx.err == 0 && rx.bad < 0 && rx.bytes == SIZE + SIZE / 2,
+	tx_link_finish(&l);
+	check(&t, l.rx.err == 0 && l.rx.bad < 0 && l.rx.bytes == SIZE + SIZE / 2,
 	      "the receiver validated all %d bytes (got %llu)", SIZE + SIZE / 2,
-	      (unsigned long long)rx.bytes);
-	dmt_tx_free(tx);
+	      (unsigned long long)l.rx.bytes);
+	tx_link_close(&l, tx);
 	tx = NULL;
-	close(fd);
-	close(rx.lfd);
 
 	/* RLIMIT_MEMLOCK 0: nothing can be pinned */
 	set_memlock(0);
-	rx = (struct rx){ 0 };
-	rx.lfd = listen_in(NULL, "127.0.0.1", 0, &port);
-	fd = tcp_socket_for("127.0.0.1");
-	if (rx.lfd >= 0 && fd >= 0 && !rx_start(&rx) && !tcp_connect(fd, "127.0.0.1", port))
-		tx = dmt_tx_new(fd, bind, NULL, &err);
+	if (!tx_link_open(&l, NULL, "127.0.0.1", 0) && !tx_link_connect(&l, "127.0.0.1"))
+		tx = dmt_tx_new(l.fd, bind, NULL, &err);
 	ret = tx ? dmt_tx_alloc(tx, 64 << 10, &r) : -1;
 	n = ret ? ret : dmt_tx_send(tx, &r, 1);
 	if (tx)
@@ -142,16 +109,10 @@ int main(void)
 	      !strstr(dmt_tx_error(tx)->what, "optmem") &&
 	      strstr(dmt_tx_error(tx)->fix, "ulimit -l"),
 	      "RLIMIT_MEMLOCK 0: -ENOBUFS naming RLIMIT_MEMLOCK, not optmem_max (%zd)", n);
-	if (fd >= 0)
-		shutdown(fd, SHUT_WR);
 	if (tx)
-		rx_join(&rx);
+		tx_link_finish(&l);
 out:
-	dmt_tx_free(tx);
-	if (fd >= 0)
-		close(fd);
-	if (rx.lfd >= 0)
-		close(rx.lfd);
+	tx_link_close(&l, tx);
 	dmt_txbind_free(bind);
 	dmt_dmabuf_free(buf);
 	check(&t, count_fds() == fds, "no fd leaked (%d open, %d at start)", count_fds(), fds);

@@ -51,15 +51,14 @@ static void transfer(struct ktap *t, const struct opt *o, enum dmt_mode mode)
 	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = test_provider(), .size = WINDOW);
 	DMT_OPTS(dmt_txbind_opts, po, .policy = mode);
 	const char *name = dmt_mode_name(mode);
-	struct rx rx = { .lfd = -1, .bad = -1 };
+	struct tx_link l = TX_LINK_INIT;
 	struct dmt_txbind *bind = NULL;
 	struct dmt_dmabuf *buf = NULL;
 	struct dmt_tx_stats st = { 0 };
 	struct dmt_tx *tx = NULL;
 	struct timespec t0;
 	struct dmt_err err;
-	uint16_t port = 0;
-	int fd = -1, ret;
+	int ret;
 	double s;
 
 	buf = dmt_dmabuf_new(&bo, &err);
@@ -75,11 +74,10 @@ static void transfer(struct ktap *t, const struct opt *o, enum dmt_mode mode)
 			diag_err("dmt_txbind_new", &err);
 		goto out;
 	}
-	rx.lfd = listen_in(o->netns, o->addr, 0, &port);
-	fd = tcp_socket_for(o->addr);
-	if (rx.lfd < 0 || fd < 0) {
+	ret = tx_link_open(&l, o->netns, o->addr, 0);
+	if (ret) {
 		check(t, false, "%s over %s: sockets", name, o->ifname);
-		printf("# listen/socket: %s\n", strerror(-(rx.lfd < 0 ? rx.lfd : fd)));
+		printf("# listen/socket: %s\n", strerror(-ret));
 		goto out;
 	}
 	/*
@@ -88,28 +86,22 @@ static void transfer(struct ktap *t, const struct opt *o, enum dmt_mode mode)
 	 * the engine before, copy after.
 	 */
 	if (mode == DMT_MODE_ZEROCOPY) {
-		tx = dmt_tx_new(fd, bind, NULL, &err);
+		tx = dmt_tx_new(l.fd, bind, NULL, &err);
 		if (!check(t, tx, "%s over %s: dmt_tx_new before connect", name, o->ifname)) {
 			diag_err("dmt_tx_new", &err);
 			goto out;
 		}
 	}
-	ret = rx_start(&rx);
-	if (!ret)
-		ret = tcp_connect(fd, o->addr, port);
+	ret = tx_link_connect(&l, o->addr);
 	if (!check(t, !ret, "%s over %s: connect to %s port %u", name, o->ifname,
-		   o->addr, port)) {
+		   o->addr, l.port)) {
 		printf("# %s\n", strerror(-ret));
-		shutdown(rx.lfd, SHUT_RDWR);
-		rx_join(&rx);
 		goto out;
 	}
 	if (mode != DMT_MODE_ZEROCOPY) {
-		tx = dmt_tx_new(fd, bind, NULL, &err);
+		tx = dmt_tx_new(l.fd, bind, NULL, &err);
 		if (!check(t, tx, "%s over %s: dmt_tx_new after connect", name, o->ifname)) {
 			diag_err("dmt_tx_new", &err);
-			shutdown(fd, SHUT_RDWR);
-			rx_join(&rx);
 			goto out;
 		}
 	}
@@ -119,8 +111,7 @@ static void transfer(struct ktap *t, const struct opt *o, enum dmt_mode mode)
 	if (!check(t, !ret, "%s over %s: %llu bytes sent and every send completed",
 		   name, o->ifname, (unsigned long long)o->total))
 		diag_err("send", dmt_tx_error(tx));
-	shutdown(fd, SHUT_WR);
-	rx_join(&rx);
+	tx_link_finish(&l);
 	dmt_tx_get_stats(tx, &st);
 	printf("# %s over %s: %llu bytes in %.2f s (%.0f MB/s), %llu sends (%llu partial), "
 	       "%llu completions in %llu notifications, %llu copied, %llu ENOBUFS, %llu EAGAIN\n",
@@ -129,13 +120,13 @@ static void transfer(struct ktap *t, const struct opt *o, enum dmt_mode mode)
 	       (unsigned long long)st.completions, (unsigned long long)st.notifications,
 	       (unsigned long long)st.copied, (unsigned long long)st.enobufs,
 	       (unsigned long long)st.eagain);
-	if (rx.err)
-		printf("# receiver: %s\n", strerror(-rx.err));
-	if (rx.bad >= 0)
-		printf("# first wrong byte at stream position %lld\n", (long long)rx.bad);
-	check(t, !rx.err && rx.bytes == o->total && rx.bad < 0,
+	if (l.rx.err)
+		printf("# receiver: %s\n", strerror(-l.rx.err));
+	if (l.rx.bad >= 0)
+		printf("# first wrong byte at stream position %lld\n", (long long)l.rx.bad);
+	check(t, !l.rx.err && l.rx.bytes == o->total && l.rx.bad < 0,
 	      "%s over %s: receiver validated all %llu bytes (got %llu)", name, o->ifname,
-	      (unsigned long long)o->total, (unsigned long long)rx.bytes);
+	      (unsigned long long)o->total, (unsigned long long)l.rx.bytes);
 	if (mode == DMT_MODE_ZEROCOPY)
 		check(t, st.completions == st.sends && !st.inflight_bytes,
 		      "%s over %s: one completion per send (%llu of %llu), none in flight",
@@ -145,11 +136,7 @@ static void transfer(struct ktap *t, const struct opt *o, enum dmt_mode mode)
 		check(t, !st.completions && !st.inflight_bytes,
 		      "%s over %s: no completions, nothing in flight", name, o->ifname);
 out:
-	dmt_tx_free(tx);
-	if (fd >= 0)
-		close(fd);
-	if (rx.lfd >= 0)
-		close(rx.lfd);
+	tx_link_close(&l, tx);
 	dmt_txbind_free(bind);
 	dmt_dmabuf_free(buf);
 }

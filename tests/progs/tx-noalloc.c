@@ -72,31 +72,25 @@ static void one_mode(struct ktap *t, struct dmt_dmabuf *buf, enum dmt_mode mode)
 {
 	DMT_OPTS(dmt_txbind_opts, po, .policy = mode);
 	const char *name = dmt_mode_name(mode);
-	struct rx rx = { .lfd = -1, .bad = -1 };
+	struct tx_link l = TX_LINK_INIT;
 	struct dmt_txbind *bind = NULL;
 	struct dmt_tx *tx = NULL;
 	uint64_t pos = 0, total = 17u << 20;
 	unsigned long steady;
-	uint16_t port = 0;
 	struct dmt_err err;
-	int fd = -1, ret;
+	int ret;
 
 	bind = dmt_txbind_new("lo", buf, &po, &err);
-	rx.lfd = listen_in(NULL, "127.0.0.1", 0, &port);
-	fd = tcp_socket_for("127.0.0.1");
+	ret = tx_link_open(&l, NULL, "127.0.0.1", 0);
 	allocs = 0;
 	counting = true;
-	tx = bind && fd >= 0 ? dmt_tx_new(fd, bind, NULL, &err) : NULL;
+	tx = bind && !ret ? dmt_tx_new(l.fd, bind, NULL, &err) : NULL;
 	counting = false;
 	/* the library's own calls go through the interposer too */
 	check(t, allocs > 0, "%s: dmt_tx_new's allocations are seen (%lu)", name, allocs);
-	ret = tx && rx.lfd >= 0 ? rx_start(&rx) : -EINVAL;
-	if (!ret)
-		ret = tcp_connect(fd, "127.0.0.1", port);
+	ret = tx ? tx_link_connect(&l, "127.0.0.1") : -EINVAL;
 	if (!check(t, !ret, "%s: setup on lo", name)) {
 		diag_err("setup", &err);
-		if (rx.lfd >= 0)
-			shutdown(rx.lfd, SHUT_RDWR);
 		goto out;
 	}
 	ret = tx_pump(tx, buf, &pos, 1u << 20, CHUNK, NULL, NULL);		/* warm-up */
@@ -108,21 +102,16 @@ static void one_mode(struct ktap *t, struct dmt_dmabuf *buf, enum dmt_mode mode)
 	steady = allocs;
 	if (!ret)
 		ret = dmt_tx_drain(tx, 10000);
-	shutdown(fd, SHUT_WR);
-	rx_join(&rx);
+	tx_link_finish(&l);
 	if (!check(t, !ret, "%s: %llu bytes sent and completed", name,
 		   (unsigned long long)total))
 		diag_err("send", dmt_tx_error(tx));
 	check(t, steady == 0, "%s: no heap allocation in %u steady-state sends (counted %lu)",
 	      name, (unsigned)((total - (1u << 20)) / CHUNK), steady);
-	check(t, !rx.err && rx.bytes == total && rx.bad < 0,
+	check(t, !l.rx.err && l.rx.bytes == total && l.rx.bad < 0,
 	      "%s: receiver validated all %llu bytes", name, (unsigned long long)total);
 out:
-	dmt_tx_free(tx);
-	if (fd >= 0)
-		close(fd);
-	if (rx.lfd >= 0)
-		close(rx.lfd);
+	tx_link_close(&l, tx);
 	dmt_txbind_free(bind);
 }
 

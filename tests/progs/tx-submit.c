@@ -78,14 +78,13 @@ static void run_mode(struct ktap *t, enum dmt_mode mode, bool callback)
 	const char *m = dmt_mode_name(mode);
 	struct sender s = { 0 };
 	struct dmt_tx_stats_v2 st = { .sz = sizeof(st) };
-	struct rx rx = { 0 };
+	struct tx_link l = TX_LINK_INIT;
 	struct dmt_tx *tx = NULL;
 	struct dmt_err err;
 	uint64_t pos = 0, seq = 0;
 	uint32_t seed = 7;
 	unsigned wakeups = 0;
-	uint16_t port;
-	int fd = -1, ret = 0;
+	int ret = 0;
 
 	if (callback) {
 		to.on_done = on_done;
@@ -95,12 +94,9 @@ static void run_mode(struct ktap *t, enum dmt_mode mode, bool callback)
 	s.bb = s.ba ? dmt_dmabuf_new(&bo, &err) : NULL;
 	s.a = s.bb ? dmt_txbind_new("lo", s.ba, &po, &err) : NULL;
 	s.b = s.a ? dmt_txbind_new("lo", s.bb, &po, &err) : NULL;
-	rx.lfd = listen_lo(&port, 0);
-	fd = tcp_socket_for("127.0.0.1");
-	if (s.b && rx.lfd >= 0 && fd >= 0 && !rx_start(&rx) &&
-	    !tcp_connect(fd, "127.0.0.1", port) &&
-	    fcntl(fd, F_SETFL, O_NONBLOCK) == 0)
-		tx = dmt_tx_new(fd, s.a, &to, &err);
+	if (s.b && !tx_link_open(&l, NULL, "127.0.0.1", 0) && !tx_link_connect(&l, "127.0.0.1") &&
+	    fcntl(l.fd, F_SETFL, O_NONBLOCK) == 0)
+		tx = dmt_tx_new(l.fd, s.a, &to, &err);
 	if (!check(t, tx != NULL, "%s%s: two host buffers, two bindings, one engine", m,
 		   callback ? " (on_done)" : "")) {
 		diag_err("setup", &err);
@@ -129,11 +125,11 @@ static void run_mode(struct ktap *t, enum dmt_mode mode, bool callback)
 			dmt_pattern_fill((char *)dmt_dmabuf_map(s.bb) + (size_t)slot * SLOT_LEN,
 					 len, pos, TX_PERIOD);
 			for (unsigned i = 0; i < nv; i++) {
-				uint64_t l = i == nv - 1 ? len - at : len / nv;
+				uint64_t run = i == nv - 1 ? len - at : len / nv;
 
 				v[i] = (struct dmt_txvec){ .bind = i % 2 ? s.b : s.a,
-					.off = (uint64_t)slot * SLOT_LEN + at, .len = l };
-				at += l;
+					.off = (uint64_t)slot * SLOT_LEN + at, .len = run };
+				at += run;
 			}
 			ret = dmt_tx_submit(tx, v, nv, seq << 16 | slot);
 			if (ret == -EAGAIN)
@@ -165,7 +161,7 @@ static void run_mode(struct ktap *t, enum dmt_mode mode, bool callback)
 		}
 		if (n)
 			continue;
-		p = (struct pollfd){ .fd = fd, .events = dmt_tx_poll_events(tx) };
+		p = (struct pollfd){ .fd = l.fd, .events = dmt_tx_poll_events(tx) };
 		if (poll(&p, 1, 2000) <= 0) {
 			printf("# no event in 2 s\n");
 			ret = -ETIMEDOUT;
@@ -193,17 +189,12 @@ fail:
 	if (callback)
 		check(t, s.cb_calls == seq, "%s: on_done called once per request (%u)", m,
 		      s.cb_calls);
-	shutdown(fd, SHUT_WR);
-	rx_join(&rx);
-	check(t, rx.err == 0 && rx.bad < 0 && rx.bytes == TOTAL,
+	tx_link_finish(&l);
+	check(t, l.rx.err == 0 && l.rx.bad < 0 && l.rx.bytes == TOTAL,
 	      "%s: the receiver validated every byte (%llu of %u%s)", m,
-	      (unsigned long long)rx.bytes, TOTAL, rx.bad >= 0 ? ", a bad byte" : "");
+	      (unsigned long long)l.rx.bytes, TOTAL, l.rx.bad >= 0 ? ", a bad byte" : "");
 out:
-	dmt_tx_free(tx);
-	if (fd >= 0)
-		close(fd);
-	if (rx.lfd >= 0)
-		close(rx.lfd);
+	tx_link_close(&l, tx);
 	dmt_txbind_free(s.a);
 	dmt_txbind_free(s.b);
 	dmt_dmabuf_free(s.ba);
@@ -237,17 +228,18 @@ static void refusals(struct ktap *t)
 	struct dmt_txbind *o = NULL;
 	struct dmt_tx_stats_v2 st = { .sz = sizeof(st) };
 	struct dmt_region r1, r2, whole;
-	struct rx rx = { 0 };
+	struct tx_link l = TX_LINK_INIT;
 	struct dmt_tx *tx = NULL;
 	char other[IF_NAMESIZE], dev[IF_NAMESIZE] = "x";
 	socklen_t dlen = sizeof(dev);
 	uint16_t port;
-	int fd, ret, zcopt = 0;
+	int lfd, fd, ret, zcopt = 0;
 	socklen_t zlen = sizeof(zcopt);
 
-	rx.lfd = listen_lo(&port, 4096);
+	/* a peer that never reads: connected, never accepted */
+	lfd = listen_lo(&port, 4096);
 	fd = tcp_socket_for("127.0.0.1");
-	if (a && c && rx.lfd >= 0 && fd >= 0 &&
+	if (a && c && lfd >= 0 && fd >= 0 &&
 	    !setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){ 4096 }, sizeof(int)) &&
 	    !tcp_connect(fd, "127.0.0.1", port) &&
 	    fcntl(fd, F_SETFL, O_NONBLOCK) == 0)
@@ -309,15 +301,13 @@ out:
 	dmt_tx_free(tx);
 	if (fd >= 0)
 		close(fd);
-	if (rx.lfd >= 0)
-		close(rx.lfd);
+	if (lfd >= 0)
+		close(lfd);
 
 	/* the ring's skip: 16 KiB window, 12 KiB then 8 KiB skips 4 KiB */
 	tx = NULL;
-	fd = tcp_socket_for("127.0.0.1");
-	rx.lfd = listen_lo(&port, 0);
-	if (fd >= 0 && rx.lfd >= 0 && !rx_start(&rx) && !tcp_connect(fd, "127.0.0.1", port))
-		tx = dmt_tx_new(fd, c, &to, NULL);
+	if (!tx_link_open(&l, NULL, "127.0.0.1", 0) && !tx_link_connect(&l, "127.0.0.1"))
+		tx = dmt_tx_new(l.fd, c, &to, NULL);
 	ret = tx ? dmt_tx_alloc(tx, 12 << 10, &r1) : -1;
 	ret = ret ?: (int)dmt_tx_send(tx, &r1, 1);
 	ret = ret < 0 ? ret : dmt_tx_alloc(tx, 2 << 10, &r1);	/* [12K, 14K) */
@@ -336,19 +326,13 @@ out:
 	check(t, ret == 10 << 10, "the regions as reserved are sent (%d bytes)", ret);
 	if (tx)
 		dmt_tx_drain(tx, 2000);
-	if (fd >= 0)
-		shutdown(fd, SHUT_WR);
-	if (rx.lfd >= 0 && tx)
-		rx_join(&rx);
+	if (tx)
+		tx_link_finish(&l);
 	/* first 12 KiB were not filled with the pattern: the receiver's first bad
 	 * byte is at 0 unless the buffer started as it; check the tail only */
-	check(t, rx.bytes == 22 << 10, "the receiver got 22 KiB, none of the skip (%llu)",
-	      (unsigned long long)rx.bytes);
-	dmt_tx_free(tx);
-	if (fd >= 0)
-		close(fd);
-	if (rx.lfd >= 0)
-		close(rx.lfd);
+	check(t, l.rx.bytes == 22 << 10, "the receiver got 22 KiB, none of the skip (%llu)",
+	      (unsigned long long)l.rx.bytes);
+	tx_link_close(&l, tx);
 	dmt_txbind_free(o);
 	dmt_txbind_free(a);
 	dmt_txbind_free(c);
@@ -366,6 +350,7 @@ static void options(struct ktap *t)
 	} big;
 	struct {
 		struct dmt_txbind_opts o;
+		uint64_t more;
 	} pb;
 	struct dmt_tx_stats_v2 st;
 	struct dmt_txbind *bind;
@@ -373,19 +358,33 @@ static void options(struct ktap *t)
 	struct dmt_err err;
 	int fd = tcp_socket_for("127.0.0.1");
 
+	/*
+	 * The padding after policy is 0.1's tail padding: 0.1's DMT_OPTS
+	 * did not zero it, so a 0.1 caller may pass garbage there.  It is
+	 * never read (and never becomes a field); a byte past the struct,
+	 * from a newer caller, is refused.
+	 */
 	memset(&pb, 0, sizeof(pb));
 	pb.o.sz = sizeof(pb.o);
 	pb.o.policy = DMT_MODE_COPY;
-	((unsigned char *)&pb.o)[sizeof(pb.o) - 1] = 1;	/* the padding after policy */
-	bind = dmt_txbind_new("lo", buf, &pb.o, &err);
-	diag_err("padding", &err);
-	check(t, !bind && err.code == -EINVAL,
-	      "dmt_txbind_opts with a non-zero padding byte after policy: -EINVAL");
-	pb.o = (struct dmt_txbind_opts){ .sz = sizeof(pb.o), .policy = DMT_MODE_COPY };
-	memset((char *)&pb.o + offsetof(struct dmt_txbind_opts, policy) + sizeof(int), 0,
+	memset((char *)&pb.o + offsetof(struct dmt_txbind_opts, policy) + sizeof(int), 0xa5,
 	       sizeof(pb.o) - offsetof(struct dmt_txbind_opts, policy) - sizeof(int));
 	bind = dmt_txbind_new("lo", buf, &pb.o, &err);
-	check(t, bind != NULL, "the same with zero padding: accepted");
+	if (!bind)
+		diag_err("0.1 padding", &err);
+	check(t, bind && dmt_txbind_mode(bind) == DMT_MODE_COPY,
+	      "dmt_txbind_opts with garbage in 0.1's padding after policy (a 0.1 caller): "
+	      "accepted, not read");
+	dmt_txbind_free(bind);
+	pb.o.sz = sizeof(pb);
+	pb.more = 1;
+	bind = dmt_txbind_new("lo", buf, &pb.o, &err);
+	diag_err("bigger", &err);
+	check(t, !bind && err.code == -EINVAL && strstr(err.what, "non-zero byte at 16"),
+	      "dmt_txbind_opts from a newer caller, a non-zero byte past the struct: -EINVAL");
+	pb.o = (struct dmt_txbind_opts){ .sz = sizeof(pb.o), .policy = DMT_MODE_COPY };
+	bind = dmt_txbind_new("lo", buf, &pb.o, &err);
+	check(t, bind != NULL, "the same at the struct's size: accepted");
 
 	memset(&big, 0, sizeof(big));
 	big.o.sz = sizeof(big);
@@ -429,20 +428,16 @@ static void errqueue_other(struct ktap *t)
 		char b[512];
 		struct cmsghdr align;
 	} ctl;
-	struct rx rx = { 0 };
+	struct tx_link l = TX_LINK_INIT;
 	struct dmt_tx *tx = NULL;
 	unsigned got = 0, ts = 0;
-	uint16_t port;
-	int fd, ret = -1, flags, tsf = SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE |
+	int ret = -1, flags, tsf = SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE |
 		SOF_TIMESTAMPING_OPT_TSONLY | SOF_TIMESTAMPING_OPT_ID;
 	ssize_t n;
 
-	rx.lfd = listen_lo(&port, 0);
-	fd = tcp_socket_for("127.0.0.1");
-	if (bind && rx.lfd >= 0 && fd >= 0 && !rx_start(&rx) &&
-	    !tcp_connect(fd, "127.0.0.1", port) &&
-	    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &tsf, sizeof(tsf)) == 0)
-		tx = dmt_tx_new(fd, bind, NULL, NULL);
+	if (bind && !tx_link_open(&l, NULL, "127.0.0.1", 0) && !tx_link_connect(&l, "127.0.0.1") &&
+	    setsockopt(l.fd, SOL_SOCKET, SO_TIMESTAMPING, &tsf, sizeof(tsf)) == 0)
+		tx = dmt_tx_new(l.fd, bind, NULL, NULL);
 	if (tx) {
 		dmt_pattern_fill(dmt_dmabuf_map(buf), 64 << 10, 0, TX_PERIOD);
 		for (int i = 0; i < 4; i++) {
@@ -468,16 +463,10 @@ static void errqueue_other(struct ktap *t)
 	      "every completion still counted", (unsigned long long)st.errq_other, got);
 	check(t, tx && dmt_tx_errqueue_msg(tx, ctl.b, sizeof(ctl.b), NULL) == 0,
 	      "then none is left");
-	if (fd >= 0)
-		shutdown(fd, SHUT_WR);
 	if (tx)
-		rx_join(&rx);
-	check(t, rx.bytes == 64 << 10 && rx.bad < 0, "the receiver validated 64 KiB");
-	dmt_tx_free(tx);
-	if (fd >= 0)
-		close(fd);
-	if (rx.lfd >= 0)
-		close(rx.lfd);
+		tx_link_finish(&l);
+	check(t, l.rx.bytes == 64 << 10 && l.rx.bad < 0, "the receiver validated 64 KiB");
+	tx_link_close(&l, tx);
 	dmt_txbind_free(bind);
 	dmt_dmabuf_free(buf);
 }
@@ -495,22 +484,19 @@ static void wrapped(struct ktap *t)
 	struct dmt_dmabuf *buf = mem ? dmt_dmabuf_new(&bo, NULL) : NULL;
 	struct dmt_txbind *bind = buf ? dmt_txbind_new("lo", buf, &zc, NULL) : NULL;
 	struct dmt_err err;
-	struct rx rx = { 0 };
+	struct tx_link l = TX_LINK_INIT;
 	struct dmt_tx *tx = NULL;
 	uint64_t ck[4];
 	unsigned got = 0;
-	uint16_t port;
-	int fd, ret = -1;
+	int ret = -1;
 
 	check(t, !dmt_dmabuf_new(&bad, &err) && err.code == -EINVAL,
 	      "host_addr with the udmabuf provider: -EINVAL");
 	check(t, buf && dmt_dmabuf_map(buf) == mem && dmt_dmabuf_size(buf) == size &&
 	      dmt_dmabuf_fd(buf) < 0 && dmt_txbind_mode(bind) == DMT_MODE_ZEROCOPY,
 	      "host provider over the caller's memory: mapped there, no fd, zerocopy binding");
-	rx.lfd = listen_lo(&port, 0);
-	fd = tcp_socket_for("127.0.0.1");
-	if (bind && rx.lfd >= 0 && fd >= 0 && !rx_start(&rx) && !tcp_connect(fd, "127.0.0.1", port))
-		tx = dmt_tx_new(fd, bind, NULL, NULL);
+	if (bind && !tx_link_open(&l, NULL, "127.0.0.1", 0) && !tx_link_connect(&l, "127.0.0.1"))
+		tx = dmt_tx_new(l.fd, bind, NULL, NULL);
 	if (tx) {
 		dmt_pattern_fill(mem, size, 0, TX_PERIOD);
 		for (int i = 0; i < 4; i++)
@@ -520,21 +506,15 @@ static void wrapped(struct ktap *t)
 			ret = dmt_tx_progress(tx);
 			got += dmt_tx_reap(tx, ck, 4);
 			if (got < 4 && ret >= 0)
-				poll(&(struct pollfd){ .fd = fd, .events = dmt_tx_poll_events(tx) },
+				poll(&(struct pollfd){ .fd = l.fd, .events = dmt_tx_poll_events(tx) },
 				     1, 50);
 		}
 	}
 	check(t, got == 4, "4 requests from the caller's memory done (%u)", got);
-	if (fd >= 0)
-		shutdown(fd, SHUT_WR);
 	if (tx)
-		rx_join(&rx);
-	check(t, rx.bytes == size && rx.bad < 0, "the receiver validated %zu bytes", size);
-	dmt_tx_free(tx);
-	if (fd >= 0)
-		close(fd);
-	if (rx.lfd >= 0)
-		close(rx.lfd);
+		tx_link_finish(&l);
+	check(t, l.rx.bytes == size && l.rx.bad < 0, "the receiver validated %zu bytes", size);
+	tx_link_close(&l, tx);
 	dmt_txbind_free(bind);
 	dmt_dmabuf_free(buf);
 	if (mem)

@@ -27,7 +27,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <linux/dma-buf.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -35,7 +34,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -604,27 +602,20 @@ static int check(const struct recv_cfg *c, struct recv_run *r,
 
 /*
  * Bracket one receive call's devmem fragments with one pair of
- * DMA_BUF_IOCTL_SYNC (read), so they are checked straight from the
- * mapping: a copy and two ioctls per fragment cost more than the network.
+ * dmt_dmabuf_sync (read), so they are checked straight from the mapping:
+ * a copy and two ioctls per fragment cost more than the network.
  */
 static int map_sync(struct recv_run *r, bool start, bool report)
 {
-	struct dma_buf_sync s = {
-		.flags = (start ? DMA_BUF_SYNC_START : DMA_BUF_SYNC_END) |
-			 DMA_BUF_SYNC_READ,
-	};
-	struct dmt_err e;
+	unsigned flags = (start ? DMT_DMABUF_SYNC_START : DMT_DMABUF_SYNC_END) |
+			 DMT_DMABUF_SYNC_READ;
 
-	while (ioctl(dmt_dmabuf_fd(r->buf), DMA_BUF_IOCTL_SYNC, &s) < 0) {
-		if (errno == EINTR || errno == EAGAIN)
-			continue;
-		if (!report)	/* closing the bracket after an earlier error */
-			return -1;
-		tool_err(&e, -errno, "validation reads the dma-buf through its mapping: use a host-mappable provider (udmabuf, heap)",
-			 "DMA_BUF_IOCTL_SYNC %s on the dma-buf", start ? "start" : "end");
-		return fail(r, EXIT_RUNTIME, &e, NULL);
-	}
-	return 0;
+	if (!dmt_dmabuf_sync(r->buf, flags))
+		return 0;
+	if (!report)	/* closing the bracket after an earlier error */
+		return -1;
+	return fail(r, EXIT_RUNTIME, dmt_dmabuf_error(r->buf),
+		    "validation reads the dma-buf through its mapping: use a host-mappable provider (udmabuf, heap)");
 }
 
 /* map: the dma-buf's mapping, between map_sync()s; NULL: read through a copy */
