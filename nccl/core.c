@@ -415,6 +415,12 @@ static int conn_step(struct dn_handle *h, int32_t *fd, int base, const struct so
 			return -errno;
 		set_nodelay(*fd);
 		h->sent = 0;
+		/* devmem TX leaves through the bound interface: route the data
+		 * connection there from the start (the send engine sets it too,
+		 * but after connect the kernel must drop its cached route) */
+		if ((hflags & DN_HELLO_DATA) && dn_state.mode == DN_MODE_DEVMEM)
+			setsockopt(*fd, SOL_SOCKET, SO_BINDTODEVICE, dn_state.dev.ifname,
+				   strlen(dn_state.dev.ifname) + 1);
 		if (connect(*fd, (const struct sockaddr *)ss, len) && errno != EINPROGRESS)
 			return -errno;
 		h->stage = base + 1;
