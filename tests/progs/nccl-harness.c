@@ -41,8 +41,12 @@
  * receiver posts as NCCL's proxy does, retrying a NULL request after
  * consuming the oldest.  Messages stop at 4 MiB (NET_UNPACK_MAX_SLICE_SIZE).
  *
+ * Over 4 MiB (NET_UNPACK_MAX_SLICE_SIZE) the message goes between host
+ * buffers registered with regMr on the same comm.
+ *
  * --grouped: grouped receives even where maxRecvs is 1 (devmem mode
  * advertises 1 to NCCL; the plugin takes up to 8 buffers per irecv).
+ * --no-versions: only the schedule through the newest -v version.
  *
  * --init-fails: init only (rank 0 alone), expected to fail; the reason
  * must reach the log function.
@@ -86,6 +90,7 @@ static char last_warn[1024];
 static int warns;
 static bool device;		/* --device */
 static bool force_grouped;	/* --grouped */
+static bool no_versions;	/* --no-versions */
 static int arena_fd = -1;	/* --device: the arena's dma-buf */
 static uint8_t *arena;
 static void *mh;
@@ -705,6 +710,34 @@ static bool round_check(void *comm, struct msg *m, int k, int group, bool overfl
 		     (now() - t0) * 1e3);
 }
 
+/*
+ * --device, a message over NCCL's UNPACK slice (4 MiB: NCCL never posts a
+ * larger device receive): host buffers registered with regMr on the same
+ * comm, so the stream carries dma-buf and host-memory sends in turn.
+ */
+static void host_round(void *comm, struct msg *m, const char *what)
+{
+	uint8_t *dev_arena = arena, *h = aligned_alloc(4096, m->posted + 4096);
+	void *dev_mh = mh, *hmh = NULL;
+	char name[96];
+
+	snprintf(name, sizeof(name), "%s into host buffers", what);
+	if (!CHECK(h && P(regMr)(comm, h, m->posted + 4096, NCCL_PTR_HOST, &hmh) == ncclSuccess,
+		   "%s: regMr", name)) {
+		free(h);
+		return;
+	}
+	arena = h;
+	mh = hmh;
+	device = false;
+	round_check(comm, m, 1, 1, false, name);
+	device = true;
+	arena = dev_arena;
+	mh = dev_mh;
+	P(deregMr)(comm, hmh);
+	free(h);
+}
+
 /* ----------------------------------------------------------------- rank */
 
 static void *open_plugin(const char *path)
@@ -823,12 +856,13 @@ static void full_suite(void)
 
 	/* sizes, one in flight, receive buffers larger than the message for odd i */
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		if (device && sizes[i] > NET_UNPACK_MAX_SLICE_SIZE)
-			break;	/* one UNPACK slice per receive (NCCL never posts more) */
 		m[0] = (struct msg){ .size = sizes[i], .posted = sizes[i] + (i & 1 ? 1000 : 0),
 				     .tag = (int)i, .seed = 100 + (uint32_t)i };
 		snprintf(name, sizeof(name), "size %zu%s", sizes[i], i & 1 ? " (posted +1000)" : "");
-		round_check(comm, m, 1, 1, false, name);
+		if (device && sizes[i] > NET_UNPACK_MAX_SLICE_SIZE)
+			host_round(comm, m, name);	/* over one UNPACK slice */
+		else
+			round_check(comm, m, 1, 1, false, name);
 	}
 	/* depth */
 	static const int depths[] = { 1, 8, 32 };
@@ -1058,7 +1092,7 @@ static int run_rank(const char *plugin, const char *ns, const char *ifname, cons
 			full_suite();
 		finalize();
 	}
-	for (int i = 0; i < nvers && !bench_bytes; i++)
+	for (int i = 0; i < nvers && !bench_bytes && !no_versions; i++)
 		version_once(dl, vers[i]);
 	CHECK(count_fds() == fds0, "no fd left open (%d before, %d after)", fds0, count_fds());
 	CHECK(warns == 0, "no warning logged%s%s", warns ? ": " : "", warns ? last_warn : "");
@@ -1095,7 +1129,8 @@ static void usage(void)
 		"       nccl-harness -p PLUGIN.so --init-fails [-i IF] [-v V] [-e TEXT]\n"
 		"       (--bench MIB: only a throughput run of MIB mebibytes; --device: udmabuf\n"
 		"       arenas registered as CUDA memory, UNPACK done on the CPU; --grouped:\n"
-		"       grouped receives whatever maxRecvs says)\n");
+		"       grouped receives whatever maxRecvs says; --no-versions: the schedule\n"
+		"       through the newest -v only)\n");
 	exit(2);
 }
 
@@ -1106,6 +1141,7 @@ int main(int argc, char **argv)
 		{ "bench", required_argument, NULL, 'B' },
 		{ "device", no_argument, NULL, 'D' },
 		{ "grouped", no_argument, NULL, 'G' },
+		{ "no-versions", no_argument, NULL, 'X' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *plugin = NULL, *ns[2] = { NULL, NULL }, *ifn[2] = { NULL, NULL };
@@ -1126,6 +1162,7 @@ int main(int argc, char **argv)
 		case 'F': fails = true; break;
 		case 'D': device = true; break;
 		case 'G': force_grouped = true; break;
+		case 'X': no_versions = true; break;
 		case 'B': bench_bytes = strtoull(optarg, NULL, 0) * MiB; break;
 		case 'v': {
 			char *s = optarg, *end;

@@ -4,21 +4,19 @@
 # NCCL's proxy threads would: rank 0 receives in netns b on dmb (init's
 # probe passes, listen prepares a queue and binds the bounce dma-buf, accept
 # steers the data flow and acks on the control connection), rank 1 sends
-# from netns a on dma; every byte validated.  Two runs of the schedule:
-#   device  udmabuf arenas registered as CUDA memory (regMrDmaBuf): isend
-#           straight from the dma-buf (bind-tx, dmt_tx_submit, done at the
-#           zerocopy completion); irecv published as UNPACK loadMeta, the
-#           harness does the unpack kernel's copy on the CPU from the
-#           bounce buffer, validates, then irecvConsumed; the plugin's token
-#           counters show each receive's fragments held until irecvConsumed
-#           and given back by it; closing with receives done but not
-#           consumed (and one not done) gives every token back; 1, 8 and
-#           32 in flight (16 receives: one UNPACK slot each), grouped
-#           receives, 1 byte .. 4 MiB (one UNPACK slice)
-#   host    host buffers: payload copied out of the dma-buf, 1 byte ..
-#           16 MiB, grouped receives
+# from netns a on dma; every byte validated.  Udmabuf arenas stand in for
+# CUDA memory (regMrDmaBuf, NCCL_PTR_CUDA): isend goes straight from the
+# dma-buf (bind-tx, dmt_tx_submit, done at the zerocopy completion); irecv
+# is published as UNPACK loadMeta, the harness does the unpack kernel's
+# copy on the CPU from the bounce buffer, validates, then irecvConsumed;
+# the plugin's token counters show each receive's fragments held until
+# irecvConsumed and given back by it; closing with receives done but not
+# consumed (and one not done) gives every token back.  1, 8 and 32 in
+# flight (16 receives: one UNPACK slot each), grouped receives, 1 byte ..
+# 4 MiB into device buffers, 16 MiB between host buffers on the same comm
+# (over one UNPACK slice: copied out of the dma-buf).
 # The ABI versions are each driven on the host (tests/host/nccl.t); here
-# the schedule runs through v12 only, to keep the TCG boot short.
+# the schedule runs once, through v12, to keep the TCG boot short.
 # After the runs: dmb's NIC state as before, no queue bound, and the
 # payload came through the dma-buf (not as linear bytes).
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -48,7 +46,7 @@ before=$(nic_state b $DMV_B)
 export NCCL_DEVMEMTCP_MODE=devmem NCCL_DEVMEMTCP_BUF_SIZE=32M
 t0=$(date +%s.%N)
 relay "device buffers (UNPACK)" timeout 600 "$HARNESS" -p "$PLUGIN" -v 12 --device --grouped \
-	-n b -N a -i $DMV_B -I $DMV_A
+	--no-versions -n b -N a -i $DMV_B -I $DMV_A
 echo "# device run: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
 cp "$LOG/relay" "$LOG/device"
 grep '^#' "$LOG/device" | grep -v 'rank. INFO' | tail -n 20
@@ -65,19 +63,13 @@ else
 fi
 closed=$(grep -c 'receive comm closed: .* tokens received \([0-9]*\) released \1 held 0 lost 0' "$LOG/device")
 nclosed=$(grep -c 'receive comm closed:' "$LOG/device")
-if [ "$nclosed" -ge 2 ] && [ "$closed" = "$nclosed" ]; then
+if [ "$nclosed" -ge 1 ] && [ "$closed" = "$nclosed" ]; then
 	ktap_ok "every receive comm closed with all tokens back ($closed comms)"
 else
 	grep 'receive comm closed:' "$LOG/device" | sed 's/^/# /'
 	ktap_fail "every receive comm closed with all tokens back ($closed of $nclosed)"
 fi
-t0=$(date +%s.%N)
-relay "host buffers" timeout 600 "$HARNESS" -p "$PLUGIN" -v 12 --grouped \
-	-n b -N a -i $DMV_B -I $DMV_A
-echo "# host run: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
-cat "$LOG/relay" >>"$LOG/device"
 mv "$LOG/device" "$LOG/relay"
-grep '^#' "$LOG/relay" | grep -v 'rank. INFO' | tail -n 8
 
 if grep -q "rank0 INFO .*queues [0-9.]* of $DMV_B bound to a" "$LOG/relay"; then
 	ktap_ok "listen bound the bounce dma-buf to a queue of $DMV_B"
@@ -87,7 +79,7 @@ fi
 # "receive comm closed: N bytes from the dma-buf, M linear", one per comm
 read -r dmabuf linear < <(sed -n 's/.*receive comm closed: \([0-9]*\) bytes from the dma-buf, \([0-9]*\) linear.*/\1 \2/p' \
 	"$LOG/relay" | awk '{ d += $1; l += $2 } END { print d + 0, l + 0 }')
-if [ "${dmabuf:-0}" -ge $((30 << 20)) ] && [ "${linear:-1}" -le $((dmabuf / 100)) ]; then
+if [ "${dmabuf:-0}" -ge $((24 << 20)) ] && [ "${linear:-1}" -le $((dmabuf / 100)) ]; then
 	ktap_ok "payload came through the dma-buf ($dmabuf bytes, $linear linear)"
 else
 	ktap_fail "payload came through the dma-buf ($dmabuf bytes, $linear linear)"
