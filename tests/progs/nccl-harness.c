@@ -421,7 +421,10 @@ struct msg {
 	int tag;
 	uint32_t seed;
 	size_t off;		/* in the arena */
+	bool host;		/* --device: through mh_host (the arena as host memory) */
 };
+
+static void *mh_host;	/* --device: the same arena registered with regMr */
 
 static bool filled;	/* bench: the sender's buffers already hold the pattern */
 static uint8_t *bench_ref;	/* bench: the 8 messages' expected bytes, for memcmp */
@@ -491,6 +494,8 @@ static bool unpack(struct dmt_nccl_unpack_handle *uh, int n, void **data, const 
 	bool ok = true;
 
 	for (int j = 0; j < n; j++) {
+		if (!posted[j])
+			continue;	/* a host buffer: filled by the plugin, no slot */
 		int slot = (int)(uh->head++ % NCCL_NET_DEVICE_UNPACK_MAX_QUEUE_DEPTH);
 		uint64_t cnt = __atomic_load_n(&uh->meta->cnt[slot], __ATOMIC_ACQUIRE);
 
@@ -544,7 +549,7 @@ static bool round_recv_device(void *comm, struct msg *m, int k, int group, bool 
 				data[j] = arena + m[g + j].off;
 				sizes[j] = m[g + j].posted;
 				tags[j] = m[g + j].tag;
-				mhs[j] = mh;
+				mhs[j] = m[g + j].host ? mh_host : mh;
 			}
 			if (p_irecv(comm, group, data, sizes, tags, mhs, &req[posted])) {
 				printf("# rank0: %s: irecv %d failed\n", name, posted);
@@ -582,7 +587,7 @@ static bool round_recv_device(void *comm, struct msg *m, int k, int group, bool 
 
 		for (int j = 0; j < group; j++) {
 			data[j] = arena + m[g + j].off;
-			sizes[j] = m[g + j].posted;
+			sizes[j] = m[g + j].host ? 0 : m[g + j].posted;
 		}
 		ok &= unpack(uh, group, data, sizes, name);
 		for (int j = 0; j < group; j++)
@@ -633,7 +638,8 @@ static bool round_run(void *comm, struct msg *m, int k, int group, bool overflow
 			for (int j = group - 1; j >= 0; j--) {
 				struct msg *x = &m[g + j];
 
-				if (p_isend(comm, arena + x->off, x->size, x->tag, mh, &req[nreq]) ||
+				if (p_isend(comm, arena + x->off, x->size, x->tag,
+					    x->host ? mh_host : mh, &req[nreq]) ||
 				    !req[nreq]) {
 					printf("# rank1: %s: isend %d gave no request\n", name, g + j);
 					return false;
@@ -874,6 +880,21 @@ static void full_suite(void)
 					     .tag = i, .seed = 1000 * (d + 1) + i };
 		snprintf(name, sizeof(name), "%d in flight", k);
 		round_check(comm, m, k, 1, k == NCCL_NET_MAX_REQUESTS, name);
+	}
+	/* --device: dma-buf and host-memory sends in flight on one stream (NCCL's
+	 * LL/LL128 buffers may be host memory while SIMPLE's are on the GPU), and
+	 * receives into both */
+	if (device) {
+		if (CHECK(P(regMr)(comm, arena, ARENA, NCCL_PTR_HOST, &mh_host) == ncclSuccess,
+			  "regMr of the same arena as host memory")) {
+			for (int i = 0; i < 12; i++)
+				m[i] = (struct msg){ .size = 100000 + 5003 * i, .posted = 100000 + 5003 * i,
+						     .tag = i, .seed = 4000 + i, .host = i % 3 == 1 };
+			round_check(comm, m, 12, 1, false,
+				    "12 in flight, every third through host memory");
+			P(deregMr)(comm, mh_host);
+		}
+		mh_host = NULL;
 	}
 	/* grouped: 2 irecvs of 8 buffers, sizes spread, one empty message */
 	for (int i = 0; i < 16; i++)
