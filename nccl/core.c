@@ -249,8 +249,9 @@ ncclResult_t dn_init(ncclDebugLogger_t log)
 	DN_INFO(NCCL_INIT | NCCL_NET, "using %s (%s mode, libdevmemtcp %s)", s->dev.ifname,
 		s->mode == DN_MODE_DEVMEM ? "devmem" : "host", dmt_version());
 	if (s->mode == DN_MODE_DEVMEM)
-		DN_INFO(NCCL_INIT | NCCL_NET, "devmem RX serves host buffers (copied out of the "
-			"dma-buf); CUDA buffers (UNPACK, dma-buf TX) need libdevmemtcp 0.2");
+		DN_INFO(NCCL_INIT | NCCL_NET, "dma-buf registrations sent with bind-tx, device "
+			"receives published as UNPACK loadMeta; host buffers copied out of the "
+			"dma-buf");
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
