@@ -3,15 +3,17 @@
  * core.c - the plugin's version-independent half: configuration from the
  * environment, the one device, its properties, connection setup as NCCL
  * drives it (never blocking: connect and accept return success with a NULL
- * comm until the connection is up), registrations, and framed messages on
- * one TCP stream per comm.
+ * comm until the connection is up), registrations, and framed messages.
  *
- * The payload path here is plain non-blocking TCP (the kernel copies).
- * libdevmemtcp 0.1 cannot send a caller-owned host buffer: its send engine
- * only sends regions it reserved itself from its own ring, in reservation
- * order, and its zerocopy/copy modes work on the library's own buffer.
- * With 0.2's caller-owned iovecs and cookies (PORTING.md) isend becomes
- * one library call per request and the request's cookie its completion.
+ * Host mode: one TCP stream per comm, headers inline, plain non-blocking
+ * TCP (the kernel copies).  Devmem mode (the listen handle says so): two
+ * connections per comm, the control one for the frame headers and the data
+ * one for payload only, whose flow accept steers to the devmem queue
+ * before acking; an isend from a dma-buf registration goes to the comm's
+ * send engine (dmt_tx_submit, cookie = request, done at its zerocopy
+ * completion), a host-memory one is a plain sendmsg after the engine's
+ * bytes; a receive into device memory is published as UNPACK loadMeta and
+ * held until irecvConsumed (devmem.c).
  *
  * Framing: every isend puts a 16-byte header (size, tag) before its
  * payload.  A receive request of n buffers takes the next n frames; each
