@@ -16,7 +16,7 @@
  * held until irecvConsumed (devmem.c).
  *
  * Framing: every isend puts a 16-byte header (size, tag) before its
- * payload.  A receive request of n buffers takes the next n frames; each
+ * payload (devmem mode: on the control connection, in the same order).  A receive request of n buffers takes the next n frames; each
  * frame lands in the buffer whose tag it carries (NCCL posts grouped sends
  * and receives in the same order and with distinct tags in a group), and
  * its real size is what test() reports.  A frame larger than the buffer
