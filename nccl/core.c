@@ -3,18 +3,20 @@
  * core.c - the plugin's version-independent half: configuration from the
  * environment, the one device, its properties, connection setup as NCCL
  * drives it (never blocking: connect and accept return success with a NULL
- * comm until the connection is up), registrations, and framed messages on
- * one TCP stream per comm.
+ * comm until the connection is up), registrations, and framed messages.
  *
- * The payload path here is plain non-blocking TCP (the kernel copies).
- * libdevmemtcp 0.1 cannot send a caller-owned host buffer: its send engine
- * only sends regions it reserved itself from its own ring, in reservation
- * order, and its zerocopy/copy modes work on the library's own buffer.
- * With 0.2's caller-owned iovecs and cookies (PORTING.md) isend becomes
- * one library call per request and the request's cookie its completion.
+ * Host mode: one TCP stream per comm, headers inline, plain non-blocking
+ * TCP (the kernel copies).  Devmem mode (the listen handle says so): two
+ * connections per comm, the control one for the frame headers and the data
+ * one for payload only, whose flow accept steers to the devmem queue
+ * before acking; an isend from a dma-buf registration goes to the comm's
+ * send engine (dmt_tx_submit, cookie = request, done at its zerocopy
+ * completion), a host-memory one is a plain sendmsg after the engine's
+ * bytes; a receive into device memory is published as UNPACK loadMeta and
+ * held until irecvConsumed (devmem.c).
  *
  * Framing: every isend puts a 16-byte header (size, tag) before its
- * payload.  A receive request of n buffers takes the next n frames; each
+ * payload (devmem mode: on the control connection, in the same order).  A receive request of n buffers takes the next n frames; each
  * frame lands in the buffer whose tag it carries (NCCL posts grouped sends
  * and receives in the same order and with distinct tags in a group), and
  * its real size is what test() reports.  A frame larger than the buffer
@@ -33,6 +35,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "plugin.h"
@@ -248,8 +251,9 @@ ncclResult_t dn_init(ncclDebugLogger_t log)
 	DN_INFO(NCCL_INIT | NCCL_NET, "using %s (%s mode, libdevmemtcp %s)", s->dev.ifname,
 		s->mode == DN_MODE_DEVMEM ? "devmem" : "host", dmt_version());
 	if (s->mode == DN_MODE_DEVMEM)
-		DN_INFO(NCCL_INIT | NCCL_NET, "devmem RX serves host buffers (copied out of the "
-			"dma-buf); CUDA buffers (UNPACK, dma-buf TX) need libdevmemtcp 0.2");
+		DN_INFO(NCCL_INIT | NCCL_NET, "dma-buf registrations sent with bind-tx, device "
+			"receives published as UNPACK loadMeta; host buffers copied out of the "
+			"dma-buf");
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -292,21 +296,18 @@ ncclResult_t dn_get_properties(int dev, struct dn_props *p)
 	p->name = dn_state.dev.ifname;
 	p->pci_path = dn_state.dev.pci_path[0] ? dn_state.dev.pci_path : NULL;
 	p->guid = dn_state.dev.ifindex;
-	/* Only what works today: devmem mode carries host buffers (payload
-	 * lands in the bound dma-buf and is copied out).  NCCL_PTR_CUDA |
-	 * NCCL_PTR_DMABUF and NCCL_NET_DEVICE_UNPACK come with sends from
-	 * registered dma-bufs and published loadMeta (nccl/PORTING.md):
-	 * advertising them now would make NCCL pick this plugin for GPU
-	 * buffers and fail on the first transfer. */
-	p->ptr_support = NCCL_PTR_HOST;
+	/* devmem mode: sends straight from NCCL's dma-buf (bind-tx,
+	 * dmt_tx_submit) and receives published as UNPACK loadMeta for
+	 * NCCL's device code; host buffers work in both modes */
+	p->ptr_support = dm ? NCCL_PTR_HOST | NCCL_PTR_CUDA | NCCL_PTR_DMABUF : NCCL_PTR_HOST;
 	p->speed = dn_state.dev.speed;
 	p->port = 0;
 	p->max_comms = 65536;
 	/* UNPACK: one destination per receive step (loadMeta dst_off is
 	 * relative to it), so no grouped receives in devmem mode */
 	p->max_recvs = dm ? 1 : DN_MAX_RECVS;
-	p->dev_type = NCCL_NET_DEVICE_HOST;
-	p->dev_version = NCCL_NET_DEVICE_INVALID_VERSION;
+	p->dev_type = dm ? NCCL_NET_DEVICE_UNPACK : NCCL_NET_DEVICE_HOST;
+	p->dev_version = dm ? NCCL_NET_DEVICE_UNPACK_VERSION : NCCL_NET_DEVICE_INVALID_VERSION;
 	p->max_bytes = INT_MAX;		/* test() reports int sizes */
 	return ncclSuccess;
 }
@@ -369,6 +370,8 @@ ncclResult_t dn_listen(int dev, void *handle, void **listen_comm)
 	}
 	h->nonce = l->nonce;
 	h->fd = -1;
+	h->dfd = -1;
+	h->flags = l->devmem ? DN_H_SPLIT : 0;
 	*listen_comm = l;
 	return ncclSuccess;
 err:
@@ -388,23 +391,79 @@ static struct dn_comm *comm_new(enum dn_kind kind, int fd, int dev)
 	c->fd = fd;
 	c->dev = dev;
 	c->rslot = -1;
+	c->cfd = -1;
 	for (int i = 0; i < DN_MAX_REQS; i++)
 		c->reqs[i].comm = c;
 	return c;
 }
 
-enum { ST_START = 0, ST_CONNECTING, ST_HELLO, ST_FAILED };
+enum { ST_START = 0, ST_CONNECTING, ST_HELLO, ST_DSTART, ST_DCONNECTING, ST_DHELLO, ST_ACK,
+       ST_FAILED };
+
+/* One connection of connect(): socket, connect, hello, each step retried
+ * from the stage kept in the handle (base: ST_START or ST_DSTART).  1 once
+ * the hello is out, 0 to be called again, -errno. */
+static int conn_step(struct dn_handle *h, int32_t *fd, int base, const struct sockaddr_storage *ss,
+		     socklen_t len, uint32_t hflags)
+{
+	struct dn_hello hello;
+	socklen_t elen;
+	int err = 0;
+	ssize_t n;
+
+	switch (h->stage - base) {
+	case 0:
+		*fd = socket(h->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (*fd < 0)
+			return -errno;
+		set_nodelay(*fd);
+		h->sent = 0;
+		/* devmem TX leaves through the bound interface: route the data
+		 * connection there from the start (the send engine sets it too,
+		 * but after connect the kernel must drop its cached route) */
+		if ((hflags & DN_HELLO_DATA) && dn_state.mode == DN_MODE_DEVMEM)
+			setsockopt(*fd, SOL_SOCKET, SO_BINDTODEVICE, dn_state.dev.ifname,
+				   strlen(dn_state.dev.ifname) + 1);
+		if (connect(*fd, (const struct sockaddr *)ss, len) && errno != EINPROGRESS)
+			return -errno;
+		h->stage = base + 1;
+		/* fall through */
+	case 1: {
+		struct pollfd p = { .fd = *fd, .events = POLLOUT };
+
+		if (poll(&p, 1, 0) <= 0)
+			return 0;	/* not yet (or EINTR): call again */
+		elen = sizeof(err);
+		if (getsockopt(*fd, SOL_SOCKET, SO_ERROR, &err, &elen))
+			return -errno;
+		if (err)
+			return -err;
+		h->stage = base + 2;
+	}
+		/* fall through */
+	case 2:
+		hello = (struct dn_hello){ .magic = DN_MAGIC, .flags = hflags, .nonce = h->nonce,
+					   .connid = h->connid };
+		n = send(*fd, (char *)&hello + h->sent, sizeof(hello) - h->sent,
+			 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		h->sent += n;
+		return h->sent == sizeof(hello);
+	}
+	return -EINVAL;
+}
 
 ncclResult_t dn_connect(int dev, void *handle, void **send_comm,
 			ncclNetDeviceHandle_v8_t **dev_comm)
 {
 	struct dn_handle *h = handle;
 	struct sockaddr_storage ss = { 0 };
-	struct dn_hello hello;
+	bool split;
 	socklen_t len;
 	struct dn_comm *c;
-	int err = 0;
-	ssize_t n;
+	const char *what = "connect";
+	int rc;
 
 	(void)dev_comm;		/* the send side offers no device offload */
 	if (!dev_ok(dev) || !h || !send_comm)
@@ -414,6 +473,11 @@ ncclResult_t dn_connect(int dev, void *handle, void **send_comm,
 		DN_WARN("connect: the handle is not one of ours (magic %#x)", h->magic);
 		return ncclInvalidArgument;
 	}
+	if (h->stage < ST_START || h->stage >= ST_FAILED) {
+		DN_WARN("connect: called again after a failure");
+		return ncclInvalidArgument;
+	}
+	split = h->flags & DN_H_SPLIT;
 	if (h->family == AF_INET) {
 		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
 
@@ -429,60 +493,61 @@ ncclResult_t dn_connect(int dev, void *handle, void **send_comm,
 		memcpy(&a->sin6_addr, h->addr, 16);
 		len = sizeof(*a);
 	}
-	switch (h->stage) {
-	case ST_START:
-		h->fd = socket(h->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (h->fd < 0) {
-			DN_WARN("connect: socket: %s", strerror(errno));
-			return ncclSystemError;
-		}
-		set_nodelay(h->fd);
-		h->sent = 0;
-		if (connect(h->fd, (struct sockaddr *)&ss, len) && errno != EINPROGRESS) {
-			err = errno;
-			goto fail;
-		}
-		h->stage = ST_CONNECTING;
-		/* fall through */
-	case ST_CONNECTING: {
-		struct pollfd p = { .fd = h->fd, .events = POLLOUT };
-
-		if (poll(&p, 1, 0) <= 0)
-			return ncclSuccess;	/* not yet (or EINTR): call again */
-		len = sizeof(err);
-		if (getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err)
-			goto fail;
-		h->stage = ST_HELLO;
+	if (h->stage == ST_START) {
+		h->fd = h->dfd = -1;
+		if (getrandom(&h->connid, sizeof(h->connid), 0) != sizeof(h->connid))
+			h->connid = (uint64_t)getpid() << 32 ^ (uintptr_t)h ^ (uint64_t)time(NULL);
 	}
-		/* fall through */
-	case ST_HELLO:
-		hello = (struct dn_hello){ .magic = DN_MAGIC, .nonce = h->nonce };
-		n = send(h->fd, (char *)&hello + h->sent, sizeof(hello) - h->sent,
-			 MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (h->stage <= ST_HELLO) {
+		rc = conn_step(h, &h->fd, ST_START, &ss, len, split ? DN_HELLO_CTRL : 0);
+		if (rc <= 0)
+			goto out;
+		if (!split) {
+			c = comm_new(DN_SEND, h->fd, dev);
+			if (!c)
+				return ncclSystemError;
+			goto done;
+		}
+		h->stage = ST_DSTART;
+	}
+	/* devmem listen: the data connection, then wait for the receiver's
+	 * ack on the control one (the data flow is steered by then) */
+	if (h->stage <= ST_DHELLO) {
+		what = "connect (data connection)";
+		rc = conn_step(h, &h->dfd, ST_DSTART, &ss, len, DN_HELLO_DATA);
+		if (rc <= 0)
+			goto out;
+		h->stage = ST_ACK;
+	}
+	{
+		uint8_t ack;
+		ssize_t n = recv(h->fd, &ack, 1, MSG_DONTWAIT);
+
+		what = "connect (waiting for the receiver's ack)";
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return ncclSuccess;
-		if (n < 0) {
-			err = errno;
-			goto fail;
-		}
-		h->sent += n;
-		if (h->sent < sizeof(hello))
-			return ncclSuccess;
-		c = comm_new(DN_SEND, h->fd, dev);
-		if (!c)
-			return ncclSystemError;
-		h->fd = -1;
-		h->stage = ST_START;	/* the handle may be used again */
-		*send_comm = c;
-		return ncclSuccess;
-	default:
-		DN_WARN("connect: called again after a failure");
-		return ncclInvalidArgument;
+		rc = n < 0 ? -errno : n == 0 ? -ECONNRESET : ack != DN_ACK ? -EPROTO : 1;
+		if (rc < 0)
+			goto out;
 	}
-fail:
-	DN_WARN("connect to port %u: %s", ntohs(h->port), strerror(err));
-	close(h->fd);
-	h->fd = -1;
+	c = comm_new(DN_SEND, h->dfd, dev);
+	if (!c)
+		return ncclSystemError;
+	c->cfd = h->fd;
+done:
+	h->fd = h->dfd = -1;
+	h->stage = ST_START;	/* the handle may be used again */
+	*send_comm = c;
+	return ncclSuccess;
+out:
+	if (rc >= 0)
+		return ncclSuccess;
+	DN_WARN("%s to port %u: %s", what, ntohs(h->port), strerror(-rc));
+	if (h->fd >= 0)
+		close(h->fd);
+	if (h->dfd >= 0)
+		close(h->dfd);
+	h->fd = h->dfd = -1;
 	h->stage = ST_FAILED;
 	return ncclRemoteError;
 }
@@ -529,22 +594,63 @@ ncclResult_t dn_accept(void *listen_comm, void **recv_comm,
 	if (l->hello_got < sizeof(l->hello))
 		return ncclSuccess;
 	set_nodelay(l->pfd);
+	if (!l->devmem) {
+		c = comm_new(DN_RECV, l->pfd, l->dev);
+		if (!c)
+			return ncclSystemError;
+		l->pfd = -1;
+		*recv_comm = c;
+		return ncclSuccess;
+	}
+	/* devmem: a control connection waits for its data connection */
+	if (l->hello.flags & DN_HELLO_CTRL) {
+		if (l->npend == (int)(sizeof(l->pend) / sizeof(l->pend[0]))) {
+			DN_WARN("accept: %d connects half done: dropped one", l->npend);
+			close(l->pfd);
+		} else {
+			l->pend[l->npend].fd = l->pfd;
+			l->pend[l->npend++].connid = l->hello.connid;
+		}
+		l->pfd = -1;
+		return ncclSuccess;
+	}
+	int p;
+
+	for (p = 0; p < l->npend && l->pend[p].connid != l->hello.connid; p++)
+		;
+	if (!(l->hello.flags & DN_HELLO_DATA) || p == l->npend) {
+		DN_INFO(NCCL_NET, "accept: dropped a connection (%s)",
+			l->hello.flags & DN_HELLO_DATA ? "data connection without its control one" :
+			"a host-mode peer: this listen comm is in devmem mode");
+		close(l->pfd);
+		l->pfd = -1;
+		return ncclSuccess;
+	}
 	c = comm_new(DN_RECV, l->pfd, l->dev);
 	if (!c)
 		return ncclSystemError;
-	if (l->devmem) {
-		if (dn_devmem_accept(&dn_state.dev, c, &l->peer) < 0) {
-			close(l->pfd);
-			l->pfd = -1;
-			free(c);
-			return ncclSystemError;	/* logged */
-		}
-		if (dev_comm)
-			*dev_comm = &c->devhandle;
-	}
+	c->cfd = l->pend[p].fd;
+	l->pend[p] = l->pend[--l->npend];
 	l->pfd = -1;
+	if (dn_devmem_accept(&dn_state.dev, c, &l->peer) < 0)
+		goto fail;	/* logged */
+	/* steered: the sender may start */
+	uint8_t ack = DN_ACK;
+
+	if (send(c->cfd, &ack, 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1) {
+		DN_WARN("accept: ack to the sender: %s", strerror(errno));
+		dn_devmem_conn_free(c);
+		goto fail;
+	}
+	if (dev_comm)
+		*dev_comm = &c->devhandle;
 	*recv_comm = c;
 	return ncclSuccess;
+fail:
+	close(c->fd);
+	close(c->cfd);
+	free(c);
+	return ncclSystemError;
 }
 
 /* -------------------------------------------------------- registration */
@@ -569,6 +675,7 @@ ncclResult_t dn_reg_mr(void *comm, void *data, size_t size, int type, void **mh)
 	mr->type = type;
 	mr->data = data;
 	mr->size = size;
+	mr->comm = c;
 	*mh = mr;
 	return ncclSuccess;
 }
@@ -594,6 +701,7 @@ ncclResult_t dn_reg_mr_dmabuf(void *comm, void *data, size_t size, int type, uin
 	mr->data = data;
 	mr->size = size;
 	mr->buf_off = off;
+	mr->comm = c;
 	/* send side: bind-tx of NCCL's dma-buf; receive side: bookkeeping
 	 * only (the kernel picks where received bytes land, inside the
 	 * bounce buffer bound at listen; NCCL's unpack copies them out) */
@@ -607,11 +715,19 @@ ncclResult_t dn_reg_mr_dmabuf(void *comm, void *data, size_t size, int type, uin
 
 ncclResult_t dn_dereg_mr(void *comm, void *mh)
 {
+	struct dn_mr *mr = mh;
+
 	(void)comm;
-	if (!mh)
+	if (!mr)
 		return ncclSuccess;
-	dn_devmem_mr_free(mh);
-	free(mh);
+	if (mr->anchor) {
+		/* the send engine was made with this binding and lives as long
+		 * as the connection (send ids): freed with the comm */
+		mr->dead = true;
+		return ncclSuccess;
+	}
+	dn_devmem_mr_free(mr);
+	free(mr);
 	return ncclSuccess;
 }
 
@@ -649,39 +765,118 @@ static ncclResult_t comm_fail(struct dn_comm *c, ncclResult_t r, const char *wha
 	return c->err;
 }
 
-/* Write what the head requests have left, in order, until the socket is full. */
+static ncclResult_t tx_fail(struct dn_comm *c, const char *what)
+{
+	char msg[600];
+
+	DN_WARN("send comm: %s: %s", what, dmt_err_str(dmt_tx_error(c->tx), msg, sizeof(msg)));
+	c->err = ncclRemoteError;
+	return c->err;
+}
+
+/* The send engine's finished requests: done once the kernel's zerocopy
+ * completion for every byte arrived (NCCL may reuse the buffer then). */
+static ncclResult_t tx_reap(struct dn_comm *c)
+{
+	uint64_t cookies[DN_MAX_REQS];
+	int n;
+
+	if (!c->tx)
+		return ncclSuccess;
+	if (dmt_tx_progress(c->tx) < 0)
+		return tx_fail(c, "dma-buf send");
+	while ((n = dmt_tx_reap(c->tx, cookies, DN_MAX_REQS)) > 0)
+		for (int i = 0; i < n; i++) {
+			struct dn_req *r = (struct dn_req *)(uintptr_t)cookies[i];
+
+			r->got[0] = r->cap[0];
+			r->state = DN_REQ_DONE;
+		}
+	return ncclSuccess;
+}
+
+/*
+ * Hand what the requests have left to the kernel, in posting order, until
+ * the socket is full.  Split comms (devmem listen) write every header to
+ * the control connection first and payload only to the data one; a
+ * dma-buf request goes to the send engine (dmt_tx_submit, cookie = the
+ * request), and a host-memory payload after it waits until the engine has
+ * handed all its bytes to the kernel (one stream, one order).
+ */
 static ncclResult_t send_progress(struct dn_comm *c)
 {
+	bool split = c->cfd >= 0;
+
+	if (c->err)
+		return c->err;
+	if (split && c->chdr_len) {
+		ssize_t n = send(c->cfd, c->chdr, c->chdr_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return comm_fail(c, ncclRemoteError, "send (control connection)", errno);
+		if (n > 0) {
+			memmove(c->chdr, c->chdr + n, c->chdr_len - n);
+			c->chdr_len -= n;
+		}
+		if (c->chdr_len)
+			return ncclSuccess;
+	}
+	if (tx_reap(c))
+		return c->err;
 	while (c->count && !c->err) {
 		struct dn_req *r = &c->reqs[c->fifo[c->head]];
-		size_t total = sizeof(r->hdr) + r->cap[0];
+		size_t hlen = split ? 0 : sizeof(r->hdr);
+		size_t total = hlen + r->cap[0];
 		struct iovec iov[2];
 		int niov = 0;
 		ssize_t n;
 
-		if (r->off < sizeof(r->hdr))
-			iov[niov++] = (struct iovec){ (char *)&r->hdr + r->off,
-						      sizeof(r->hdr) - r->off };
+		if (r->engine) {
+			struct dn_mr *mr = r->mr[0];
+			struct dmt_txvec v = {
+				.bind = mr->txbind,
+				.off = mr->buf_off + (uint64_t)((char *)r->data[0] - (char *)mr->data),
+				.len = r->cap[0],
+			};
+			int rc = dmt_tx_submit(c->tx, &v, 1, (uint64_t)(uintptr_t)r);
+
+			if (rc == -EAGAIN)
+				break;		/* engine full: its completions free it */
+			if (rc < 0)
+				return tx_fail(c, "dmt_tx_submit");
+			r->written = true;
+			fifo_pop(c);
+			continue;
+		}
+		if (c->tx && dmt_tx_pending(c->tx))
+			break;			/* the engine's bytes go first */
+		if (r->off < hlen)
+			iov[niov++] = (struct iovec){ (char *)&r->hdr + r->off, hlen - r->off };
 		if (r->cap[0]) {
-			size_t poff = r->off > sizeof(r->hdr) ? r->off - sizeof(r->hdr) : 0;
+			size_t poff = r->off > hlen ? r->off - hlen : 0;
 
 			iov[niov++] = (struct iovec){ (char *)r->data[0] + poff, r->cap[0] - poff };
 		}
-		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = niov };
+		if (niov) {
+			struct msghdr msg = { .msg_iov = iov, .msg_iovlen = niov };
 
-		n = sendmsg(c->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				return ncclSuccess;
-			return comm_fail(c, ncclRemoteError, "send", errno);
+			n = sendmsg(c->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EINTR)
+					break;
+				return comm_fail(c, ncclRemoteError, "send", errno);
+			}
+			r->off += n;
+			if (r->off < total)
+				break;
 		}
-		r->off += n;
-		if (r->off < total)
-			return ncclSuccess;
+		r->written = true;
 		r->state = DN_REQ_DONE;
 		r->got[0] = r->cap[0];
 		fifo_pop(c);
 	}
+	if (!c->err)
+		tx_reap(c);
 	return c->err;
 }
 
@@ -697,6 +892,17 @@ static ssize_t stream_read(struct dn_comm *c, void *dst, size_t len)
 	return n < 0 ? -errno : n;
 }
 
+/* A frame header: from the control connection (split), else inline. */
+static ssize_t header_read(struct dn_comm *c, void *dst, size_t len)
+{
+	ssize_t n;
+
+	if (c->cfd < 0)
+		return stream_read(c, dst, len);
+	n = recv(c->cfd, dst, len, MSG_DONTWAIT);
+	return n < 0 ? -errno : n;
+}
+
 /* Read frames into the head receive requests until the socket is empty. */
 static ncclResult_t recv_progress(struct dn_comm *c)
 {
@@ -705,7 +911,7 @@ static ncclResult_t recv_progress(struct dn_comm *c)
 		ssize_t n;
 
 		if (c->rslot < 0) {		/* the next frame's header */
-			n = stream_read(c, (char *)&c->rhdr + c->rhdr_got,
+			n = header_read(c, (char *)&c->rhdr + c->rhdr_got,
 					sizeof(c->rhdr) - c->rhdr_got);
 			if (n == 0)
 				return comm_fail(c, ncclRemoteError, "peer closed the connection", 0);
@@ -734,20 +940,32 @@ static ncclResult_t recv_progress(struct dn_comm *c)
 					(unsigned long long)c->rhdr.size, r->cap[slot], c->rhdr.tag);
 				return comm_fail(c, ncclInternalError, "message larger than the buffer", 0);
 			}
+			if (r->dev[slot] && c->rhdr.size > NET_UNPACK_MAX_SLICE_SIZE) {
+				DN_WARN("receive: a %llu-byte message into device memory: UNPACK takes "
+					"at most %d bytes per receive (NET_UNPACK_MAX_SLICE_SIZE)",
+					(unsigned long long)c->rhdr.size, NET_UNPACK_MAX_SLICE_SIZE);
+				return comm_fail(c, ncclInternalError, "message larger than an UNPACK slice", 0);
+			}
 			c->rslot = slot;
 			c->rleft = c->rhdr.size;
 			r->got[slot] = 0;
 		}
 		if (c->rleft) {
-			n = stream_read(c, (char *)r->data[c->rslot] + r->got[c->rslot], c->rleft);
+			int s = c->rslot;
+
+			if (r->dev[s])
+				n = dn_devmem_hold(c, r, s, r->got[s], c->rleft);
+			else
+				n = stream_read(c, (char *)r->data[s] + r->got[s], c->rleft);
 			if (n == 0)
 				return comm_fail(c, ncclRemoteError, "peer closed the connection mid-message", 0);
 			if (n < 0) {
 				if (n == -EAGAIN || n == -EINTR)
 					return ncclSuccess;
-				return comm_fail(c, ncclRemoteError, "recv", (int)-n);
+				return comm_fail(c, ncclRemoteError, r->dev[s] ?
+						 "receive into device memory" : "recv", (int)-n);
 			}
-			r->got[c->rslot] += n;
+			r->got[s] += n;
 			c->rleft -= n;
 			if (c->rleft)
 				continue;
@@ -767,24 +985,47 @@ ncclResult_t dn_isend(void *send_comm, void *data, size_t size, int tag, void *m
 	struct dn_comm *c = send_comm;
 	struct dn_mr *mr = mh;
 	struct dn_req *r;
+	bool engine = mr && mr->txbind && size;
 
 	if (!c || c->kind != DN_SEND || !req || (size && !data))
 		return ncclInvalidArgument;
 	*req = NULL;
 	if (c->err)
 		return c->err;
-	if (mr && mr->txbind) {
-		/* devmem send from NCCL's dma-buf: libdevmemtcp 0.1 sends only
-		 * regions of its own ring (dmt_tx_alloc/dmt_tx_send); a
-		 * caller-owned (binding, offset, length) send with a cookie is
-		 * 0.2's dmt_tx_sendv (PORTING.md).  Refuse rather than copy. */
-		DN_WARN("isend from a dma-buf registration needs libdevmemtcp 0.2 (caller-owned TX iovecs)");
-		return ncclInternalError;
-	}
 	if (size > INT_MAX) {
 		DN_WARN("isend: %zu bytes: at most %d per message", size, INT_MAX);
 		return ncclInvalidArgument;
 	}
+	if (engine) {
+		if ((char *)data < (char *)mr->data || size > mr->size ||
+		    (size_t)((char *)data - (char *)mr->data) > mr->size - size) {
+			DN_WARN("isend: %zu bytes at %p outside the registration [%p, +%zu)", size,
+				data, mr->data, mr->size);
+			return ncclInvalidArgument;
+		}
+		if (c->cfd < 0) {
+			DN_WARN("isend from a dma-buf: the peer's listen comm is in host mode");
+			return ncclInvalidArgument;
+		}
+		if (!c->tx) {
+			/* one engine per connection (send ids count per
+			 * socket), made with the first dma-buf sent from; any
+			 * binding on the interface rides on it */
+			DMT_OPTS(dmt_tx_opts, o, .max_requests = DN_MAX_REQS);
+			struct dmt_err e = { 0 };
+			char msg[600];
+
+			c->tx = dmt_tx_new(c->fd, mr->txbind, &o, &e);
+			if (!c->tx) {
+				DN_WARN("isend: send engine: %s", dmt_err_str(&e, msg, sizeof(msg)));
+				return ncclSystemError;
+			}
+			c->anchor = mr;
+			mr->anchor = true;
+		}
+	}
+	if (c->cfd >= 0 && c->chdr_len + sizeof(struct dn_frame) > sizeof(c->chdr))
+		return ncclSuccess;	/* headers not out yet: retry later */
 	r = req_get(c);
 	if (!r)
 		return ncclSuccess;	/* NCCL_NET_MAX_REQUESTS in flight: retry later */
@@ -793,7 +1034,12 @@ ncclResult_t dn_isend(void *send_comm, void *data, size_t size, int tag, void *m
 	r->cap[0] = size;
 	r->tag[0] = tag;
 	r->mr[0] = mr;
+	r->engine = engine;
 	r->hdr = (struct dn_frame){ .size = size, .tag = tag, .magic = DN_MAGIC };
+	if (c->cfd >= 0) {
+		memcpy(c->chdr + c->chdr_len, &r->hdr, sizeof(r->hdr));
+		c->chdr_len += sizeof(r->hdr);
+	}
 	*req = r;
 	send_progress(c);	/* start now; errors come back through test */
 	return ncclSuccess;
@@ -804,6 +1050,7 @@ ncclResult_t dn_irecv(void *recv_comm, int n, void **data, const size_t *sizes,
 {
 	struct dn_comm *c = recv_comm;
 	struct dn_req *r;
+	int ndev = 0;
 
 	if (!c || c->kind != DN_RECV || !req || n < 1 || n > DN_MAX_RECVS || !data || !sizes ||
 	    !tags) {
@@ -816,19 +1063,21 @@ ncclResult_t dn_irecv(void *recv_comm, int n, void **data, const size_t *sizes,
 	for (int i = 0; i < n; i++) {
 		struct dn_mr *m = mh ? mh[i] : NULL;
 
-		if (c->drx && m && m->type != NCCL_PTR_HOST) {
-			/* device memory: the fragments must be published as
-			 * UNPACK metadata and held until irecvConsumed; 0.1's
-			 * dmt_rx_recv gives them back at its next call
-			 * (PORTING.md: 0.2's held fragments) */
-			DN_WARN("irecv into device memory needs libdevmemtcp 0.2 (held RX fragments)");
-			return ncclInternalError;
+		if (m && m->type != NCCL_PTR_HOST) {
+			if (!c->drx) {
+				DN_WARN("irecv into device memory: this comm is in host mode");
+				return ncclInvalidArgument;
+			}
+			ndev++;
 		}
 		if (sizes[i] > INT_MAX || (sizes[i] && !data[i])) {
 			DN_WARN("irecv: buffer %d: %zu bytes at %p", i, sizes[i], data[i]);
 			return ncclInvalidArgument;
 		}
 	}
+	/* device buffers: one UNPACK slot each, held until irecvConsumed */
+	if (c->slots_used + ndev > NCCL_NET_DEVICE_UNPACK_MAX_QUEUE_DEPTH)
+		return ncclSuccess;
 	r = req_get(c);
 	if (!r)
 		return ncclSuccess;
@@ -838,7 +1087,14 @@ ncclResult_t dn_irecv(void *recv_comm, int n, void **data, const size_t *sizes,
 		r->cap[i] = sizes[i];
 		r->tag[i] = tags[i];
 		r->mr[i] = mh ? mh[i] : NULL;
+		if (r->mr[i] && r->mr[i]->type != NCCL_PTR_HOST) {
+			r->dev[i] = true;
+			r->mslot[i] = (int)(c->slot_next++ % NCCL_NET_DEVICE_UNPACK_MAX_QUEUE_DEPTH);
+			dn_devmem_slot_reset(c, r->mslot[i]);
+		}
 	}
+	r->nslots = ndev;
+	c->slots_used += ndev;
 	*req = r;
 	recv_progress(c);
 	return ncclSuccess;
@@ -873,15 +1129,15 @@ ncclResult_t dn_test(void *request, int *done, int *sizes)
 		if (ret != ncclSuccess)
 			return ret;
 	}
-	if (r->state != DN_REQ_DONE)
+	if (r->state != DN_REQ_DONE && r->state != DN_REQ_HELD)
 		return ncclSuccess;
 	*done = 1;
 	if (sizes)
 		for (int i = 0; i < r->n; i++)
 			sizes[i] = (int)r->got[i];
-	/* nothing is held past test: the copy path gave every byte to the
-	 * destination (UNPACK's held fragments, 0.2: until irecvConsumed) */
-	r->state = DN_REQ_FREE;
+	/* host buffers hold nothing past test; device buffers hold their
+	 * fragments and slots until irecvConsumed (NCCL's unpack reads them) */
+	r->state = r->nslots ? DN_REQ_HELD : DN_REQ_FREE;
 	return ncclSuccess;
 }
 
@@ -889,12 +1145,22 @@ ncclResult_t dn_irecv_consumed(void *recv_comm, int n, void *request)
 {
 	struct dn_comm *c = recv_comm;
 	struct dn_req *r = request;
+	int rc;
 
-	(void)n, (void)r;
+	(void)n;
 	if (!c || c->kind != DN_RECV)
 		return ncclInvalidArgument;
-	/* receives are complete at test(): nothing is held yet */
-	return ncclSuccess;
+	if (!r || r->state == DN_REQ_FREE)
+		return ncclSuccess;	/* host buffers: nothing was held */
+	if (r->comm != c || r->state != DN_REQ_HELD) {
+		DN_WARN("irecvConsumed: request %p is not a finished receive of this comm", request);
+		return ncclInvalidArgument;
+	}
+	rc = dn_devmem_put(c, r, "irecvConsumed");
+	c->slots_used -= r->nslots;
+	r->nslots = 0;
+	r->state = DN_REQ_FREE;
+	return rc < 0 ? ncclSystemError : ncclSuccess;
 }
 
 ncclResult_t dn_get_device_mr(void *comm, void *mh, void **dptr)
@@ -915,9 +1181,25 @@ static ncclResult_t comm_close(struct dn_comm *c, enum dn_kind kind)
 		return ncclSuccess;
 	if (c->kind != kind)
 		return ncclInvalidArgument;
-	/* requests in flight die with the comm (NCCL closes after aborting) */
+	/* requests in flight die with the comm (NCCL closes after aborting);
+	 * every fragment a request holds goes back first */
+	if (c->drx)
+		for (int i = 0; i < DN_MAX_REQS; i++)
+			if (c->reqs[i].chunks || c->reqs[i].state == DN_REQ_HELD)
+				dn_devmem_put(c, &c->reqs[i], "close");
 	dn_devmem_conn_free(c);
+	if (c->tx) {
+		dmt_tx_free(c->tx);	/* before the binding it was made with */
+		if (c->anchor->dead) {
+			dn_devmem_mr_free(c->anchor);
+			free(c->anchor);
+		} else {
+			c->anchor->anchor = false;
+		}
+	}
 	close(c->fd);
+	if (c->cfd >= 0)
+		close(c->cfd);
 	c->kind = 0;
 	free(c);
 	return ncclSuccess;
@@ -943,6 +1225,8 @@ ncclResult_t dn_close_listen(void *comm)
 		return ncclInvalidArgument;
 	if (l->pfd >= 0)
 		close(l->pfd);
+	for (int i = 0; i < l->npend; i++)
+		close(l->pend[i].fd);
 	close(l->fd);
 	if (l->devmem) {
 		pthread_mutex_lock(&dn_state.lock);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * devmem.c - what the plugin needs of devmem TCP, on libdevmemtcp 0.1:
+ * devmem.c - what the plugin needs of devmem TCP, on libdevmemtcp 0.2:
  *
  *   init    dn_devmem_probe: every condition checked without changing
  *           anything (CAP_NET_ADMIN, the netdev family, RX queues, header
@@ -10,15 +10,20 @@
  *   listen  dn_devmem_rx_get: queues prepared (dmt_nic_prepare_rx, undo
  *           log) and the bounce dma-buf bound (dmt_rxbind_new), shared by
  *           every listen comm of the device, undone by the last close.
- *   accept  dn_devmem_accept: the accepted flow steered to the devmem
- *           queue (dmt_nic_steer), a receive engine on the socket
+ *   accept  dn_devmem_accept: the accepted data flow steered to the
+ *           devmem queue (dmt_nic_steer), a receive engine on the socket
  *           (dmt_rx_new), the UNPACK device handle published.
+ *   receive dn_devmem_hold (device buffers): fragments held
+ *           (dmt_rx_recv_hold) and published as loadMeta, given back at
+ *           irecvConsumed (dn_devmem_put: dmt_rx_put); dn_devmem_read
+ *           (host buffers): copied out of the dma-buf and given back at
+ *           once.
  *   regMrDmaBuf (send comm)  dn_devmem_reg_tx: NCCL's dma-buf imported
  *           (provider fd, dup'ed) and bound for TX (dmt_txbind_new,
- *           devmem required).
+ *           devmem required); core.c sends from it with dmt_tx_submit.
  *
- * What 0.1 cannot do and the data path therefore refuses (core.c's isend
- * and irecv), with the 0.2 call that lifts each limit: PORTING.md.
+ * What remains for a GPU (device-visible metadata, the bounce buffer's
+ * CUDA address): PORTING.md.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,16 +43,13 @@ struct dn_rxside {
 	unsigned q_start;
 };
 
-#define DN_FRAGS 256
+#define DN_CHUNKS 256			/* chunks per dmt_rx_recv_hold */
 
 struct dn_rxconn {
 	struct dmt_rx *rx;
 	struct dmt_dmabuf *buf;		/* the bounce buffer (dev.rx's) */
-	/* the last dmt_rx_recv's fragments, valid until the next call */
-	struct dmt_rx_frag frags[DN_FRAGS];
-	int nfrags, fi;
-	size_t foff;			/* bytes of frags[fi] already read */
-	uint64_t linear_bytes, dmabuf_bytes;
+	struct dmt_rxbind *bind;	/* its binding */
+	uint64_t linear_bytes, dmabuf_bytes, published;
 	struct dmt_nccl_unpack_meta *meta;	/* host memory this round: NCCL
 						 * wants it mapped for the GPU */
 	struct dmt_nccl_unpack_handle uh;
@@ -176,6 +178,12 @@ int dn_devmem_rx_get(struct dn_dev *dev)
 		dev->rx_users++;
 		return 0;
 	}
+	if (s->buf_size > UINT32_MAX) {
+		/* loadMeta's src_off is 32 bits */
+		DN_WARN("listen: NCCL_DEVMEMTCP_BUF_SIZE %zu: UNPACK offsets are 32-bit, keep the "
+			"bounce buffer under 4 GiB", s->buf_size);
+		return -EINVAL;
+	}
 	rx = calloc(1, sizeof(*rx));
 	if (!rx)
 		return -ENOMEM;
@@ -252,10 +260,12 @@ int dn_devmem_accept(struct dn_dev *dev, struct dn_comm *c, const struct sockadd
 		e = *dmt_nic_error(rx->nic);
 		goto err;
 	}
-	d->rx = dmt_rx_new(c->fd, rx->bind, NULL, &e);
+	DMT_OPTS(dmt_rx_opts, xo, .max_frags = DN_CHUNKS, .max_bytes = NET_UNPACK_MAX_SLICE_SIZE);
+	d->rx = dmt_rx_new(c->fd, rx->bind, &xo, &e);
 	if (!d->rx)
 		goto err;
 	d->buf = rx->buf;
+	d->bind = rx->bind;
 	d->uh.meta = d->meta;
 	d->uh.bounce_buf = dmt_dmabuf_map(rx->buf);	/* host view; a GPU pointer
 							 * for CUDA (PORTING.md) */
@@ -279,68 +289,191 @@ err:
 	return -EIO;
 }
 
+/* A chunk the plugin cannot use: a dma-buf other than the bounce buffer
+ * (loadMeta has one bounce_buf per handle). */
+static bool foreign(const struct dn_rxconn *d, const struct dmt_rx_chunk *ch)
+{
+	return !(ch->flags & DMT_RX_CHUNK_LINEAR) &&
+	       ((ch->flags & DMT_RX_CHUNK_UNKNOWN) || ch->bind != d->bind);
+}
+
 /*
- * The received stream, read in order into host memory: frames headers and
- * payload alike land in the bounce dma-buf (the flow is steered to its
- * queue), and are copied out of it (dmt_dmabuf_read: DMA_BUF_IOCTL_SYNC
- * bracketed for udmabuf, the driver's copy for CUDA).  A batch of
- * fragments is read to its end before dmt_rx_recv is asked for the next
- * (which gives the batch's tokens back).
- *
- * This is the copy path for host destinations.  NCCL's UNPACK path (CUDA
- * destinations: fragments published as loadMeta and held until
- * irecvConsumed) needs fragments held past the next receive: 0.2.
+ * Host destinations: the payload lands in the bounce dma-buf (the flow is
+ * steered to its queue) and is copied out (dmt_dmabuf_read: bracketed by
+ * DMA_BUF_IOCTL_SYNC for udmabuf, the driver's copy for CUDA); the chunks
+ * go back at once.  At most len bytes, so no chunk reaches into the next
+ * message.
  */
 ssize_t dn_devmem_read(struct dn_comm *c, void *dst, size_t len)
 {
 	struct dn_rxconn *d = c->drx;
+	struct dmt_rx_chunk ch[DN_CHUNKS];
+	DMT_OPTS(dmt_rx_recv_opts, o, .flags = DMT_RX_DONTWAIT, .max_bytes = len);
 	size_t done = 0;
+	int n, rc = 0;
 
-	while (done < len) {
-		if (d->fi >= d->nfrags) {
-			if (done)
-				break;	/* give what we have; fetch on the next call */
-			int n = dmt_rx_recv(d->rx, d->frags, DN_FRAGS);
-
-			if (n < 0 || n == 0)
-				return n;	/* -EAGAIN, -errno, or 0: end of stream */
-			d->nfrags = n;
-			d->fi = 0;
-			d->foff = 0;
-		}
-		struct dmt_rx_frag *f = &d->frags[d->fi];
-		size_t take = f->len - d->foff;
-
-		if (take > len - done)
-			take = len - done;
-		if (f->data) {		/* linear, or copy mode */
-			memcpy((char *)dst + done, (const char *)f->data + d->foff, take);
-			d->linear_bytes += f->linear ? take : 0;
+	n = dmt_rx_recv_hold(d->rx, ch, DN_CHUNKS, &o);
+	if (n <= 0)
+		return n;	/* -EAGAIN, -errno, or 0: end of stream */
+	for (int i = 0; i < n && rc >= 0; i++) {
+		if (ch[i].flags & DMT_RX_CHUNK_LINEAR) {
+			memcpy((char *)dst + done, ch[i].data, ch[i].len);
+			d->linear_bytes += ch[i].len;
+		} else if (foreign(d, &ch[i])) {
+			DN_WARN("receive: a fragment of dma-buf id %u, not the bounce buffer's %u",
+				ch[i].dmabuf_id, dmt_rxbind_id(d->bind));
+			rc = -EPROTO;
 		} else {
-			int rc = dmt_dmabuf_read(d->buf, f->off + d->foff, (char *)dst + done, take);
-
-			if (rc < 0)
-				return rc;
-			d->dmabuf_bytes += take;
+			rc = dmt_dmabuf_read(d->buf, ch[i].off, (char *)dst + done, ch[i].len);
+			d->dmabuf_bytes += ch[i].len;
 		}
-		done += take;
-		d->foff += take;
-		if (d->foff == f->len) {
-			d->fi++;
-			d->foff = 0;
+		done += ch[i].len;
+	}
+	if (dmt_rx_put(d->rx, ch, n) < 0 && rc >= 0)
+		rc = dmt_rx_error(d->rx)->code ? dmt_rx_error(d->rx)->code : -EIO;
+	return rc < 0 ? rc : (ssize_t)done;
+}
+
+void dn_devmem_slot_reset(struct dn_comm *c, int slot)
+{
+	__atomic_store_n(&c->drx->meta->cnt[slot], 0, __ATOMIC_RELEASE);
+}
+
+static int hold_append(struct dn_req *r, const struct dmt_rx_chunk *ch, int n)
+{
+	if (r->nchunks + n > r->cchunks) {
+		unsigned cap = r->cchunks ? r->cchunks : 64;
+		struct dmt_rx_chunk *p;
+
+		while (cap < r->nchunks + n)
+			cap *= 2;
+		p = realloc(r->chunks, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		r->chunks = p;
+		r->cchunks = cap;
+	}
+	memcpy(r->chunks + r->nchunks, ch, n * sizeof(*ch));
+	r->nchunks += n;
+	return 0;
+}
+
+/*
+ * Device destinations (UNPACK): NCCL's device code copies bounce_buf +
+ * src_off to the buffer + dst_off for each of cnt[slot] entries, so a
+ * fragment is published, never copied, and held until irecvConsumed.
+ * Linear bytes (payload that did not land in the dma-buf: the header
+ * split missed, or it arrived before the flow was steered) have no
+ * src_off: the receive fails with that reason rather than publish a wrong
+ * one (the connect ack keeps payload from leaving before the rule is in).
+ */
+ssize_t dn_devmem_hold(struct dn_comm *c, struct dn_req *r, int i, size_t dst_off, size_t len)
+{
+	struct dn_rxconn *d = c->drx;
+	struct dmt_rx_chunk ch[DN_CHUNKS];
+	int slot = r->mslot[i];
+	uint64_t cnt = d->meta->cnt[slot];
+	unsigned room = NET_UNPACK_MAX_SLICE_PAGES - (unsigned)cnt;
+	size_t done = 0;
+	int n, bad = -1;
+
+	if (!room) {
+		DN_WARN("receive: more than %d fragments for one buffer (UNPACK slot full)",
+			NET_UNPACK_MAX_SLICE_PAGES);
+		return -E2BIG;
+	}
+	DMT_OPTS(dmt_rx_recv_opts, o, .flags = DMT_RX_DONTWAIT, .max_bytes = len);
+	n = dmt_rx_recv_hold(d->rx, ch, room < DN_CHUNKS ? room : DN_CHUNKS, &o);
+	if (n <= 0)
+		return n;
+	/* held from here on: into r, whatever happens (close gives them back) */
+	if (hold_append(r, ch, n) < 0) {
+		dmt_rx_put(d->rx, ch, n);
+		return -ENOMEM;
+	}
+	for (int k = 0; k < n; k++) {
+		if ((ch[k].flags & DMT_RX_CHUNK_LINEAR) || foreign(d, &ch[k])) {
+			bad = k;
+			break;
+		}
+		d->meta->mem[slot][cnt + k] = (union dmt_nccl_loadmeta){
+			.src_off = (uint32_t)ch[k].off,
+			.len = ch[k].len,
+			.dst_off = dst_off + done,
+		};
+		done += ch[k].len;
+	}
+	if (bad >= 0) {
+		if (ch[bad].flags & DMT_RX_CHUNK_LINEAR)
+			DN_WARN("receive into device memory: %u bytes arrived linear (not in the "
+				"dma-buf: no header split for them, or sent before the flow was "
+				"steered); UNPACK can only copy from the bounce buffer", ch[bad].len);
+		else
+			DN_WARN("receive into device memory: a fragment of dma-buf id %u, not the "
+				"bounce buffer's %u (loadMeta has one bounce_buf)", ch[bad].dmabuf_id,
+				dmt_rxbind_id(d->bind));
+		return -EPROTO;
+	}
+	d->dmabuf_bytes += done;
+	d->published += n;
+	/* entries before the count: the device reads cnt, then the entries */
+	__atomic_store_n(&d->meta->cnt[slot], cnt + n, __ATOMIC_RELEASE);
+	return (ssize_t)done;
+}
+
+static void log_counters(const struct dn_rxconn *d, const char *what, unsigned nfr,
+			 const struct dmt_rx_counters *b, const struct dmt_rx_counters *a)
+{
+	DN_INFO(NCCL_NET, "tokens at %s: %u frags; before received %llu released %llu held %llu; "
+		"after received %llu released %llu held %llu lost %llu", what, nfr,
+		(unsigned long long)b->frags_received, (unsigned long long)b->frags_released,
+		(unsigned long long)b->frags_held, (unsigned long long)a->frags_received,
+		(unsigned long long)a->frags_released, (unsigned long long)a->frags_held,
+		(unsigned long long)a->frags_lost);
+	(void)d;
+}
+
+int dn_devmem_put(struct dn_comm *c, struct dn_req *r, const char *what)
+{
+	struct dn_rxconn *d = c->drx;
+	struct dmt_rx_counters b = { .sz = sizeof(b) }, a = { .sz = sizeof(a) };
+	int rc = 0;
+
+	if (!d)
+		return 0;
+	dmt_rx_get_counters(d->rx, &b);
+	if (r->nchunks) {
+		rc = dmt_rx_put(d->rx, r->chunks, r->nchunks);
+		if (rc < 0) {
+			char msg[600];
+
+			DN_WARN("%s: giving %u fragments back: %s", what, r->nchunks,
+				dmt_err_str(dmt_rx_error(d->rx), msg, sizeof(msg)));
 		}
 	}
-	return (ssize_t)done;
+	dmt_rx_get_counters(d->rx, &a);
+	log_counters(d, what, r->nchunks, &b, &a);
+	free(r->chunks);
+	r->chunks = NULL;
+	r->nchunks = r->cchunks = 0;
+	return rc < 0 ? rc : 0;
 }
 
 void dn_devmem_conn_free(struct dn_comm *c)
 {
 	struct dn_rxconn *d = c->drx;
+	struct dmt_rx_counters a = { .sz = sizeof(a) };
 
 	if (!d)
 		return;
-	DN_INFO(NCCL_NET, "receive comm closed: %llu bytes from the dma-buf, %llu linear",
-		(unsigned long long)d->dmabuf_bytes, (unsigned long long)d->linear_bytes);
+	/* the caller gave every request's held fragments back (dn_devmem_put) */
+	dmt_rx_get_counters(d->rx, &a);
+	DN_INFO(NCCL_NET, "receive comm closed: %llu bytes from the dma-buf, %llu linear, "
+		"%llu fragments published; tokens received %llu released %llu held %llu lost %llu",
+		(unsigned long long)d->dmabuf_bytes, (unsigned long long)d->linear_bytes,
+		(unsigned long long)d->published, (unsigned long long)a.frags_received,
+		(unsigned long long)a.frags_released, (unsigned long long)a.frags_held,
+		(unsigned long long)a.frags_lost);
 	dmt_rx_free(d->rx);	/* returns every token still held */
 	free(d->meta);
 	free(d);

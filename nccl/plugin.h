@@ -80,17 +80,30 @@ struct dn_handle {
 	uint64_t nonce;			/* names the listen comm */
 	/* connect()'s progress between NCCL's calls (NCCL keeps the buffer) */
 	int32_t stage;
-	int32_t fd;
+	int32_t fd;			/* split: the control connection */
 	uint32_t sent;
+	uint32_t flags;			/* DN_H_* of the listen comm */
+	int32_t dfd;			/* split: the data connection */
+	uint32_t got;			/* split: ack bytes read */
+	uint64_t connid;		/* split: pairs control and data */
 };
+/* The listen comm is in devmem mode: every comm has a control connection
+ * for the frame headers and a data connection with payload only (a header
+ * landing in device memory is out of the CPU's reach), and the sender
+ * waits for the receiver's ack (the data flow is steered) before sending. */
+#define DN_H_SPLIT 0x1u
 _Static_assert(sizeof(struct dn_handle) <= NCCL_NET_HANDLE_MAXSIZE, "handle too big");
 
 /* First bytes on every connection: who we are, which listen comm we want. */
 struct dn_hello {
 	uint32_t magic;
-	uint32_t flags;
+	uint32_t flags;			/* DN_HELLO_* */
 	uint64_t nonce;
+	uint64_t connid;		/* split: the pair's id */
 };
+#define DN_HELLO_CTRL 0x1u		/* split: the control connection */
+#define DN_HELLO_DATA 0x2u		/* split: the data connection */
+#define DN_ACK 0x61			/* receiver to sender on control: steered */
 
 /* Every frame on the data stream: a header, then size payload bytes. */
 struct dn_frame {
@@ -109,9 +122,14 @@ struct dn_mr {
 	struct dmt_dmabuf *buf;		/* regMrDmaBuf: NCCL's dma-buf (dup) */
 	struct dmt_txbind *txbind;	/* send comm, devmem: bind-tx of buf */
 	uint64_t buf_off;		/* data's offset in the dma-buf */
+	struct dn_comm *comm;		/* registered on */
+	bool anchor;			/* its txbind anchors comm's send engine */
+	bool dead;			/* deregistered, freed with the comm */
 };
 
-enum dn_req_state { DN_REQ_FREE = 0, DN_REQ_POSTED, DN_REQ_DONE };
+/* HELD: test reported a device receive done; its fragments stay held
+ * (NCCL's unpack reads them) until irecvConsumed. */
+enum dn_req_state { DN_REQ_FREE = 0, DN_REQ_POSTED, DN_REQ_DONE, DN_REQ_HELD };
 
 struct dn_req {
 	enum dn_req_state state;
@@ -127,6 +145,14 @@ struct dn_req {
 	/* send progress: header then payload */
 	struct dn_frame hdr;
 	size_t off;			/* bytes of hdr + payload written */
+	bool engine;			/* send: dmt_tx_submit from a dma-buf */
+	bool written;			/* send: every byte handed to the kernel */
+	/* receive into device memory (UNPACK) */
+	bool dev[DN_MAX_RECVS];		/* buffer i is device memory */
+	int mslot[DN_MAX_RECVS];	/* its loadMeta slot */
+	int nslots;			/* slots this request holds */
+	struct dmt_rx_chunk *chunks;	/* held until irecvConsumed */
+	unsigned nchunks, cchunks;
 };
 
 struct dn_comm {
@@ -144,6 +170,15 @@ struct dn_comm {
 	size_t rleft;
 	struct dn_rxconn *drx;		/* devmem receive state (devmem.c) */
 	ncclNetDeviceHandle_v8_t devhandle;
+	/* split (devmem listen): headers on cfd, payload on fd */
+	int cfd;			/* -1: headers inline on fd */
+	uint8_t chdr[DN_MAX_REQS * sizeof(struct dn_frame)];	/* headers to write */
+	size_t chdr_len;
+	int wnext;			/* send: fifo index of the first request not written */
+	struct dmt_tx *tx;		/* send: engine for dma-buf sends (0.2) */
+	struct dn_mr *anchor;		/* the registration tx was made with */
+	int slots_used;			/* receive: UNPACK slots held */
+	uint64_t slot_next;		/* receive: the next slot (mod 16) */
 };
 
 struct dn_listen {
@@ -156,6 +191,9 @@ struct dn_listen {
 	size_t hello_got;
 	struct sockaddr_storage peer;
 	bool devmem;			/* holds a reference on dev.rx */
+	struct { int fd; uint64_t connid; } pend[8];	/* control connections
+							 * waiting for their data one */
+	int npend;
 };
 
 /* core.c: the version-independent plugin, called by abi.c */
@@ -211,6 +249,18 @@ void dn_devmem_conn_free(struct dn_comm *c) __hidden;
 /* The next bytes of a devmem connection's stream, copied to dst: > 0,
  * 0 at end of stream, -EAGAIN, or -errno. */
 ssize_t dn_devmem_read(struct dn_comm *c, void *dst, size_t len) __hidden;
+/* The next at most len bytes of the stream held for request r's buffer i:
+ * each fragment published as loadMeta in r's slot for i (dst_off from
+ * dst_off on) and kept in r until irecvConsumed.  Bytes taken, 0 at end
+ * of stream, -EAGAIN, or -errno (logged: linear bytes, a foreign dma-buf,
+ * a full slot). */
+ssize_t dn_devmem_hold(struct dn_comm *c, struct dn_req *r, int i, size_t dst_off,
+		       size_t len) __hidden;
+/* Give r's held fragments back; logs the engine's token counters
+ * around it ("tokens at WHAT: ..."). */
+int dn_devmem_put(struct dn_comm *c, struct dn_req *r, const char *what) __hidden;
+/* Clear the loadMeta slot before a receive uses it. */
+void dn_devmem_slot_reset(struct dn_comm *c, int slot) __hidden;
 /* regMrDmaBuf on a send comm: bind-tx of NCCL's dma-buf. */
 int dn_devmem_reg_tx(struct dn_dev *dev, struct dn_mr *mr, int fd, uint64_t off) __hidden;
 void dn_devmem_mr_free(struct dn_mr *mr) __hidden;

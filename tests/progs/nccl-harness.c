@@ -27,6 +27,29 @@
  * --bench MIB: instead of the schedule, MIB mebibytes in 4 MiB messages, 8 in
  * flight, validated, with the rate.
  *
+ * --device: "GPU memory" on both ranks: the arena is a udmabuf (standing
+ * in for a CUDA allocation's dma-buf), registered with regMrDmaBuf as
+ * NCCL_PTR_CUDA.  The sender's isends then go out of the dma-buf (bind-tx);
+ * the receiver gets UNPACK metadata and does, on the CPU, the copy NCCL's
+ * unpack kernel does: for each buffer of a finished receive, slot =
+ * head++ % 16, and for each of meta->cnt[slot] entries bounce_buf +
+ * src_off -> buffer + dst_off (len bytes); then validates, then calls
+ * irecvConsumed.  The plugin's token counters (logged at irecvConsumed and
+ * close) must show every request's fragments still held at irecvConsumed,
+ * given back by it, and none left at close.  At most 16 device receives
+ * are in flight (one UNPACK slot per buffer until irecvConsumed): the
+ * receiver posts as NCCL's proxy does, retrying a NULL request after
+ * consuming the oldest.  Messages stop at 4 MiB (NET_UNPACK_MAX_SLICE_SIZE).
+ *
+ * Over 4 MiB (NET_UNPACK_MAX_SLICE_SIZE) the message goes between host
+ * buffers registered with regMr on the same comm.
+ *
+ * --grouped: grouped receives even where maxRecvs is 1 (devmem mode
+ * advertises 1 to NCCL; the plugin takes up to 8 buffers per irecv).
+ * --no-versions: only the schedule through the newest -v version.
+ * --then-bench MIB: the --bench rounds on the schedule's first comm, before
+ * its close (no second init, listen and NIC setup).
+ *
  * --init-fails: init only (rank 0 alone), expected to fail; the reason
  * must reach the log function.
  *
@@ -44,6 +67,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/udmabuf.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -55,6 +81,7 @@
 #define MiB (1u << 20)
 #define DEADLINE_S 30
 #define ARENA (40 * MiB)
+#define DN_GROUP_MAX 8
 
 static struct ktap t;
 static int rank;
@@ -63,6 +90,18 @@ static void *table;		/* its ncclNetPlugin_vN */
 static int side = -1;		/* the bootstrap stand-in */
 static char last_warn[1024];
 static int warns;
+static bool device;		/* --device */
+static bool force_grouped;	/* --grouped */
+static bool no_versions;	/* --no-versions */
+static size_t then_bench;	/* --then-bench MIB: bytes */
+static void bench_rounds(void *comm, size_t bytes);
+static int arena_fd = -1;	/* --device: the arena's dma-buf */
+static uint8_t *arena;
+static void *mh;
+/* token counters the plugin logs (device receives) */
+static int tok_calls, tok_bad, closes_seen, close_bad;
+static unsigned close_frags;	/* fragments given back by close */
+static char tok_last[512];
 
 #define CHECK(ok, ...) check(&t, (ok), "rank" "%d: " FIRST(__VA_ARGS__) REST(__VA_ARGS__))
 #define FIRST(a, ...) a
@@ -84,6 +123,37 @@ static void logger(ncclDebugLogLevel lvl, unsigned long flags, const char *file,
 	if (lvl == NCCL_LOG_WARN) {
 		snprintf(last_warn, sizeof(last_warn), "%s", msg);
 		warns++;
+	}
+	/* "tokens at irecvConsumed: N frags; before received R released L held
+	 * H; after received R released L held H lost X": the request's N were
+	 * held until now (none given back before irecvConsumed) and this call
+	 * gave back exactly them */
+	const char *tk = strstr(msg, "tokens at irecvConsumed:");
+	unsigned long long br, bl, bh, ar, al, ah, lost;
+	unsigned nf;
+
+	if (tk) {
+		tok_calls++;
+		if (sscanf(tk, "tokens at irecvConsumed: %u frags; before received %llu released %llu "
+			   "held %llu; after received %llu released %llu held %llu lost %llu", &nf,
+			   &br, &bl, &bh, &ar, &al, &ah, &lost) != 8 || bh < nf || al - bl != nf ||
+		    ah != bh - nf || ar != br || lost) {
+			tok_bad++;
+			snprintf(tok_last, sizeof(tok_last), "%s", tk);
+		}
+	}
+	tk = strstr(msg, "tokens at close:");
+	if (tk && sscanf(tk, "tokens at close: %u frags", &nf) == 1)
+		close_frags += nf;
+	/* "receive comm closed: ... tokens received R released L held H lost X" */
+	tk = strstr(msg, "receive comm closed:");
+	if (tk && (tk = strstr(tk, "tokens received"))) {
+		closes_seen++;
+		if (sscanf(tk, "tokens received %llu released %llu held %llu lost %llu", &ar, &al, &ah,
+			   &lost) != 4 || ar != al || ah || lost) {
+			close_bad++;
+			snprintf(tok_last, sizeof(tok_last), "%s", tk);
+		}
 	}
 }
 
@@ -248,6 +318,53 @@ static long verify(const uint8_t *p, size_t len, uint32_t seed)
 
 #define CANARY 0xa5
 
+/* --device: the arena as a udmabuf (memfd pages), mapped for the CPU */
+static uint8_t *arena_new(void)
+{
+	struct udmabuf_create uc = { .flags = UDMABUF_FLAGS_CLOEXEC, .size = ARENA };
+	int memfd, dev;
+	void *p;
+
+	if (!device)
+		return aligned_alloc(4096, ARENA);
+	memfd = memfd_create("nccl-harness", MFD_ALLOW_SEALING | MFD_CLOEXEC);
+	if (memfd < 0 || ftruncate(memfd, ARENA) || fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK)) {
+		printf("# rank%d: memfd: %s\n", rank, strerror(errno));
+		return NULL;
+	}
+	dev = open("/dev/udmabuf", O_RDWR | O_CLOEXEC);
+	uc.memfd = memfd;
+	arena_fd = dev < 0 ? -1 : ioctl(dev, UDMABUF_CREATE, &uc);
+	if (arena_fd < 0) {
+		printf("# rank%d: udmabuf of %u MiB: %s\n", rank, ARENA / MiB, strerror(errno));
+		return NULL;
+	}
+	close(dev);
+	p = mmap(NULL, ARENA, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	close(memfd);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* Register the arena: host memory, or (--device) its dma-buf as CUDA memory. */
+static ncclResult_t reg_arena(void *comm, void **h)
+{
+	if (device)
+		return P(regMrDmaBuf)(comm, arena, ARENA, NCCL_PTR_CUDA, 0, arena_fd, h);
+	return P(regMr)(comm, arena, ARENA, NCCL_PTR_HOST, h);
+}
+
+/* The device handles accept returned, by comm (rank 0). */
+static struct { void *comm; ncclNetDeviceHandle_v8_t *dh; } devh[8];
+
+static struct dmt_nccl_unpack_handle *unpack_handle(void *comm)
+{
+	for (unsigned i = 0; i < sizeof(devh) / sizeof(devh[0]); i++)
+		if (devh[i].comm == comm && devh[i].dh &&
+		    devh[i].dh->netDeviceType == NCCL_NET_DEVICE_UNPACK)
+			return devh[i].dh->handle;
+	return NULL;
+}
+
 /* ------------------------------------------------------------- connect */
 
 /* Rank 0: listen, hand the handle over, accept until the comm exists.
@@ -267,6 +384,12 @@ static void *establish(void *lcomm, int *retries)
 			ncclNetDeviceHandle_v8_t *dh = NULL;
 
 			r = P(accept)(lcomm, &comm, &dh);
+			for (unsigned i = 0; comm && i < sizeof(devh) / sizeof(devh[0]); i++)
+				if (!devh[i].comm || devh[i].comm == comm) {
+					devh[i].comm = comm;
+					devh[i].dh = dh;
+					break;
+				}
 		} else {
 			r = p_connect(handle, &comm);
 		}
@@ -302,10 +425,11 @@ struct msg {
 	int tag;
 	uint32_t seed;
 	size_t off;		/* in the arena */
+	bool host;		/* --device: through mh_host (the arena as host memory) */
 };
 
-static uint8_t *arena;
-static void *mh;
+static void *mh_host;	/* --device: the same arena registered with regMr */
+
 static bool filled;	/* bench: the sender's buffers already hold the pattern */
 static uint8_t *bench_ref;	/* bench: the 8 messages' expected bytes, for memcmp */
 
@@ -339,6 +463,160 @@ static bool wait_all(void **req, int nreq, int got[][NCCL_NET_MAX_REQUESTS], con
 	return !left;
 }
 
+/* Message x arrived whole (reported size, every byte, nothing past it). */
+static bool msg_ok(const struct msg *x, int rep, const char *name, int i)
+{
+	long bad;
+	size_t tail;
+
+	if (bench_ref)	/* the same check, at memcmp speed */
+		bad = memcmp(arena + x->off, bench_ref + (size_t)(x->seed - 30000) * 4 * MiB,
+			     x->size) ? verify(arena + x->off, x->size, x->seed) : -1;
+	else
+		bad = verify(arena + x->off, x->size, x->seed);
+	for (tail = x->size; tail < x->posted + 64; tail++)
+		if (arena[x->off + tail] != CANARY)
+			break;
+	if (rep != (int)x->size || bad >= 0 || tail != x->posted + 64) {
+		printf("# rank0: %s: message %d (%zu bytes, posted %zu, tag %d): reported %d, "
+		       "first wrong byte %ld, byte past the message changed at %zu\n", name, i,
+		       x->size, x->posted, x->tag, rep, bad, tail);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * What NCCL's unpack kernel does for one finished receive of n buffers:
+ * each buffer's slot is head++ % 16; each loadMeta entry copies len bytes
+ * from bounce_buf + src_off to the buffer + dst_off.  Entries reaching past
+ * the posted buffer are an error (the kernel would scribble).
+ */
+static bool unpack(struct dmt_nccl_unpack_handle *uh, int n, void **data, const size_t *posted,
+		   const char *name)
+{
+	bool ok = true;
+
+	for (int j = 0; j < n; j++) {
+		if (!posted[j])
+			continue;	/* a host buffer: filled by the plugin, no slot */
+		int slot = (int)(uh->head++ % NCCL_NET_DEVICE_UNPACK_MAX_QUEUE_DEPTH);
+		uint64_t cnt = __atomic_load_n(&uh->meta->cnt[slot], __ATOMIC_ACQUIRE);
+
+		if (cnt > NET_UNPACK_MAX_SLICE_PAGES) {
+			printf("# rank0: %s: slot %d count %llu\n", name, slot, (unsigned long long)cnt);
+			return false;
+		}
+		for (uint64_t e = 0; e < cnt; e++) {
+			const union dmt_nccl_loadmeta *lm = &uh->meta->mem[slot][e];
+
+			if (lm->dst_off + lm->len > posted[j]) {
+				printf("# rank0: %s: slot %d entry %llu: [%llu, +%u) past the %zu-byte "
+				       "buffer\n", name, slot, (unsigned long long)e,
+				       (unsigned long long)lm->dst_off, lm->len, posted[j]);
+				ok = false;
+				continue;
+			}
+			memcpy((uint8_t *)data[j] + lm->dst_off,
+			       (const uint8_t *)uh->bounce_buf + lm->src_off, lm->len);
+		}
+	}
+	return ok;
+}
+
+/*
+ * Rank 0 with device buffers, as NCCL's proxy and kernel: post while the
+ * plugin gives requests (an UNPACK slot per buffer, 16 at most until
+ * irecvConsumed), wait for the oldest, unpack it on the CPU, validate,
+ * irecvConsumed, post more.
+ */
+static bool round_recv_device(void *comm, struct msg *m, int k, int group, bool overflow_check,
+			      const char *name)
+{
+	struct dmt_nccl_unpack_handle *uh = unpack_handle(comm);
+	int ngroups = k / group, posted = 0, finished = 0, window = 0, nulls = 0, ndev = 0;
+	void *req[NCCL_NET_MAX_REQUESTS] = { 0 };
+	int tok0 = tok_calls, bad0 = tok_bad;
+	bool ok = true;
+
+	if (!uh) {
+		printf("# rank0: %s: accept gave no UNPACK device handle\n", name);
+		return false;
+	}
+	while (finished < ngroups) {
+		while (posted < ngroups) {
+			void *data[DN_GROUP_MAX], *mhs[DN_GROUP_MAX];
+			size_t sizes[DN_GROUP_MAX];
+			int tags[DN_GROUP_MAX], g = posted * group;
+
+			for (int j = 0; j < group; j++) {
+				data[j] = arena + m[g + j].off;
+				sizes[j] = m[g + j].posted;
+				tags[j] = m[g + j].tag;
+				mhs[j] = m[g + j].host ? mh_host : mh;
+			}
+			if (p_irecv(comm, group, data, sizes, tags, mhs, &req[posted])) {
+				printf("# rank0: %s: irecv %d failed\n", name, posted);
+				return false;
+			}
+			if (!req[posted]) {
+				nulls++;
+				break;
+			}
+			posted++;
+		}
+		if (posted - finished > window)
+			window = posted - finished;
+		if (posted == finished) {
+			printf("# rank0: %s: irecv gives no request with none in flight\n", name);
+			return false;
+		}
+		/* the oldest, to the end */
+		int sz[DN_GROUP_MAX] = { 0 }, done = 0;
+		double end = now() + DEADLINE_S;
+
+		while (!done && now() < end)
+			if (P(test)(req[finished], &done, sz) != ncclSuccess) {
+				printf("# rank0: %s: test returned an error\n", name);
+				return false;
+			}
+		if (!done) {
+			printf("# rank0: %s: receive %d not done after %d s\n", name, finished,
+			       DEADLINE_S);
+			return false;
+		}
+		void *data[DN_GROUP_MAX];
+		size_t sizes[DN_GROUP_MAX];
+		int g = finished * group;
+
+		for (int j = 0; j < group; j++) {
+			data[j] = arena + m[g + j].off;
+			sizes[j] = m[g + j].host ? 0 : m[g + j].posted;
+		}
+		ok &= unpack(uh, group, data, sizes, name);
+		for (int j = 0; j < group; j++)
+			if (!m[g + j].host) {
+				ndev++;	/* a receive with a device buffer: one token line */
+				break;
+			}
+		for (int j = 0; j < group; j++)
+			ok &= msg_ok(&m[g + j], sz[j], name, g + j);
+		ok &= P(irecvConsumed)(comm, group, req[finished]) == ncclSuccess;
+		finished++;
+	}
+	if (overflow_check)
+		ok &= CHECK(window == NCCL_NET_DEVICE_UNPACK_MAX_QUEUE_DEPTH / group && nulls > 0,
+			    "%s: at most %d device receives in flight (one UNPACK slot each until "
+			    "irecvConsumed; %d seen, %d NULL requests)", name,
+			    NCCL_NET_DEVICE_UNPACK_MAX_QUEUE_DEPTH / group, window, nulls);
+	if (tok_calls - tok0 != ndev || tok_bad != bad0) {
+		printf("# rank0: %s: %d token lines for %d receives into device memory, %d wrong: "
+		       "%s\n", name, tok_calls - tok0, ndev, tok_bad - bad0, tok_last);
+		ok = false;
+	}
+	return ok;
+}
+
 /*
  * One round: k messages, received as k/group irecvs of group buffers each.
  * The sender sends each group's messages in reverse tag order, so a frame
@@ -369,7 +647,8 @@ static bool round_run(void *comm, struct msg *m, int k, int group, bool overflow
 			for (int j = group - 1; j >= 0; j--) {
 				struct msg *x = &m[g + j];
 
-				if (p_isend(comm, arena + x->off, x->size, x->tag, mh, &req[nreq]) ||
+				if (p_isend(comm, arena + x->off, x->size, x->tag,
+					    x->host ? mh_host : mh, &req[nreq]) ||
 				    !req[nreq]) {
 					printf("# rank1: %s: isend %d gave no request\n", name, g + j);
 					return false;
@@ -389,6 +668,8 @@ static bool round_run(void *comm, struct msg *m, int k, int group, bool overflow
 	/* rank 0 */
 	for (int i = 0; i < k; i++)
 		memset(arena + m[i].off, CANARY, m[i].posted + 64);
+	if (device)
+		return round_recv_device(comm, m, k, group, overflow_check, name);
 	for (int g = 0; g < k; g += group) {
 		void *data[NCCL_NET_MAX_REQUESTS];
 		size_t sizes[NCCL_NET_MAX_REQUESTS];
@@ -416,33 +697,16 @@ static bool round_run(void *comm, struct msg *m, int k, int group, bool overflow
 		ok &= CHECK(r == ncclSuccess && extra == NULL,
 			    "%s: irecv number %d gives a NULL request (r %d)", name, nreq + 1, r);
 	}
+	void *posted[NCCL_NET_MAX_REQUESTS];
+
+	memcpy(posted, req, sizeof(posted));
 	if (!wait_all(req, nreq, got, name))
 		return false;
-	for (int i = 0; i < k; i++) {
-		struct msg *x = &m[i];
-		int rep = got[i / group][i % group];
-		long bad;
-
-		if (bench_ref)	/* the same check, at memcmp speed */
-			bad = memcmp(arena + x->off, bench_ref + (size_t)(x->seed - 30000) * 4 * MiB,
-				     x->size) ? verify(arena + x->off, x->size, x->seed) : -1;
-		else
-			bad = verify(arena + x->off, x->size, x->seed);
-		size_t tail;
-
-		for (tail = x->size; tail < x->posted + 64; tail++)
-			if (arena[x->off + tail] != CANARY)
-				break;
-		if (rep != (int)x->size || bad >= 0 || tail != x->posted + 64) {
-			printf("# rank0: %s: message %d (%zu bytes, posted %zu, tag %d): reported %d, "
-			       "first wrong byte %ld, byte past the message changed at %zu\n", name, i,
-			       x->size, x->posted, x->tag, rep, bad, tail);
-			ok = false;
-		}
-	}
+	for (int i = 0; i < k; i++)
+		ok &= msg_ok(&m[i], got[i / group][i % group], name, i);
 	/* NCCL tells the plugin when the device is done with the data */
 	for (int i = 0; i < nreq; i++)
-		ok &= P(irecvConsumed)(comm, group, NULL) == ncclSuccess;
+		ok &= P(irecvConsumed)(comm, group, posted[i]) == ncclSuccess;
 	return ok;
 }
 
@@ -459,6 +723,34 @@ static bool round_check(void *comm, struct msg *m, int k, int group, bool overfl
 	return CHECK(ok, "%s: %d message%s, %llu bytes%s (%.1f ms)", name, k, k == 1 ? "" : "s",
 		     (unsigned long long)bytes, rank ? " sent" : " received and validated",
 		     (now() - t0) * 1e3);
+}
+
+/*
+ * --device, a message over NCCL's UNPACK slice (4 MiB: NCCL never posts a
+ * larger device receive): host buffers registered with regMr on the same
+ * comm, so the stream carries dma-buf and host-memory sends in turn.
+ */
+static void host_round(void *comm, struct msg *m, const char *what)
+{
+	uint8_t *dev_arena = arena, *h = aligned_alloc(4096, m->posted + 4096);
+	void *dev_mh = mh, *hmh = NULL;
+	char name[96];
+
+	snprintf(name, sizeof(name), "%s into host buffers", what);
+	if (!CHECK(h && P(regMr)(comm, h, m->posted + 4096, NCCL_PTR_HOST, &hmh) == ncclSuccess,
+		   "%s: regMr", name)) {
+		free(h);
+		return;
+	}
+	arena = h;
+	mh = hmh;
+	device = false;
+	round_check(comm, m, 1, 1, false, name);
+	device = true;
+	arena = dev_arena;
+	mh = dev_mh;
+	P(deregMr)(comm, hmh);
+	free(h);
 }
 
 /* ----------------------------------------------------------------- rank */
@@ -553,8 +845,6 @@ static void full_suite(void)
 
 	char handle[NCCL_NET_HANDLE_MAXSIZE] = { 0 };
 
-	if (rank == 0)
-		refusals();
 	if (rank == 0) {
 		void *early = (void *)1;
 		ncclNetDeviceHandle_v8_t *dh = NULL;
@@ -563,6 +853,9 @@ static void full_suite(void)
 			CHECK(false, "listen");
 			return;
 		}
+		/* after the listen: in devmem mode the refusals' own listen
+		 * then shares its queues (no second NIC setup and undo) */
+		refusals();
 		CHECK(P(accept)(l, &early, &dh) == ncclSuccess && early == NULL,
 		      "accept before any peer connected: success, NULL comm");
 		if (side_send(handle, sizeof(handle)))
@@ -572,8 +865,9 @@ static void full_suite(void)
 	if (!CHECK(comm != NULL, "%s established (%d non-blocking retr%s)",
 		   rank ? "send comm" : "receive comm", retries, retries == 1 ? "y" : "ies"))
 		return;
-	if (!CHECK(P(regMr)(comm, arena, ARENA, NCCL_PTR_HOST, &mh) == ncclSuccess && mh,
-		   "regMr of %u MiB host memory", ARENA / MiB))
+	if (!CHECK(reg_arena(comm, &mh) == ncclSuccess && mh, "%s of %u MiB %s",
+		   device ? "regMrDmaBuf" : "regMr", ARENA / MiB,
+		   device ? "device memory (udmabuf, NCCL_PTR_CUDA)" : "host memory"))
 		return;
 
 	/* sizes, one in flight, receive buffers larger than the message for odd i */
@@ -581,7 +875,10 @@ static void full_suite(void)
 		m[0] = (struct msg){ .size = sizes[i], .posted = sizes[i] + (i & 1 ? 1000 : 0),
 				     .tag = (int)i, .seed = 100 + (uint32_t)i };
 		snprintf(name, sizeof(name), "size %zu%s", sizes[i], i & 1 ? " (posted +1000)" : "");
-		round_check(comm, m, 1, 1, false, name);
+		if (device && sizes[i] > NET_UNPACK_MAX_SLICE_SIZE)
+			host_round(comm, m, name);	/* over one UNPACK slice */
+		else
+			round_check(comm, m, 1, 1, false, name);
 	}
 	/* depth */
 	static const int depths[] = { 1, 8, 32 };
@@ -594,13 +891,28 @@ static void full_suite(void)
 		snprintf(name, sizeof(name), "%d in flight", k);
 		round_check(comm, m, k, 1, k == NCCL_NET_MAX_REQUESTS, name);
 	}
+	/* --device: dma-buf and host-memory sends in flight on one stream (NCCL's
+	 * LL/LL128 buffers may be host memory while SIMPLE's are on the GPU), and
+	 * receives into both */
+	if (device) {
+		if (CHECK(P(regMr)(comm, arena, ARENA, NCCL_PTR_HOST, &mh_host) == ncclSuccess,
+			  "regMr of the same arena as host memory")) {
+			for (int i = 0; i < 12; i++)
+				m[i] = (struct msg){ .size = 100000 + 5003 * i, .posted = 100000 + 5003 * i,
+						     .tag = i, .seed = 4000 + i, .host = i % 3 == 1 };
+			round_check(comm, m, 12, 1, false,
+				    "12 in flight, every third through host memory");
+			P(deregMr)(comm, mh_host);
+		}
+		mh_host = NULL;
+	}
 	/* grouped: 2 irecvs of 8 buffers, sizes spread, one empty message */
 	for (int i = 0; i < 16; i++)
 		m[i] = (struct msg){ .size = i == 5 ? 0 : (size_t)1 << (i % 8) * 3, .tag = i % 8,
 				     .seed = 5000 + i };
 	for (int i = 0; i < 16; i++)
 		m[i].posted = m[i].size + 16 * (i % 3);
-	if (pr.max_recvs >= 8) {
+	if (pr.max_recvs >= 8 || force_grouped) {
 		round_check(comm, m, 16, 8, false,
 			    "grouped receives (2 x 8 buffers, reverse tag order)");
 	} else {
@@ -616,8 +928,7 @@ static void full_suite(void)
 		  rank ? "connect" : "accept")) {
 		void *mh2 = NULL;
 
-		CHECK(P(regMr)(comm2, arena, ARENA, NCCL_PTR_HOST, &mh2) == ncclSuccess,
-		      "regMr on the second comm");
+		CHECK(reg_arena(comm2, &mh2) == ncclSuccess, "regMr on the second comm");
 		void *save = mh;
 
 		mh = mh2;
@@ -633,20 +944,54 @@ static void full_suite(void)
 	/* both comms still agree after the second one closed */
 	m[0] = (struct msg){ .size = 12345, .posted = 12345, .tag = 0, .seed = 9000 };
 	round_check(comm, m, 1, 1, false, "first comm after the second closed");
+	if (then_bench)
+		bench_rounds(comm, then_bench);
 
 	/* close with a request in flight: the receiver posts one nothing will
 	 * fill (the sender may have closed already: a warning then is right) */
 	int warns0 = warns;
 
+	/* device buffers: two receives finished (fragments held, UNPACK slots
+	 * in use) and never consumed, then one that no send matches */
+	void *held[2] = { NULL, NULL };
+
+	if (device && rank == 1) {
+		fill(arena, 2 * 200000, 8000);
+		for (int i = 0; i < 2; i++)
+			p_isend(comm, arena + i * 200000, 200000, i, mh, &held[i]);
+		CHECK(held[0] && held[1] && wait_all(held, 2, NULL, "held"),
+		      "two sends whose receives stay unconsumed");
+	}
+	if (device && rank == 0) {
+		int got[2][NCCL_NET_MAX_REQUESTS];
+
+		for (int i = 0; i < 2; i++) {
+			void *d = arena + i * 200000;
+			size_t s = 200000;
+			int tg = i;
+
+			p_irecv(comm, 1, &d, &s, &tg, &mh, &held[i]);
+		}
+		CHECK(held[0] && held[1] && wait_all(held, 2, got, "held"),
+		      "two receives done and not consumed (their fragments held)");
+	}
 	if (rank == 0) {
 		void *req = NULL, *d = arena;
 		size_t s = 4096;
 		int tg = 0;
+		unsigned cf0 = close_frags;
 
 		CHECK(p_irecv(comm, 1, &d, &s, &tg, &mh, &req) == ncclSuccess && req,
 		      "irecv that no send will match");
 		CHECK(P(deregMr)(comm, mh) == ncclSuccess, "deregMr");
+		int closes0 = closes_seen, cbad0 = close_bad;
+
 		CHECK(P(closeRecv)(comm) == ncclSuccess, "closeRecv with that request in flight");
+		if (device)
+			CHECK(closes_seen == closes0 + 1 && close_bad == cbad0 && close_frags > cf0,
+			      "closeRecv gave every token back, %u held by unconsumed receives "
+			      "(plugin's counters: %s)", close_frags - cf0,
+			      close_bad != cbad0 ? tok_last : "received == released, held 0, lost 0");
 		CHECK(P(closeListen)(l) == ncclSuccess, "closeListen");
 	} else {
 		CHECK(P(deregMr)(comm, mh) == ncclSuccess, "deregMr");
@@ -682,11 +1027,11 @@ static void version_once(void *dl, int v)
 	comm = establish(l, &retries);
 	if (!CHECK(comm != NULL, "v%d connection", v))
 		return;
-	if (CHECK(P(regMr)(comm, arena, ARENA, NCCL_PTR_HOST, &mh) == ncclSuccess, "v%d regMr", v)) {
+	if (CHECK(reg_arena(comm, &mh) == ncclSuccess, "v%d regMr", v)) {
 		m[0] = (struct msg){ .size = 1 * MiB + 17, .posted = 2 * MiB, .tag = 4, .seed = v };
 		m[1] = (struct msg){ .size = 3, .posted = 3, .tag = 9, .seed = v + 50 };
 		m[2] = (struct msg){ .size = 70000, .posted = 70001, .tag = 1, .seed = v + 99 };
-		int group = pr.max_recvs >= 3 ? 3 : 1;
+		int group = pr.max_recvs >= 3 || force_grouped ? 3 : 1;
 
 		snprintf(name, sizeof(name), "v%d %s exchange (3 buffers)", v,
 			 group > 1 ? "grouped" : "in-flight");
@@ -699,23 +1044,14 @@ static void version_once(void *dl, int v)
 	finalize();
 }
 
-/* --bench: BYTES in 4 MiB messages, 8 in flight, every byte validated. */
-static void bench(size_t bytes)
+/* BYTES in 4 MiB messages, 8 in flight, every byte validated, timed. */
+static void bench_rounds(void *comm, size_t bytes)
 {
 	struct msg m[8];
-	void *l = NULL, *comm;
-	int retries, rounds = (int)((bytes + 32 * MiB - 1) / (32 * MiB));
+	int rounds = (int)((bytes + 32 * MiB - 1) / (32 * MiB));
 	double t0;
 	bool ok = true;
 
-	if (rank == 0 && !(l = do_listen())) {
-		CHECK(false, "bench: listen");
-		return;
-	}
-	comm = establish(l, &retries);
-	if (!CHECK(comm != NULL, "bench: connection") ||
-	    !CHECK(P(regMr)(comm, arena, ARENA, NCCL_PTR_HOST, &mh) == ncclSuccess, "bench: regMr"))
-		return;
 	bench_ref = malloc(32 * MiB);
 	if (!bench_ref)
 		return;
@@ -735,6 +1071,24 @@ static void bench(size_t bytes)
 	      rank ? "sent" : "received and validated", dt, rounds * 32.0 * MiB / dt / 1e6);
 	free(bench_ref);
 	bench_ref = NULL;
+	filled = false;
+}
+
+/* --bench: only bench_rounds, on a connection of its own. */
+static void bench(size_t bytes)
+{
+	void *l = NULL, *comm;
+	int retries;
+
+	if (rank == 0 && !(l = do_listen())) {
+		CHECK(false, "bench: listen");
+		return;
+	}
+	comm = establish(l, &retries);
+	if (!CHECK(comm != NULL, "bench: connection") ||
+	    !CHECK(reg_arena(comm, &mh) == ncclSuccess, "bench: regMr"))
+		return;
+	bench_rounds(comm, bytes);
 	P(deregMr)(comm, mh);
 	mh = NULL;
 	rank ? P(closeSend)(comm) : P(closeRecv)(comm);
@@ -764,8 +1118,8 @@ static int run_rank(const char *plugin, const char *ns, const char *ifname, cons
 	}
 	if (ifname)
 		setenv("NCCL_DEVMEMTCP_IFNAME", ifname, 1);
-	arena = aligned_alloc(4096, ARENA);
-	if (!arena)
+	arena = arena_new();
+	if (!CHECK(arena != NULL, "%s arena of %u MiB", device ? "udmabuf" : "host", ARENA / MiB))
 		return 1;
 	dl = open_plugin(plugin);
 	if (!CHECK(dl != NULL, "dlopen %s", plugin))
@@ -780,7 +1134,7 @@ static int run_rank(const char *plugin, const char *ns, const char *ifname, cons
 			full_suite();
 		finalize();
 	}
-	for (int i = 0; i < nvers && !bench_bytes; i++)
+	for (int i = 0; i < nvers && !bench_bytes && !no_versions; i++)
 		version_once(dl, vers[i]);
 	CHECK(count_fds() == fds0, "no fd left open (%d before, %d after)", fds0, count_fds());
 	CHECK(warns == 0, "no warning logged%s%s", warns ? ": " : "", warns ? last_warn : "");
@@ -815,7 +1169,11 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: nccl-harness -p PLUGIN.so [-v 8,9,10,11,12] [-n NS0 -N NS1] [-i IF0 -I IF1]\n"
 		"       nccl-harness -p PLUGIN.so --init-fails [-i IF] [-v V] [-e TEXT]\n"
-		"       (--bench MIB: only a throughput run of MIB mebibytes)\n");
+		"       (--bench MIB: only a throughput run of MIB mebibytes; --device: udmabuf\n"
+		"       arenas registered as CUDA memory, UNPACK done on the CPU; --grouped:\n"
+		"       grouped receives whatever maxRecvs says; --no-versions: the schedule\n"
+		"       through the newest -v only; --then-bench MIB: the bench on the\n"
+		"       schedule's comm before it closes)\n");
 	exit(2);
 }
 
@@ -824,6 +1182,10 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "init-fails", no_argument, NULL, 'F' },
 		{ "bench", required_argument, NULL, 'B' },
+		{ "device", no_argument, NULL, 'D' },
+		{ "grouped", no_argument, NULL, 'G' },
+		{ "no-versions", no_argument, NULL, 'X' },
+		{ "then-bench", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *plugin = NULL, *ns[2] = { NULL, NULL }, *ifn[2] = { NULL, NULL };
@@ -842,6 +1204,10 @@ int main(int argc, char **argv)
 		case 'I': ifn[1] = optarg; break;
 		case 'e': expect = optarg; break;
 		case 'F': fails = true; break;
+		case 'D': device = true; break;
+		case 'G': force_grouped = true; break;
+		case 'X': no_versions = true; break;
+		case 'T': then_bench = strtoull(optarg, NULL, 0) * MiB; break;
 		case 'B': bench_bytes = strtoull(optarg, NULL, 0) * MiB; break;
 		case 'v': {
 			char *s = optarg, *end;

@@ -3,14 +3,22 @@
 # The NCCL net plugin in devmem mode on dmveth, driven by nccl-harness as
 # NCCL's proxy threads would: rank 0 receives in netns b on dmb (init's
 # probe passes, listen prepares a queue and binds the bounce dma-buf, accept
-# steers the flow), rank 1 sends from netns a on dma; every byte validated.
+# steers the data flow and acks on the control connection), rank 1 sends
+# from netns a on dma; every byte validated.  Udmabuf arenas stand in for
+# CUDA memory (regMrDmaBuf, NCCL_PTR_CUDA): isend goes straight from the
+# dma-buf (bind-tx, dmt_tx_submit, done at the zerocopy completion); irecv
+# is published as UNPACK loadMeta, the harness does the unpack kernel's
+# copy on the CPU from the bounce buffer, validates, then irecvConsumed;
+# the plugin's token counters show each receive's fragments held until
+# irecvConsumed and given back by it; closing with receives done but not
+# consumed (and one not done) gives every token back.  1, 8 and 32 in
+# flight (16 receives: one UNPACK slot each), grouped receives, 1 byte ..
+# 4 MiB into device buffers, 16 MiB between host buffers on the same comm
+# (over one UNPACK slice: copied out of the dma-buf).
 # The ABI versions are each driven on the host (tests/host/nccl.t); here
-# the schedule runs through v12 only, to keep the TCG boot short.
-# Libdevmemtcp 0.1 limits what this round covers (nccl/PORTING.md): host
-# buffers on both sides; received payload lands in the dma-buf and is
-# copied out by the plugin; UNPACK metadata and dma-buf TX wait for 0.2.
-# After the run: dmb's NIC state as before, no queue bound, and the plugin
-# read the payload out of the dma-buf (not as linear bytes).
+# the schedule runs once, through v12, to keep the TCG boot short.
+# After the runs: dmb's NIC state as before, no queue bound, and the
+# payload came through the dma-buf (not as linear bytes).
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/ktap.sh"
 . "$TOP/tests/lib/dmveth.sh"
@@ -36,9 +44,32 @@ dmveth_pair 4 || { ktap_fail "create a dmveth pair in netns a and b"; exit 1; }
 before=$(nic_state b $DMV_B)
 
 export NCCL_DEVMEMTCP_MODE=devmem NCCL_DEVMEMTCP_BUF_SIZE=32M
-relay "harness (devmem RX on $DMV_B)" timeout 600 "$HARNESS" -p "$PLUGIN" -v 12 \
-	-n b -N a -i $DMV_B -I $DMV_A
-grep '^#' "$LOG/relay" | grep -v 'rank. INFO' | tail -n 20
+t0=$(date +%s.%N)
+relay "device buffers (UNPACK)" timeout 600 "$HARNESS" -p "$PLUGIN" -v 12 --device --grouped \
+	--no-versions --then-bench 32 -n b -N a -i $DMV_B -I $DMV_A
+echo "# device run: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+cp "$LOG/relay" "$LOG/device"
+grep '^#' "$LOG/device" | grep -v 'rank. INFO' | tail -n 20
+# each "tokens at irecvConsumed: N frags; before ... held H; after ...
+# released L ...": the N were still held (H >= N) and this call gave back
+# exactly them; at close nothing left held
+read -r ncons nbad nfr < <(sed -n 's/.*tokens at irecvConsumed: \([0-9]*\) frags; before received \([0-9]*\) released \([0-9]*\) held \([0-9]*\); after received \([0-9]*\) released \([0-9]*\) held \([0-9]*\) lost \([0-9]*\).*/\1 \2 \3 \4 \5 \6 \7 \8/p' \
+	"$LOG/device" | awk '{ n++; f += $1; if ($4 < $1 || $6 - $3 != $1 || $7 != $4 - $1 || $8) b++ }
+		END { print n + 0, b + 0, f + 0 }')
+if [ "$ncons" -ge 50 ] && [ "$nbad" = 0 ] && [ "$nfr" -gt 0 ]; then
+	ktap_ok "tokens: none returned before irecvConsumed, each call returned its own ($ncons calls, $nfr fragments)"
+else
+	ktap_fail "tokens: none returned before irecvConsumed, each call returned its own ($ncons calls, $nbad wrong)"
+fi
+closed=$(grep -c 'receive comm closed: .* tokens received \([0-9]*\) released \1 held 0 lost 0' "$LOG/device")
+nclosed=$(grep -c 'receive comm closed:' "$LOG/device")
+if [ "$nclosed" -ge 1 ] && [ "$closed" = "$nclosed" ]; then
+	ktap_ok "every receive comm closed with all tokens back ($closed comms)"
+else
+	grep 'receive comm closed:' "$LOG/device" | sed 's/^/# /'
+	ktap_fail "every receive comm closed with all tokens back ($closed of $nclosed)"
+fi
+mv "$LOG/device" "$LOG/relay"
 
 if grep -q "rank0 INFO .*queues [0-9.]* of $DMV_B bound to a" "$LOG/relay"; then
 	ktap_ok "listen bound the bounce dma-buf to a queue of $DMV_B"
@@ -86,12 +117,12 @@ else
 	ktap_fail "a veth pair in netns a"
 fi
 
-# Throughput side by side in this boot (numbers, not verdicts): 32 MiB
-# through the plugin (host buffers sent over TCP, devmem RX copied out of
-# the dma-buf, validated), then devmemtcp send -> recv in devmem mode on the
-# same pair and queue (validated).
-relay "bench (plugin, devmem RX)" timeout 300 "$HARNESS" -p "$PLUGIN" -n b -N a \
-	-i $DMV_B -I $DMV_A --bench 32
+# Throughput side by side in this boot (numbers, not verdicts): the
+# schedule ended with 32 MiB through the plugin with device buffers (devmem
+# TX from the udmabuf, UNPACK done on the CPU, validated: its "bench" line
+# above); now devmemtcp send -> recv in devmem mode on the same pair and
+# queue (validated).
+grep 'rank0: bench:' "$LOG/relay" | sed 's/^ok [0-9]* /# plugin /'
 port=5790
 ip netns exec b devmemtcp -j recv --dev $DMV_B --listen "$DMV_B4:$port" --queues 3:1 \
 	--validate 7 --mode devmem >"$LOG/rcv" 2>"$LOG/rcv.err" &
