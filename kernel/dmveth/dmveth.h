@@ -12,6 +12,7 @@
 
 #include <linux/ethtool.h>
 #include <linux/netdevice.h>
+#include <linux/sizes.h>
 #include <linux/skbuff.h>
 #include <linux/in6.h>
 #include <linux/u64_stats_sync.h>
@@ -27,6 +28,8 @@
 #define DMVETH_INDIR_SIZE	128
 #define DMVETH_KEY_SIZE		40
 #define DMVETH_MAX_RULES	128
+/* largest rx-page-size (QCFG_RX_PAGE_SIZE): one TSO frame's payload */
+#define DMVETH_RX_PAGE_MAX	SZ_64K
 
 /* Per-queue counters; written by one NAPI (rx) or one xmit path (tx). */
 struct dmveth_rq_stats {
@@ -67,6 +70,7 @@ struct dmveth_rq {
 	struct napi_struct napi;
 	struct sk_buff_head backlog;	/* lockless readers: skb_queue_len_lockless() */
 	struct page_pool *pool;	/* payload pool, NULL while stopped */
+	unsigned int buf_size;	/* bytes per pool buffer (rx-page-size) */
 	unsigned int idx;
 	bool peer_stopped;	/* the peer's TX queues wait for room here */
 	struct dmveth_rq_stats stats;
@@ -146,7 +150,8 @@ int dmveth_parse_flow(const struct sk_buff *skb, struct dmveth_flow *fl);
 /* devmem.c: page pools, the "DMA engine", queue management ops */
 extern const struct netdev_queue_mgmt_ops dmveth_queue_mgmt_ops;
 struct page_pool *dmveth_create_pool(struct net_device *dev,
-				     struct dmveth_rq *rq, unsigned int ring);
+				     struct dmveth_rq *rq, unsigned int ring,
+				     unsigned int buf_size);
 void dmveth_destroy_pool(struct page_pool *pool);
 void dmveth_rx_drop(struct dmveth_rq *rq, unsigned int n, bool alloc_fail);
 void dmveth_latch_hds(struct net_device *dev);
