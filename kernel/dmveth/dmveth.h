@@ -28,6 +28,8 @@
 #define DMVETH_INDIR_SIZE	128
 #define DMVETH_KEY_SIZE		40
 #define DMVETH_MAX_RULES	128
+/* RSS contexts: 0 is the device's table, 1..DMVETH_MAX_CTX - 1 additional */
+#define DMVETH_MAX_CTX		8
 /* largest rx-page-size (QCFG_RX_PAGE_SIZE): one TSO frame's payload */
 #define DMVETH_RX_PAGE_MAX	SZ_64K
 
@@ -78,6 +80,14 @@ struct dmveth_rq {
 
 struct dmveth_rule {
 	struct ethtool_rx_flow_spec fs;
+	u32 rss_context;	/* with FLOW_RSS: the table ring_cookie adds to */
+	bool used;
+};
+
+/* An RSS context: its own indirection table and key. */
+struct dmveth_rss_ctx {
+	u32 indir[DMVETH_INDIR_SIZE];
+	u8 key[DMVETH_KEY_SIZE];
 	bool used;
 };
 
@@ -92,6 +102,8 @@ struct dmveth_steer {
 	u8 key[DMVETH_KEY_SIZE];
 	struct dmveth_rule rules[DMVETH_MAX_RULES];
 	unsigned int nr_rules;
+	/* RSS contexts by id; [0] is unused (the table above) */
+	struct dmveth_rss_ctx ctx[DMVETH_MAX_CTX];
 };
 
 struct dmveth_priv {
@@ -166,9 +178,10 @@ void dmveth_steer_free(struct net_device *dev);
  * The RX queue of @dev (the receiver) for a frame of flow @fl: the first
  * matching ntuple rule (lowest location), else the RSS hash (Toeplitz over
  * the addresses and ports with the device's key) through the indirection
- * table; always < dev->real_num_rx_queues.  Returns -1 when a rule says
- * drop (RX_CLS_FLOW_DISC).  The RSS hash goes to @cb.  Caller holds
- * rcu_read_lock().
+ * table; a rule with FLOW_RSS adds its queue to the entry of its RSS
+ * context's table (that context's key); always < dev->real_num_rx_queues.
+ * Returns -1 when a rule says drop (RX_CLS_FLOW_DISC).  The RSS hash goes
+ * to @cb.  Caller holds rcu_read_lock().
  */
 int dmveth_steer_rx_queue(struct net_device *dev,
 			  const struct dmveth_flow *fl,
