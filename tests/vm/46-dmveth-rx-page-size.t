@@ -6,8 +6,9 @@
 # - Refused, with the kernel's extack and nothing bound: 12288 (not a power
 #   of two: bind-rx), 2048 (below PAGE_SIZE: the netlink policy) and 131072
 #   (above dmveth's largest buffer, 64 KiB: dmveth's queue config check).
-# - Then, on the same pair, 16384 and 65536: a plain TCP stream (socat, the
-#   ncdevmem -v 7 pattern) from netns a arrives in devmem fragments that
+# - Then, on the same pair, 16384 and 65536: a plain TCP stream of the
+#   ncdevmem -v 7 pattern from netns a (socat from source port PORT: the
+#   4-tuple ncdevmem -c steers to its queue) arrives in devmem fragments that
 #   each lie inside one buffer of SIZE and start at its beginning, the
 #   largest one is larger than a page (16384 for 16 KiB buffers, more than
 #   16384 for 64 KiB ones: a whole TSO frame's payload in one net_iov), and
@@ -73,7 +74,7 @@ receive() {
 		return
 	fi
 	t0=$(date +%s.%N)
-	pattern 7 "$bytes" | timeout 60 ip netns exec a socat -u -b 65536 - TCP:$DMV_B4:$port
+	pattern 7 "$bytes" | timeout 60 ip netns exec a socat -u -b 65536 - TCP:$DMV_B4:$port,sourceport=$port
 	gen=${PIPESTATUS[0]} snd=${PIPESTATUS[1]}
 	bwait $spid 60
 	rc=$?
