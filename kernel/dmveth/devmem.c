@@ -15,8 +15,14 @@
  *
  * Header split: with tcp-data-split enabled and a TCP payload longer than
  * hds-thresh, the Ethernet/IP/TCP headers go to the skb's linear area and
- * the payload into page-sized buffers from the pool.  Otherwise the whole
- * frame is copied into the linear area.
+ * the payload into buffers from the pool.  Otherwise the whole frame is
+ * copied into the linear area.
+ *
+ * Buffers are PAGE_SIZE unless the queue's configuration says otherwise:
+ * dmveth advertises QCFG_RX_PAGE_SIZE, so bind-rx with rx-page-size (a
+ * power of two from PAGE_SIZE to DMVETH_RX_PAGE_MAX) restarts the queue on
+ * a pool of that order, whose buffers are the binding's net_iovs of that
+ * size; each fills up to its size before the next one is taken.
  */
 #include <linux/dma-direct.h>
 #include <linux/dma-mapping.h>
@@ -37,21 +43,29 @@
  * NAPI off (as bnxt does).
  */
 struct page_pool *dmveth_create_pool(struct net_device *dev,
-				     struct dmveth_rq *rq, unsigned int ring)
+				     struct dmveth_rq *rq, unsigned int ring,
+				     unsigned int buf_size)
 {
+	unsigned int order = get_order(buf_size ?: PAGE_SIZE);
 	struct page_pool_params pp = {
 		.flags = PP_FLAG_DMA_MAP | PP_FLAG_DMA_SYNC_DEV |
 			 PP_FLAG_ALLOW_UNREADABLE_NETMEM,
-		.order = 0,
-		.pool_size = min_t(unsigned int, ring * 4, 16384),
+		.order = order,
+		/* the same bytes in flight, in fewer, larger buffers */
+		.pool_size = max(min_t(unsigned int, ring * 4, 16384) >> order,
+				 ring),
 		.nid = NUMA_NO_NODE,
 		.dev = dmveth_dma_dev(),
 		.dma_dir = DMA_FROM_DEVICE,
-		.max_len = PAGE_SIZE,
+		.max_len = PAGE_SIZE << order,
 		.netdev = dev,
 		.queue_idx = rq->idx,
 	};
 
+	/* validated by dmveth_validate_qcfg(); PAGE_SIZE when unset */
+	if (WARN_ON_ONCE(buf_size > DMVETH_RX_PAGE_MAX ||
+			 (buf_size && buf_size != PAGE_SIZE << order)))
+		return ERR_PTR(-EINVAL);
 	if (dmveth_fault_pool_create())
 		return ERR_PTR(-ENOMEM);
 	return page_pool_create(&pp);
@@ -180,38 +194,60 @@ void dmveth_rx_drop(struct dmveth_rq *rq, unsigned int n, bool alloc_fail)
 	dev_dstats_rx_dropped_add(rq->dev, n);
 }
 
-/* Place [@off, @off + @len) of @txskb into page-sized buffers of the pool. */
+/*
+ * "DMA" @len bytes at @off of @txskb to the physical range at @phys (one
+ * receive buffer, contiguous), a page at a time.
+ */
+static int dmveth_phys_fill(struct device *dma, phys_addr_t phys,
+			    const struct sk_buff *txskb, unsigned int off,
+			    unsigned int len)
+{
+	while (len) {
+		unsigned int poff = offset_in_page(phys);
+		unsigned int n = min_t(unsigned int, len, PAGE_SIZE - poff);
+		void *v = dmveth_kmap_phys(phys);
+		int err;
+
+		if (!v)
+			return -EFAULT;
+		err = dmveth_skb_read(dma, txskb, off, v + poff, n);
+		kunmap_local(v);
+		if (err)
+			return err;
+		phys += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * Place [@off, @off + @len) of @txskb into buffers of the pool, each one
+ * filled up to the queue's buffer size (PAGE_SIZE or rx-page-size).
+ */
 static int dmveth_rx_payload(struct dmveth_rq *rq, struct sk_buff *skb,
 			     const struct sk_buff *txskb, unsigned int off,
 			     unsigned int len)
 {
+	unsigned int bsize = rq->buf_size;
 	struct device *dma = dmveth_dma_dev();
 	int i = 0, err;
 
-	if (DIV_ROUND_UP(len, PAGE_SIZE) > MAX_SKB_FRAGS)
+	if (DIV_ROUND_UP(len, bsize) > MAX_SKB_FRAGS)
 		return -EMSGSIZE;
 	while (len) {
-		unsigned int n = min_t(unsigned int, len, PAGE_SIZE);
+		unsigned int n = min(len, bsize);
 		netmem_ref netmem;
 		phys_addr_t phys;
-		void *v;
 
 		netmem = page_pool_alloc_netmems(rq->pool,
 						 GFP_ATOMIC | __GFP_NOWARN);
 		if (!netmem)
 			return -ENOMEM;
 		phys = dma_to_phys(dma, page_pool_get_dma_addr_netmem(netmem));
-		v = dmveth_kmap_phys(phys);
-		if (v) {
-			err = dmveth_skb_read(dma, txskb, off,
-					      v + offset_in_page(phys), n);
-			kunmap_local(v);
-		} else {
-			err = -EFAULT;
-		}
+		err = dmveth_phys_fill(dma, phys, txskb, off, n);
 		/* the skb owns the netmem from here; freeing it recycles it */
-		skb_add_rx_frag_netmem(skb, i++, netmem, offset_in_page(phys), n,
-				       PAGE_SIZE);
+		skb_add_rx_frag_netmem(skb, i++, netmem, 0, n, bsize);
 		if (err)
 			return err;
 		off += n;
@@ -313,7 +349,8 @@ static int dmveth_queue_mem_alloc(struct net_device *dev,
 	struct dmveth_qmem *qmem = per_queue_mem;
 	struct page_pool *pool;
 
-	pool = dmveth_create_pool(dev, &priv->rq[idx], priv->rx_ring);
+	pool = dmveth_create_pool(dev, &priv->rq[idx], priv->rx_ring,
+				  qcfg->rx_page_size);
 	if (IS_ERR(pool))
 		return PTR_ERR(pool);
 	qmem->pool = pool;
@@ -354,10 +391,39 @@ static int dmveth_queue_stop(struct net_device *dev, void *per_queue_mem,
 	return 0;
 }
 
+static void dmveth_default_qcfg(struct net_device *dev,
+				struct netdev_queue_config *qcfg)
+{
+	qcfg->rx_page_size = PAGE_SIZE;
+}
+
+/*
+ * rx-page-size: any power of two from PAGE_SIZE (bind-rx already refused
+ * the rest) up to the largest payload one frame carries.
+ */
+static int dmveth_validate_qcfg(struct net_device *dev,
+				struct netdev_queue_config *qcfg,
+				struct netlink_ext_ack *extack)
+{
+	u32 size = qcfg->rx_page_size;
+
+	if (!is_power_of_2(size) || size < PAGE_SIZE ||
+	    size > DMVETH_RX_PAGE_MAX) {
+		NL_SET_ERR_MSG_FMT_MOD(extack,
+				       "rx-page-size %u not supported: a power of 2 from %lu to %d",
+				       size, PAGE_SIZE, DMVETH_RX_PAGE_MAX);
+		return -ERANGE;
+	}
+	return 0;
+}
+
 const struct netdev_queue_mgmt_ops dmveth_queue_mgmt_ops = {
 	.ndo_queue_mem_size	= sizeof(struct dmveth_qmem),
 	.ndo_queue_mem_alloc	= dmveth_queue_mem_alloc,
 	.ndo_queue_mem_free	= dmveth_queue_mem_free,
 	.ndo_queue_start	= dmveth_queue_start,
 	.ndo_queue_stop		= dmveth_queue_stop,
+	.ndo_default_qcfg	= dmveth_default_qcfg,
+	.ndo_validate_qcfg	= dmveth_validate_qcfg,
+	.supported_params	= QCFG_RX_PAGE_SIZE,
 };

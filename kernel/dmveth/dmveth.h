@@ -12,6 +12,7 @@
 
 #include <linux/ethtool.h>
 #include <linux/netdevice.h>
+#include <linux/sizes.h>
 #include <linux/skbuff.h>
 #include <linux/in6.h>
 #include <linux/u64_stats_sync.h>
@@ -27,6 +28,10 @@
 #define DMVETH_INDIR_SIZE	128
 #define DMVETH_KEY_SIZE		40
 #define DMVETH_MAX_RULES	128
+/* RSS contexts: 0 is the device's table, 1..DMVETH_MAX_CTX - 1 additional */
+#define DMVETH_MAX_CTX		8
+/* largest rx-page-size (QCFG_RX_PAGE_SIZE): one TSO frame's payload */
+#define DMVETH_RX_PAGE_MAX	SZ_64K
 
 /* Per-queue counters; written by one NAPI (rx) or one xmit path (tx). */
 struct dmveth_rq_stats {
@@ -67,6 +72,7 @@ struct dmveth_rq {
 	struct napi_struct napi;
 	struct sk_buff_head backlog;	/* lockless readers: skb_queue_len_lockless() */
 	struct page_pool *pool;	/* payload pool, NULL while stopped */
+	unsigned int buf_size;	/* bytes per pool buffer (rx-page-size) */
 	unsigned int idx;
 	bool peer_stopped;	/* the peer's TX queues wait for room here */
 	struct dmveth_rq_stats stats;
@@ -74,6 +80,14 @@ struct dmveth_rq {
 
 struct dmveth_rule {
 	struct ethtool_rx_flow_spec fs;
+	u32 rss_context;	/* with FLOW_RSS: the table ring_cookie adds to */
+	bool used;
+};
+
+/* An RSS context: its own indirection table and key. */
+struct dmveth_rss_ctx {
+	u32 indir[DMVETH_INDIR_SIZE];
+	u8 key[DMVETH_KEY_SIZE];
 	bool used;
 };
 
@@ -88,6 +102,8 @@ struct dmveth_steer {
 	u8 key[DMVETH_KEY_SIZE];
 	struct dmveth_rule rules[DMVETH_MAX_RULES];
 	unsigned int nr_rules;
+	/* RSS contexts by id; [0] is unused (the table above) */
+	struct dmveth_rss_ctx ctx[DMVETH_MAX_CTX];
 };
 
 struct dmveth_priv {
@@ -146,7 +162,8 @@ int dmveth_parse_flow(const struct sk_buff *skb, struct dmveth_flow *fl);
 /* devmem.c: page pools, the "DMA engine", queue management ops */
 extern const struct netdev_queue_mgmt_ops dmveth_queue_mgmt_ops;
 struct page_pool *dmveth_create_pool(struct net_device *dev,
-				     struct dmveth_rq *rq, unsigned int ring);
+				     struct dmveth_rq *rq, unsigned int ring,
+				     unsigned int buf_size);
 void dmveth_destroy_pool(struct page_pool *pool);
 void dmveth_rx_drop(struct dmveth_rq *rq, unsigned int n, bool alloc_fail);
 void dmveth_latch_hds(struct net_device *dev);
@@ -161,9 +178,10 @@ void dmveth_steer_free(struct net_device *dev);
  * The RX queue of @dev (the receiver) for a frame of flow @fl: the first
  * matching ntuple rule (lowest location), else the RSS hash (Toeplitz over
  * the addresses and ports with the device's key) through the indirection
- * table; always < dev->real_num_rx_queues.  Returns -1 when a rule says
- * drop (RX_CLS_FLOW_DISC).  The RSS hash goes to @cb.  Caller holds
- * rcu_read_lock().
+ * table; a rule with FLOW_RSS adds its queue to the entry of its RSS
+ * context's table (that context's key); always < dev->real_num_rx_queues.
+ * Returns -1 when a rule says drop (RX_CLS_FLOW_DISC).  The RSS hash goes
+ * to @cb.  Caller holds rcu_read_lock().
  */
 int dmveth_steer_rx_queue(struct net_device *dev,
 			  const struct dmveth_flow *fl,

@@ -181,7 +181,7 @@ static bool dmveth_rule_match(const struct ethtool_rx_flow_spec *fs,
 	u8 l3, l4proto = 0;
 	int i;
 
-	l3 = dmveth_flow_type_l3(fs->flow_type, &l4proto);
+	l3 = dmveth_flow_type_l3(fs->flow_type & ~FLOW_RSS, &l4proto);
 	if (l3 != fl->l3 || l4proto != fl->l4proto)
 		return false;
 
@@ -215,6 +215,32 @@ static bool dmveth_rule_match(const struct ethtool_rx_flow_spec *fs,
 	return !((fl->sport ^ psrc) & mpsrc) && !((fl->dport ^ pdst) & mpdst);
 }
 
+/*
+ * The queue of a FLOW_RSS rule @r for @fl: its queue plus the entry of its
+ * context's table, the hash (to @cb) with that context's key; -1 when
+ * that is past the real queues.
+ */
+static int dmveth_rss_rule_queue(const struct dmveth_steer *st,
+				 const struct dmveth_rule *r,
+				 const struct dmveth_flow *fl,
+				 struct dmveth_skb_cb *cb, unsigned int nq)
+{
+	const u32 *indir = st->indir;
+	u64 q;
+
+	if (r->rss_context) {
+		const struct dmveth_rss_ctx *c = &st->ctx[r->rss_context];
+
+		if (!c->used)
+			return -1;
+		cb->hash = dmveth_flow_hash(c->key, fl);
+		indir = c->indir;
+	}
+	q = ethtool_get_flow_spec_ring(r->fs.ring_cookie) +
+	    indir[cb->hash % DMVETH_INDIR_SIZE];
+	return q < nq ? q : -1;
+}
+
 int dmveth_steer_rx_queue(struct net_device *dev,
 			  const struct dmveth_flow *fl,
 			  struct dmveth_skb_cb *cb)
@@ -246,6 +272,13 @@ int dmveth_steer_rx_queue(struct net_device *dev,
 				continue;
 			if (r->fs.ring_cookie == RX_CLS_FLOW_DISC)
 				return -1;
+			if (r->fs.flow_type & FLOW_RSS) {
+				int rq = dmveth_rss_rule_queue(st, r, fl, cb, nq);
+
+				if (rq >= 0)
+					return rq;
+				break;
+			}
 			if (r->fs.ring_cookie < nq)
 				return r->fs.ring_cookie;
 			break;	/* queue gone: fall back to RSS */
@@ -447,6 +480,121 @@ static int dmveth_set_rxfh(struct net_device *dev,
 	return 0;
 }
 
+/*
+ * Additional RSS contexts.  The core keeps each context's configuration
+ * (and answers reads from it); the datapath reads the copy in the
+ * steering state, published like the rest of it.  A context's table is
+ * the user's, never respread: the core refuses channel counts that would
+ * orphan one of its entries, and contexts that a rule uses stay.
+ */
+static int dmveth_rss_check(struct net_device *dev,
+			    const struct ethtool_rxfh_param *rxfh,
+			    struct netlink_ext_ack *extack)
+{
+	u32 i;
+
+	if (rxfh->hfunc != ETH_RSS_HASH_NO_CHANGE &&
+	    rxfh->hfunc != ETH_RSS_HASH_TOP) {
+		NL_SET_ERR_MSG_MOD(extack, "only the Toeplitz hash is supported");
+		return -EOPNOTSUPP;
+	}
+	if (rxfh->input_xfrm && rxfh->input_xfrm != RXH_XFRM_NO_CHANGE) {
+		NL_SET_ERR_MSG_MOD(extack, "input transformation is not supported");
+		return -EOPNOTSUPP;
+	}
+	if (rxfh->rss_context >= DMVETH_MAX_CTX)
+		return -EINVAL;
+	for (i = 0; rxfh->indir && i < DMVETH_INDIR_SIZE; i++) {
+		if (rxfh->indir[i] >= dev->real_num_rx_queues) {
+			NL_SET_ERR_MSG_MOD(extack,
+					   "indirection table entry out of range");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Apply @rxfh to context @ctx's copy in a new steering state. */
+static int dmveth_rss_apply(struct net_device *dev,
+			    const struct ethtool_rxfh_param *rxfh)
+{
+	struct dmveth_steer *st = dmveth_steer_dup(dev);
+	struct dmveth_rss_ctx *c;
+
+	if (!st)
+		return -ENOMEM;
+	c = &st->ctx[rxfh->rss_context];
+	if (rxfh->indir)
+		memcpy(c->indir, rxfh->indir, sizeof(c->indir));
+	if (rxfh->key)
+		memcpy(c->key, rxfh->key, sizeof(c->key));
+	c->used = true;
+	dmveth_steer_publish(dev, st);
+	return 0;
+}
+
+static int dmveth_create_rxfh_context(struct net_device *dev,
+				      struct ethtool_rxfh_context *ctx,
+				      const struct ethtool_rxfh_param *rxfh,
+				      struct netlink_ext_ack *extack)
+{
+	const struct dmveth_steer *cur = dmveth_steer_locked(dev);
+	struct ethtool_rxfh_param p = *rxfh;
+	int err;
+	u32 i;
+
+	err = dmveth_rss_check(dev, rxfh, extack);
+	if (err)
+		return err;
+	/* defaults, told to the core: an equal spread, the device's key */
+	if (!p.indir) {
+		u32 nq = dev->real_num_rx_queues;
+
+		p.indir = ethtool_rxfh_context_indir(ctx);
+		for (i = 0; i < DMVETH_INDIR_SIZE; i++)
+			p.indir[i] = ethtool_rxfh_indir_default(i, nq);
+	}
+	if (!p.key) {
+		p.key = ethtool_rxfh_context_key(ctx);
+		memcpy(p.key, cur->key, sizeof(cur->key));
+	}
+	ctx->hfunc = ETH_RSS_HASH_TOP;
+	ctx->input_xfrm = 0;
+	return dmveth_rss_apply(dev, &p);
+}
+
+static int dmveth_modify_rxfh_context(struct net_device *dev,
+				      struct ethtool_rxfh_context *ctx,
+				      const struct ethtool_rxfh_param *rxfh,
+				      struct netlink_ext_ack *extack)
+{
+	int err;
+
+	err = dmveth_rss_check(dev, rxfh, extack);
+	if (err)
+		return err;
+	if (!rxfh->indir && !rxfh->key)
+		return 0;
+	return dmveth_rss_apply(dev, rxfh);
+}
+
+static int dmveth_remove_rxfh_context(struct net_device *dev,
+				      struct ethtool_rxfh_context *ctx,
+				      u32 rss_context,
+				      struct netlink_ext_ack *extack)
+{
+	struct dmveth_steer *st;
+
+	if (rss_context >= DMVETH_MAX_CTX)
+		return -EINVAL;
+	st = dmveth_steer_dup(dev);
+	if (!st)
+		return -ENOMEM;
+	memset(&st->ctx[rss_context], 0, sizeof(st->ctx[rss_context]));
+	dmveth_steer_publish(dev, st);
+	return 0;
+}
+
 static int dmveth_get_rxnfc(struct net_device *dev, struct ethtool_rxnfc *info,
 			    u32 *rule_locs)
 {
@@ -465,6 +613,7 @@ static int dmveth_get_rxnfc(struct net_device *dev, struct ethtool_rxnfc *info,
 		if (!st->rules[i].used)
 			return -ENOENT;
 		info->fs = st->rules[i].fs;
+		info->rss_context = st->rules[i].rss_context;
 		return 0;
 	case ETHTOOL_GRXCLSRLALL:
 		for (i = 0; i < DMVETH_MAX_RULES; i++) {
@@ -482,17 +631,23 @@ static int dmveth_get_rxnfc(struct net_device *dev, struct ethtool_rxnfc *info,
 }
 
 static int dmveth_rule_check(struct net_device *dev,
-			     const struct ethtool_rx_flow_spec *fs)
+			     const struct ethtool_rxnfc *info)
 {
+	const struct ethtool_rx_flow_spec *fs = &info->fs;
 	u64 ring = fs->ring_cookie;
 	u8 l4proto;
 
-	if (fs->flow_type & (FLOW_EXT | FLOW_MAC_EXT | FLOW_RSS))
+	if (fs->flow_type & (FLOW_EXT | FLOW_MAC_EXT))
 		return -EOPNOTSUPP;
-	if (!dmveth_flow_type_l3(fs->flow_type, &l4proto))
+	if (!dmveth_flow_type_l3(fs->flow_type & ~FLOW_RSS, &l4proto))
 		return -EOPNOTSUPP;
 	if (ring == RX_CLS_FLOW_DISC)
 		return 0;
+	/* context N: the queue is an offset added to N's table entries */
+	if ((fs->flow_type & FLOW_RSS) && info->rss_context &&
+	    (info->rss_context >= DMVETH_MAX_CTX ||
+	     !dmveth_steer_locked(dev)->ctx[info->rss_context].used))
+		return -EINVAL;
 	/* A plain queue index: no VF, no other cookie bits. */
 	if (ring != ethtool_get_flow_spec_ring(ring) ||
 	    ring >= dev->real_num_rx_queues)
@@ -530,7 +685,7 @@ static int dmveth_rule_ins(struct net_device *dev, struct ethtool_rxnfc *info)
 
 	if (!(dev->features & NETIF_F_NTUPLE))
 		return -EOPNOTSUPP;
-	err = dmveth_rule_check(dev, fs);
+	err = dmveth_rule_check(dev, info);
 	if (err)
 		return err;
 	loc = dmveth_rule_loc(dmveth_steer_locked(dev), fs->location);
@@ -545,6 +700,7 @@ static int dmveth_rule_ins(struct net_device *dev, struct ethtool_rxnfc *info)
 		st->nr_rules++;
 	r->used = true;
 	r->fs = *fs;
+	r->rss_context = fs->flow_type & FLOW_RSS ? info->rss_context : 0;
 	r->fs.location = loc;
 	memset(&r->fs.h_ext, 0, sizeof(r->fs.h_ext));
 	memset(&r->fs.m_ext, 0, sizeof(r->fs.m_ext));
@@ -645,6 +801,9 @@ static void dmveth_get_ethtool_stats(struct net_device *dev,
 const struct ethtool_ops dmveth_ethtool_ops = {
 	.supported_ring_params	= ETHTOOL_RING_USE_TCP_DATA_SPLIT |
 				  ETHTOOL_RING_USE_HDS_THRS,
+	.rxfh_max_num_contexts	= DMVETH_MAX_CTX,
+	.rxfh_per_ctx_key	= 1,
+	.cap_rss_rxnfc_adds	= 1,
 	/* real_num_tx_queues and link watch sync touch the qdiscs (rtnl) */
 	.op_needs_rtnl		= ETHTOOL_OP_NEEDS_RTNL_SCHANNELS |
 				  ETHTOOL_OP_NEEDS_RTNL_SRINGPARAM |
@@ -660,6 +819,9 @@ const struct ethtool_ops dmveth_ethtool_ops = {
 	.get_rxfh_indir_size	= dmveth_get_rxfh_indir_size,
 	.get_rxfh		= dmveth_get_rxfh,
 	.set_rxfh		= dmveth_set_rxfh,
+	.create_rxfh_context	= dmveth_create_rxfh_context,
+	.modify_rxfh_context	= dmveth_modify_rxfh_context,
+	.remove_rxfh_context	= dmveth_remove_rxfh_context,
 	.get_rxnfc		= dmveth_get_rxnfc,
 	.set_rxnfc		= dmveth_set_rxnfc,
 	.get_sset_count		= dmveth_get_sset_count,

@@ -234,12 +234,16 @@ static void dmveth_rq_purge(struct dmveth_rq *rq)
 	dmveth_wake_peer(rq);
 }
 
-/* Start RX queue @rq on @pool: NAPI on, recycling straight into the pool. */
+/*
+ * Start RX queue @rq on @pool: NAPI on, recycling straight into the pool.
+ * The pool's order is the queue's buffer size (rx-page-size).
+ */
 void dmveth_rq_start(struct net_device *dev, struct dmveth_rq *rq,
 		     struct page_pool *pool)
 {
 	netdev_assert_locked(dev);
 	rq->pool = pool;
+	rq->buf_size = PAGE_SIZE << pool->p.order;
 	page_pool_enable_direct_recycling(pool, &rq->napi);
 	netif_queue_set_napi(dev, rq->idx, NETDEV_QUEUE_TYPE_RX, &rq->napi);
 	napi_enable_locked(&rq->napi);
@@ -275,7 +279,9 @@ static void dmveth_pools_free(struct page_pool **pools, unsigned int from,
 
 /*
  * Page pools of @ring entries for RX queues [@from, @to), indexed by queue,
- * made before any queue stops so that a failure changes nothing.
+ * made before any queue stops so that a failure changes nothing.  Each
+ * pool's buffers have the size the queue's configuration asks for (a
+ * memory provider bound with rx-page-size keeps its size across restarts).
  */
 static struct page_pool **dmveth_pools_alloc(struct net_device *dev,
 					     unsigned int from,
@@ -291,7 +297,11 @@ static struct page_pool **dmveth_pools_alloc(struct net_device *dev,
 	if (!pools)
 		return ERR_PTR(-ENOMEM);
 	for (i = from; i < to; i++) {
-		pools[i] = dmveth_create_pool(dev, &priv->rq[i], ring);
+		struct netdev_queue_config qcfg;
+
+		netdev_queue_config(dev, i, &qcfg);
+		pools[i] = dmveth_create_pool(dev, &priv->rq[i], ring,
+					      qcfg.rx_page_size);
 		if (IS_ERR(pools[i])) {
 			err = PTR_ERR(pools[i]);
 			pools[i] = NULL;

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# cap: 170
+# cap: 140
 # The kernel's own devmem selftest (tools/testing/selftests/drivers/net/hw/
 # devmem.py) on dmveth: NETIF is one end in this netns, the remote end is in
 # netns "a" (REMOTE_TYPE=netns).  Every case devmem.py runs is a result line
 # of ours: "not ok" fails, and so does a SKIP unless ALLOW_SKIP below names
-# the case and its reason; check_rx, check_tx, check_tx_chunks and
-# check_rx_hds must be among them, the count must match devmem.py's plan,
-# and devmem.py must exit 0.
+# the case and its reason; all five checks (check_rx, check_tx,
+# check_tx_chunks, check_rx_hds and 7.3's check_rx_large_niov, which binds
+# with rx-page-size 16384) must be among them and pass, the count must
+# match devmem.py's plan, and devmem.py must exit 0.
 # On the debug kernel (TCG + KASAN + lockdep + kmemleak, about ten times
 # slower) the selftest framework's fixed waits (5 s for a port to listen,
 # 20 s for a command) run out before ncdevmem has even bound its queue, so
@@ -20,13 +21,10 @@ HW=${DEVMEMTCP_TOOLS:-}/tools/testing/selftests/drivers/net/hw
 [ -f "$HW/devmem.py" ] || ktap_bail "devmem.py present under \$DEVMEMTCP_TOOLS (${DEVMEMTCP_TOOLS:-unset}; the rig installs it; fix: vm/build)"
 
 # The SKIPs we accept: case -> a text its SKIP reason must contain.  Each
-# entry says why; anything else skipped is a failure.
-declare -A ALLOW_SKIP=(
-	# 7.3's large-niov case needs the driver to take a queue's
-	# rx-page-size (QCFG_RX_PAGE_SIZE): dmveth does not yet (issue 12)
-	[check_rx_large_niov]="requires devmem rx-page-size"
-)
-REQUIRED="check_rx check_tx check_tx_chunks check_rx_hds"
+# entry says why; anything else skipped is a failure.  None today: dmveth
+# takes rx-page-size (QCFG_RX_PAGE_SIZE), so check_rx_large_niov runs too.
+declare -A ALLOW_SKIP=()
+REQUIRED="check_rx check_tx check_tx_chunks check_rx_hds check_rx_large_niov"
 LOG=$(mktemp)
 trap 'ip link del $DMV_B 2>/dev/null; ip netns del a 2>/dev/null; rm -f "$LOG" "$LOG.clean"' EXIT
 
