@@ -23,18 +23,67 @@
  * power of two from PAGE_SIZE to DMVETH_RX_PAGE_MAX) restarts the queue on
  * a pool of that order, whose buffers are the binding's net_iovs of that
  * size; each fills up to its size before the next one is taken.
+ *
+ * Delivery is a NIC's with GRO: a TSO frame is cut at the sender's segment
+ * size into wire frames (headers fixed up as tcp_gso_segment() would), each
+ * handed to napi_gro_receive(), so GRO merges them again (unreadable ones
+ * included).  Queues with buffers larger than a page aggregate like
+ * hardware GRO instead: the TSO frame arrives whole, as one GSO packet.
+ *
+ * rx_frag_size (module parameter) cuts buffers into fragments of that size,
+ * as drivers that split a page into 2 KiB halves do: payload fragments then
+ * start at non-zero offsets of their page or net_iov.
  */
 #include <linux/dma-direct.h>
 #include <linux/dma-mapping.h>
 #include <linux/etherdevice.h>
 #include <linux/ethtool_netlink.h>
 #include <linux/highmem.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/moduleparam.h>
+#include <linux/tcp.h>
 #include <net/busy_poll.h>
+#include <net/ip6_checksum.h>
+#include <net/tcp.h>
 #include <net/netdev_lock.h>
 #include <net/netdev_queues.h>
 #include <net/page_pool/helpers.h>
 
 #include "dmveth.h"
+
+static unsigned int rx_frag_size;
+
+static int dmveth_frag_size_set(const char *val, const struct kernel_param *kp)
+{
+	unsigned int v;
+	int err;
+
+	err = kstrtouint(val, 0, &v);
+	if (err)
+		return err;
+	if (v && (!is_power_of_2(v) || v < SZ_1K || v > DMVETH_RX_PAGE_MAX / 2))
+		return -EINVAL;
+	WRITE_ONCE(rx_frag_size, v);
+	return 0;
+}
+
+static const struct kernel_param_ops dmveth_frag_size_ops = {
+	.set	= dmveth_frag_size_set,
+	.get	= param_get_uint,
+};
+
+module_param_cb(rx_frag_size, &dmveth_frag_size_ops, &rx_frag_size, 0644);
+MODULE_PARM_DESC(rx_frag_size,
+		 "RX payload fragment size: 0 (a whole buffer) or a power of 2 from 1024 to 32768, smaller than the buffer (applies when a queue (re)starts)");
+
+/* Bytes per payload fragment of a queue whose buffers are @buf_size. */
+unsigned int dmveth_frag_size(unsigned int buf_size)
+{
+	unsigned int v = READ_ONCE(rx_frag_size);
+
+	return v && v < buf_size ? v : buf_size;
+}
 
 /*
  * Created without .napi: a queue restart makes the new pool while the old
@@ -168,20 +217,26 @@ static int dmveth_skb_read(struct device *dma, const struct sk_buff *skb,
 	return len ? -EFAULT : 0;
 }
 
-static void dmveth_rx_count(struct dmveth_rq *rq, unsigned int len,
-			    bool split, bool unreadable)
+/* Count @frames wire frames of @len bytes in all received on @rq. */
+static void dmveth_rx_count(struct dmveth_rq *rq, unsigned int frames,
+			    unsigned int len, bool split, bool unreadable)
 {
+	struct pcpu_dstats *dstats = this_cpu_ptr(rq->dev->dstats);
+
 	u64_stats_update_begin(&rq->stats.syncp);
-	rq->stats.packets++;
+	rq->stats.packets += frames;
 	rq->stats.bytes += len;
-	rq->stats.split_packets += split;
-	rq->stats.unreadable_packets += unreadable;
+	rq->stats.split_packets += split ? frames : 0;
+	rq->stats.unreadable_packets += unreadable ? frames : 0;
 	u64_stats_update_end(&rq->stats.syncp);
-	dev_dstats_rx_add(rq->dev, len);
+	u64_stats_update_begin(&dstats->syncp);
+	u64_stats_add(&dstats->rx_packets, frames);
+	u64_stats_add(&dstats->rx_bytes, len);
+	u64_stats_update_end(&dstats->syncp);
 }
 
 /*
- * Count @n frames dropped on @rq, on the queue and on the device alike.
+ * Count @n wire frames dropped on @rq, on the queue and on the device alike.
  * Called by the queue's NAPI, or with it disabled.
  */
 void dmveth_rx_drop(struct dmveth_rq *rq, unsigned int n, bool alloc_fail)
@@ -222,32 +277,35 @@ static int dmveth_phys_fill(struct device *dma, phys_addr_t phys,
 }
 
 /*
- * Place [@off, @off + @len) of @txskb into buffers of the pool, each one
- * filled up to the queue's buffer size (PAGE_SIZE or rx-page-size).
+ * Place [@off, @off + @len) of @txskb into fragments from the pool after the
+ * skb's current ones, each filled up to the queue's fragment size (the
+ * buffer size, PAGE_SIZE or rx-page-size, unless rx_frag_size cuts buffers
+ * into smaller fragments).
  */
 static int dmveth_rx_payload(struct dmveth_rq *rq, struct sk_buff *skb,
 			     const struct sk_buff *txskb, unsigned int off,
 			     unsigned int len)
 {
-	unsigned int bsize = rq->buf_size;
+	unsigned int fsize = rq->frag_size;
 	struct device *dma = dmveth_dma_dev();
-	int i = 0, err;
+	int i = skb_shinfo(skb)->nr_frags, err;
 
-	if (DIV_ROUND_UP(len, bsize) > MAX_SKB_FRAGS)
+	if (i + DIV_ROUND_UP(len, fsize) > MAX_SKB_FRAGS)
 		return -EMSGSIZE;
 	while (len) {
-		unsigned int n = min(len, bsize);
+		unsigned int n = min(len, fsize), boff, bsize = fsize;
 		netmem_ref netmem;
 		phys_addr_t phys;
 
-		netmem = page_pool_alloc_netmems(rq->pool,
-						 GFP_ATOMIC | __GFP_NOWARN);
+		netmem = page_pool_alloc_netmem(rq->pool, &boff, &bsize,
+						GFP_ATOMIC | __GFP_NOWARN);
 		if (!netmem)
 			return -ENOMEM;
-		phys = dma_to_phys(dma, page_pool_get_dma_addr_netmem(netmem));
+		phys = dma_to_phys(dma, page_pool_get_dma_addr_netmem(netmem) +
+				   boff);
 		err = dmveth_phys_fill(dma, phys, txskb, off, n);
 		/* the skb owns the netmem from here; freeing it recycles it */
-		skb_add_rx_frag_netmem(skb, i++, netmem, 0, n, bsize);
+		skb_add_rx_frag_netmem(skb, i++, netmem, boff, n, bsize);
 		if (err)
 			return err;
 		off += n;
@@ -257,51 +315,112 @@ static int dmveth_rx_payload(struct dmveth_rq *rq, struct sk_buff *skb,
 }
 
 /*
- * Receive @txskb (the peer's frame) on @rq: returns a new skb built from
- * this queue's buffers, or NULL when the frame was dropped.  The caller
- * frees @txskb.
+ * Fix up the headers of wire frame @seg (payload @n bytes, @last of the
+ * frame or not) cut from the TSO frame @txskb, as tcp_gso_segment() does:
+ * lengths, IPv4 id and header checksum, sequence number, flags (CWR on the
+ * first frame only unless AccECN, FIN and PSH on the last) and, for a
+ * checksum left to the NIC, the segment's pseudo-header sum.
  */
-struct sk_buff *dmveth_dma_rx(struct dmveth_rq *rq, struct sk_buff *txskb)
+static void dmveth_seg_fixup(struct sk_buff *skb, const struct sk_buff *txskb,
+			     const struct dmveth_flow *fl, unsigned int seg,
+			     unsigned int n, bool last)
 {
-	struct net_device *dev = rq->dev;
-	struct dmveth_priv *priv = netdev_priv(dev);
+	unsigned int mss = skb_shinfo(txskb)->gso_size, l4off, l4len;
+	struct ipv6hdr *ip6 = NULL;
+	struct iphdr *iph = NULL;
+	struct tcphdr *th;
+
+	if (fl->l3 == 4) {
+		iph = (struct iphdr *)(skb->data + ETH_HLEN);
+		l4off = ETH_HLEN + iph->ihl * 4;
+		iph->tot_len = htons(fl->hdr_len - ETH_HLEN + n);
+		if (!(skb_shinfo(txskb)->gso_type & SKB_GSO_TCP_FIXEDID))
+			iph->id = htons(ntohs(iph->id) + seg);
+		ip_send_check(iph);
+	} else {
+		ip6 = (struct ipv6hdr *)(skb->data + ETH_HLEN);
+		l4off = ETH_HLEN + sizeof(*ip6);
+		ip6->payload_len = htons(fl->hdr_len - l4off + n);
+	}
+	l4len = fl->hdr_len - l4off + n;
+	th = (struct tcphdr *)(skb->data + l4off);
+	th->seq = htonl(ntohl(th->seq) + seg * mss);
+	if (seg && !(skb_shinfo(txskb)->gso_type & SKB_GSO_TCP_ACCECN))
+		th->cwr = 0;
+	if (!last) {
+		th->fin = 0;
+		th->psh = 0;
+	}
+	if (txskb->ip_summed != CHECKSUM_PARTIAL)
+		return;
+	if (iph)
+		th->check = ~tcp_v4_check(l4len, iph->saddr, iph->daddr, 0);
+	else
+		th->check = ~tcp_v6_check(l4len, &ip6->saddr, &ip6->daddr, 0);
+}
+
+/*
+ * Build one received frame from @txskb on @rq: wire frame @seg cut from a
+ * TSO frame (the @hlen bytes of headers and the payload [@off, @off + @n),
+ * @last: the final one), or with @seg < 0 the whole frame.  With header
+ * split the payload goes to the pool's buffers.  The frame goes to GRO; a
+ * failure drops it.
+ */
+static void dmveth_rx_frame(struct dmveth_rq *rq, struct sk_buff *txskb,
+			    const struct dmveth_flow *fl, unsigned int hlen,
+			    unsigned int off, unsigned int n, int seg,
+			    bool last)
+{
+	struct dmveth_priv *priv = netdev_priv(rq->dev);
 	struct device *dma = dmveth_dma_dev();
-	unsigned int len = txskb->len, lin;
-	struct dmveth_flow fl;
+	unsigned int lin, wire, frames = 1;
 	struct sk_buff *skb;
 	bool split = false;
 	int err;
 
-	if (unlikely(!rq->pool || dmveth_parse_flow(txskb, &fl)))
-		goto drop;
-	if (fl.hdr_len && len > fl.hdr_len &&
+	if (seg < 0) {
+		/* the whole frame: headers, then any TCP payload */
+		hlen = fl->hdr_len && txskb->len > fl->hdr_len ?
+		       fl->hdr_len : txskb->len;
+		off = hlen;
+		n = txskb->len - hlen;
+		frames = dmveth_wire_frames(txskb);
+	}
+	wire = hlen + n;
+	if (fl->hdr_len && n &&
 	    READ_ONCE(priv->hds_config) == ETHTOOL_TCP_DATA_SPLIT_ENABLED &&
-	    len - fl.hdr_len > READ_ONCE(priv->hds_thresh))
+	    n > READ_ONCE(priv->hds_thresh))
 		split = true;
-	lin = split ? fl.hdr_len : len;
+	lin = split ? hlen : wire;
 
 	skb = napi_alloc_skb(&rq->napi, lin);
 	if (unlikely(!skb)) {
-		dmveth_rx_drop(rq, 1, true);
-		return NULL;
+		dmveth_rx_drop(rq, frames, true);
+		return;
 	}
-	err = dmveth_skb_read(dma, txskb, 0, skb_put(skb, lin), lin);
+	err = dmveth_skb_read(dma, txskb, 0, skb_put(skb, hlen), hlen);
+	if (!err && n && !split)
+		err = dmveth_skb_read(dma, txskb, off, skb->data + hlen, n);
 	if (!err && split) {
 		skb_mark_for_recycle(skb);
-		err = dmveth_rx_payload(rq, skb, txskb, lin, len - lin);
+		err = dmveth_rx_payload(rq, skb, txskb, off, n);
 	}
 	if (unlikely(err))
 		goto drop_skb;
+	if (!split && n)
+		skb_put(skb, n);
 
-	if (skb_is_gso(txskb) && skb_is_gso_tcp(txskb) && fl.hdr_len) {
+	if (seg >= 0) {
+		dmveth_seg_fixup(skb, txskb, fl, seg, n, last);
+	} else if (skb_is_gso(txskb) && skb_is_gso_tcp(txskb) && fl->hdr_len) {
 		struct skb_shared_info *sh = skb_shinfo(skb);
 
-		/* a TSO frame arrives whole, as an LRO/GRO packet would */
+		/* aggregated whole, as hardware GRO would */
 		sh->gso_size = skb_shinfo(txskb)->gso_size;
 		sh->gso_type = skb_shinfo(txskb)->gso_type &
 			       (SKB_GSO_TCPV4 | SKB_GSO_TCPV6 | SKB_GSO_TCP_ECN |
-				SKB_GSO_TCP_FIXEDID);
-		sh->gso_segs = DIV_ROUND_UP(len - fl.hdr_len, sh->gso_size);
+				SKB_GSO_TCP_ACCECN | SKB_GSO_TCP_FIXEDID);
+		sh->gso_segs = DIV_ROUND_UP(wire - fl->hdr_len, sh->gso_size);
 	}
 	/*
 	 * The wire is a copy: checksums are never wrong.  A checksum the
@@ -317,22 +436,48 @@ struct sk_buff *dmveth_dma_rx(struct dmveth_rq *rq, struct sk_buff *txskb)
 	} else {
 		skb->ip_summed = CHECKSUM_UNNECESSARY;
 	}
-	skb->protocol = eth_type_trans(skb, dev);
+	skb->protocol = eth_type_trans(skb, rq->dev);
 	skb_record_rx_queue(skb, rq->idx);
 	skb_mark_napi_id(skb, &rq->napi);
 	if (DMVETH_CB(txskb)->hash_type)
 		skb_set_hash(skb, DMVETH_CB(txskb)->hash,
 			     DMVETH_CB(txskb)->hash_type);
-	dmveth_rx_count(rq, len, split, !skb_frags_readable(skb));
-	return skb;
+	dmveth_rx_count(rq, frames, wire, split, !skb_frags_readable(skb));
+	napi_gro_receive(&rq->napi, skb);
+	return;
 
 drop_skb:
 	kfree_skb(skb);
-	dmveth_rx_drop(rq, 1, err == -ENOMEM);
-	return NULL;
-drop:
-	dmveth_rx_drop(rq, 1, false);
-	return NULL;
+	dmveth_rx_drop(rq, frames, err == -ENOMEM);
+}
+
+/*
+ * Receive @txskb (the peer's frame) on @rq into this queue's buffers and
+ * hand the result to GRO: a TSO frame as the wire frames it stands for, cut
+ * at its segment size, unless the queue's fragments are larger than a page
+ * (rx-page-size: the frame arrives whole, as hardware GRO aggregates it).
+ * The caller frees @txskb.
+ */
+void dmveth_dma_rx(struct dmveth_rq *rq, struct sk_buff *txskb)
+{
+	unsigned int len = txskb->len, mss, off, n, seg;
+	struct dmveth_flow fl;
+
+	if (unlikely(!rq->pool || dmveth_parse_flow(txskb, &fl))) {
+		dmveth_rx_drop(rq, dmveth_wire_frames(txskb), false);
+		return;
+	}
+	mss = skb_shinfo(txskb)->gso_size;
+	if (!skb_is_gso(txskb) || !skb_is_gso_tcp(txskb) || !fl.hdr_len ||
+	    !mss || len <= fl.hdr_len || rq->frag_size > PAGE_SIZE) {
+		dmveth_rx_frame(rq, txskb, &fl, 0, 0, 0, -1, true);
+		return;
+	}
+	for (off = fl.hdr_len, seg = 0; off < len; off += n, seg++) {
+		n = min(mss, len - off);
+		dmveth_rx_frame(rq, txskb, &fl, fl.hdr_len, off, n, seg,
+				off + n == len);
+	}
 }
 
 /* ---- queue management: a restart swaps the queue's page pool ---- */

@@ -73,6 +73,7 @@ struct dmveth_rq {
 	struct sk_buff_head backlog;	/* lockless readers: skb_queue_len_lockless() */
 	struct page_pool *pool;	/* payload pool, NULL while stopped */
 	unsigned int buf_size;	/* bytes per pool buffer (rx-page-size) */
+	unsigned int frag_size;	/* bytes per payload fragment (rx_frag_size) */
 	unsigned int idx;
 	bool peer_stopped;	/* the peer's TX queues wait for room here */
 	struct dmveth_rq_stats stats;
@@ -157,6 +158,7 @@ void dmveth_rq_start(struct net_device *dev, struct dmveth_rq *rq,
 		     struct page_pool *pool);
 struct page_pool *dmveth_rq_stop(struct net_device *dev, struct dmveth_rq *rq);
 void dmveth_kick_queues(struct net_device *dev);
+unsigned int dmveth_wire_frames(const struct sk_buff *skb);
 int dmveth_parse_flow(const struct sk_buff *skb, struct dmveth_flow *fl);
 
 /* devmem.c: page pools, the "DMA engine", queue management ops */
@@ -167,7 +169,8 @@ struct page_pool *dmveth_create_pool(struct net_device *dev,
 void dmveth_destroy_pool(struct page_pool *pool);
 void dmveth_rx_drop(struct dmveth_rq *rq, unsigned int n, bool alloc_fail);
 void dmveth_latch_hds(struct net_device *dev);
-struct sk_buff *dmveth_dma_rx(struct dmveth_rq *rq, struct sk_buff *txskb);
+void dmveth_dma_rx(struct dmveth_rq *rq, struct sk_buff *txskb);
+unsigned int dmveth_frag_size(unsigned int buf_size);
 
 /* ethtool.c */
 extern const struct ethtool_ops dmveth_ethtool_ops;

@@ -4,8 +4,8 @@
  *
  * xmit parses the frame's flow, lets the peer's steering pick one of the
  * peer's RX queues and appends the skb to that queue's backlog.  The queue's
- * NAPI then builds a new skb from its own buffers (devmem.c) and frees the
- * sender's skb, which is when a zerocopy send completes.  When a backlog is
+ * NAPI then builds new skbs from its own buffers (devmem.c), hands them to
+ * GRO and frees the sender's skb, which is when a zerocopy send completes.  When a backlog is
  * full the sender's TX queue stops until that NAPI drained half of it.
  */
 #include <linux/etherdevice.h>
@@ -83,6 +83,12 @@ int dmveth_parse_flow(const struct sk_buff *skb, struct dmveth_flow *fl)
 	return 0;
 }
 
+/* The wire frames @skb stands for: a TSO frame's segments, else one. */
+unsigned int dmveth_wire_frames(const struct sk_buff *skb)
+{
+	return skb_is_gso(skb) ? max_t(unsigned int, skb_shinfo(skb)->gso_segs, 1) : 1;
+}
+
 static void dmveth_tx_drop(struct net_device *dev, struct sk_buff *skb,
 			   struct dmveth_tq_stats *ts)
 {
@@ -101,7 +107,8 @@ static netdev_tx_t dmveth_xmit(struct sk_buff *skb, struct net_device *dev)
 	struct dmveth_priv *peer_priv;
 	struct netdev_queue *txq;
 	struct net_device *peer;
-	unsigned int len = skb->len;
+	unsigned int len = skb->len, frames = dmveth_wire_frames(skb);
+	struct pcpu_dstats *dstats;
 	struct dmveth_flow fl;
 	struct dmveth_rq *rq;
 	unsigned int limit;
@@ -124,12 +131,16 @@ static netdev_tx_t dmveth_xmit(struct sk_buff *skb, struct net_device *dev)
 
 	skb_tx_timestamp(skb);
 	u64_stats_update_begin(&ts->syncp);
-	ts->packets++;
+	ts->packets += frames;
 	ts->bytes += len;
 	if (!skb_frags_readable(skb))
-		ts->unreadable_packets++;
+		ts->unreadable_packets += frames;
 	u64_stats_update_end(&ts->syncp);
-	dev_dstats_tx_add(dev, len);
+	dstats = this_cpu_ptr(dev->dstats);
+	u64_stats_update_begin(&dstats->syncp);
+	u64_stats_add(&dstats->tx_packets, frames);
+	u64_stats_add(&dstats->tx_bytes, len);
+	u64_stats_update_end(&dstats->syncp);
 
 	skb_queue_tail(&rq->backlog, skb);
 	if (skb_queue_len_lockless(&rq->backlog) >= limit) {
@@ -176,7 +187,7 @@ static int dmveth_poll(struct napi_struct *napi, int budget)
 {
 	struct dmveth_rq *rq = container_of(napi, struct dmveth_rq, napi);
 	struct dmveth_priv *priv = netdev_priv(rq->dev);
-	struct sk_buff *txskb, *skb;
+	struct sk_buff *txskb;
 	int done = 0;
 
 	if (unlikely(dmveth_fault_rx_stall())) {
@@ -185,12 +196,10 @@ static int dmveth_poll(struct napi_struct *napi, int budget)
 	}
 
 	while (done < budget && (txskb = skb_dequeue(&rq->backlog))) {
-		skb = dmveth_dma_rx(rq, txskb);
+		dmveth_dma_rx(rq, txskb);
 		/* the "DMA" is over: this completes the sender's zerocopy */
 		consume_skb(txskb);
 		done++;
-		if (skb)
-			netif_receive_skb(skb);
 	}
 
 	if (skb_queue_len_lockless(&rq->backlog) <
@@ -226,8 +235,8 @@ static void dmveth_rq_purge(struct dmveth_rq *rq)
 	unsigned int n = 0;
 
 	while ((skb = skb_dequeue(&rq->backlog))) {
+		n += dmveth_wire_frames(skb);
 		kfree_skb(skb);
-		n++;
 	}
 	if (n)
 		dmveth_rx_drop(rq, n, false);
@@ -236,7 +245,8 @@ static void dmveth_rq_purge(struct dmveth_rq *rq)
 
 /*
  * Start RX queue @rq on @pool: NAPI on, recycling straight into the pool.
- * The pool's order is the queue's buffer size (rx-page-size).
+ * The pool's order is the queue's buffer size (rx-page-size); rx_frag_size
+ * is latched here.
  */
 void dmveth_rq_start(struct net_device *dev, struct dmveth_rq *rq,
 		     struct page_pool *pool)
@@ -244,6 +254,7 @@ void dmveth_rq_start(struct net_device *dev, struct dmveth_rq *rq,
 	netdev_assert_locked(dev);
 	rq->pool = pool;
 	rq->buf_size = PAGE_SIZE << pool->p.order;
+	rq->frag_size = dmveth_frag_size(rq->buf_size);
 	page_pool_enable_direct_recycling(pool, &rq->napi);
 	netif_queue_set_napi(dev, rq->idx, NETDEV_QUEUE_TYPE_RX, &rq->napi);
 	napi_enable_locked(&rq->napi);

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# cap: 45
+# dmveth: payload fragments smaller than a buffer (issue 12), as drivers that
+# split a page into 2 KiB halves deliver them, through GRO.
+# - The rx_frag_size module parameter refuses what is not 0 or a power of 2
+#   from 1024 to 32768 (3000, 512: EINVAL) and takes 2048.
+# - A plain TCP stream of the ncdevmem -v 7 pattern from netns a (socat from
+#   source port PORT: the 4-tuple ncdevmem -c steers to its queue) into
+#   ncdevmem -l -L on dmb: every byte validated in devmem fragments (no
+#   linear one, no "Failed validation", total_received equal to what was
+#   sent, exit 0), each inside one 2 KiB half of a page-sized net_iov, some
+#   of them at in-page offset 2048 (an application meets non-zero
+#   offsets); dmb's queues counted at least one frame per 1448 bytes (TSO
+#   frames were cut at the sender's segment size before GRO).
+set -o pipefail
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+. "$TOP/tests/lib/ktap.sh"
+. "$TOP/tests/lib/dmveth.sh"
+PARAM=/sys/module/dmveth/parameters/rx_frag_size
+# shellcheck disable=SC2317 # called by dmveth_test_cleanup
+dmveth_test_cleanup_hook() { [ -w "$PARAM" ] && echo 0 >"$PARAM"; }
+command -v ncdevmem >/dev/null || ktap_bail "ncdevmem present in the VM (the rig builds it; fix: vm/build)"
+command -v socat >/dev/null || ktap_bail "socat present in the VM (the rig's root file system has it)"
+[ -w $PARAM ] || ktap_bail "dmveth has the rx_frag_size parameter ($PARAM)"
+
+bad=''
+for v in 3000 512 65536; do
+	if (echo $v >$PARAM) 2>/dev/null; then bad+=" $v"; fi
+done
+if [ -z "$bad" ] && echo 2048 >$PARAM && [ "$(cat $PARAM)" = 2048 ]; then
+	ktap_ok "rx_frag_size refuses 3000, 512 and 65536, takes 2048"
+else
+	ktap_bail "rx_frag_size refuses 3000, 512 and 65536 (took:${bad:- none}), takes 2048 (reads $(cat $PARAM))"
+fi
+# the queues latch it when they start: after the parameter is set
+dmveth_test_init 4
+
+rxpk() { # rxpk: frames dmb's queues received
+	ip netns exec b ethtool -S $DMV_B | awk '$1 ~ /^rx[0-9]+_packets:/ {s += $2} END {print s + 0}'
+}
+port=5490
+bytes=$((2 << 20))
+pk0=$(rxpk)
+ip netns exec b ncdevmem -l -L -f $DMV_B -s $DMV_B4 -c $DMV_A4 -p $port -v 7 >"$LOG/srv" 2>&1 &
+spid=$!
+if ! wait_listen b $port 30; then
+	tail -n 15 "$LOG/srv" | sed 's/^/# /'
+	ktap_bail "ncdevmem bound and listening"
+fi
+t0=$(date +%s.%N)
+pattern 7 "$bytes" | timeout 60 ip netns exec a socat -u -b 65536 - TCP:$DMV_B4:$port,sourceport=$port
+gen=${PIPESTATUS[0]} snd=${PIPESTATUS[1]}
+bwait $spid 60
+rc=$?
+t1=$(date +%s.%N)
+pk=$(($(rxpk) - pk0))
+got=$(sed -n 's/^total_received=\([0-9]*\)$/\1/p' "$LOG/srv" | tail -n 1)
+nbad=$(grep -c '^Failed validation' "$LOG/srv")
+lin=$(grep -c 'SCM_DEVMEM_LINEAR' "$LOG/srv")
+# fragments: count, crossing a 2 KiB half, at in-page offset 2048, largest
+stats=$(sed -n 's/^received .*frag_offset=\([0-9]*\), frag_size=\([0-9]*\),.*/\1 \2/p' "$LOG/srv" |
+	awk '{n++; if ($1 % 2048 + $2 > 2048) out++; if ($1 % 4096 == 2048) half++; if ($2 > max) max = $2}
+		END {printf "%d %d %d %d", n, out, half, max}')
+read -r nf out half max <<<"$stats"
+if [ "$gen" = 0 ] && [ "$snd" = 0 ] && [ $rc = 0 ] && grep -q 'client exited' "$LOG/srv" &&
+	[ "$nbad" = 0 ] && [ "$lin" = 0 ] && [ "$got" = "$bytes" ] && [ "$nf" -gt 0 ] &&
+	[ "$out" = 0 ] && [ "$half" -gt 0 ] && [ "$max" -le 2048 ]; then
+	ktap_ok "$bytes bytes validated in $nf devmem fragments, each inside a 2 KiB half, $half at in-page offset 2048, largest $max ($(awk -v a="$t0" -v z="$t1" 'BEGIN {printf "%.1f", z - a}') s)"
+else
+	echo "# pattern exit $gen, socat exit $snd, ncdevmem exit $rc, total_received=${got:-none} (sent $bytes)"
+	echo "# $nbad 'Failed validation' lines, $lin linear; fragments $nf: $out cross a 2 KiB half, $half at offset 2048, largest $max"
+	grep -v -E 'received frag_page|Validated buffer|^recvmsg ret=|^total_received=' "$LOG/srv" |
+		tail -n 15 | sed 's/^/# server: /'
+	ktap_fail "devmem stream validated in 2 KiB fragments, some at a non-zero offset"
+fi
+if [ "$pk" -ge $((bytes / 1448)) ]; then
+	ktap_ok "dmb received $pk frames for $bytes bytes (TSO frames cut at the segment size)"
+else
+	ktap_fail "dmb received at least $((bytes / 1448)) frames for $bytes bytes (got $pk)"
+fi
+ktap_done
