@@ -34,6 +34,27 @@ dmveth_unpair() {
 	true
 }
 
+# dmveth_test_init [QUEUES]: the start most dmveth tests share: LOG (a new
+# temporary folder), an EXIT trap (dmveth_test_cleanup) and the pair
+# (dmveth_pair QUEUES, default 4), or a bail out.  Source ktap.sh first.
+dmveth_test_init() {
+	LOG=$(mktemp -d) || ktap_bail "make a temporary folder"
+	trap dmveth_test_cleanup EXIT
+	dmveth_pair "${1:-4}" || ktap_bail "create a dmveth pair in netns a and b"
+}
+
+# dmveth_test_cleanup: kill the test's background jobs, run the test's own
+# dmveth_test_cleanup_hook if it defines one, delete the pair and LOG.
+dmveth_test_cleanup() {
+	local p
+	for p in $(jobs -p); do kill -9 "$p" 2>/dev/null; done
+	if declare -F dmveth_test_cleanup_hook >/dev/null; then
+		dmveth_test_cleanup_hook
+	fi
+	dmveth_unpair
+	[ -z "${LOG:-}" ] || rm -rf "$LOG"
+}
+
 # wait_listen NS PORT [SECONDS]: until a TCP socket listens on PORT in NS.
 wait_listen() {
 	local ns=$1 port=$2 t=${3:-60} i

@@ -15,14 +15,7 @@
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/ktap.sh"
 . "$TOP/tests/lib/dmveth.sh"
-LOG=$(mktemp -d)
-cleanup() {
-	local p
-	for p in $(jobs -p); do kill -9 "$p" 2>/dev/null; done
-	dmveth_unpair
-	rm -rf "$LOG"
-}
-trap cleanup EXIT
+dmveth_test_init 4
 
 # stream.py recv PORT OUT | send ADDR PORT SECONDS OUT: a TCP receiver that
 # writes the byte count it read to OUT at EOF; a sender that writes for
@@ -63,7 +56,6 @@ combined() {
 	eth -l $DMV_B | awk '/^Current hardware settings/ {c = 1} c && /^Combined:/ {print $2; exit}'
 }
 
-dmveth_pair 4 || { ktap_fail "create a dmveth pair"; exit 1; }
 SECS=4
 round() { # round NAME SEQUENCE...: streams run while dmb's channels go through SEQUENCE
 	local name=$1 i n rc pids=() ok=1 msg='' want got

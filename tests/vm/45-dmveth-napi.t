@@ -10,16 +10,7 @@
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/ktap.sh"
 . "$TOP/tests/lib/dmveth.sh"
-LOG=$(mktemp -d)
-cleanup() {
-	local p
-	for p in $(jobs -p); do kill -9 "$p" 2>/dev/null; done
-	dmveth_unpair
-	rm -rf "$LOG"
-}
-trap cleanup EXIT
-
-dmveth_pair 4 || { ktap_fail "create a dmveth pair"; exit 1; }
+dmveth_test_init 4
 IFINDEX=$(ip -n b -o link show $DMV_B | cut -d: -f1)
 
 # napi.py PORT OUT: accept one connection, read to EOF, write the

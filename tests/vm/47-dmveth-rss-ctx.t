@@ -17,17 +17,9 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/ktap.sh"
 . "$TOP/tests/lib/dmveth.sh"
 set -o pipefail
-LOG=$(mktemp -d)
-cleanup() {
-	local p
-	for p in $(jobs -p); do kill -9 "$p" 2>/dev/null; done
-	dmveth_unpair
-	rm -rf "$LOG"
-}
-trap cleanup EXIT
+dmveth_test_init 4
 eb() { ip netns exec b ethtool "$@"; }
 
-dmveth_pair 4 || ktap_bail "create a dmveth pair in netns a and b"
 ktap_ok "dmveth pair in netns a and b"
 
 out=$(eb -X $DMV_B context new weight 0 0 1 1 2>&1)
