@@ -400,15 +400,13 @@ static void dmveth_rx_frame(struct dmveth_rq *rq, struct sk_buff *txskb,
 	}
 	err = dmveth_skb_read(dma, txskb, 0, skb_put(skb, hlen), hlen);
 	if (!err && n && !split)
-		err = dmveth_skb_read(dma, txskb, off, skb->data + hlen, n);
+		err = dmveth_skb_read(dma, txskb, off, skb_put(skb, n), n);
 	if (!err && split) {
 		skb_mark_for_recycle(skb);
 		err = dmveth_rx_payload(rq, skb, txskb, off, n);
 	}
 	if (unlikely(err))
 		goto drop_skb;
-	if (!split && n)
-		skb_put(skb, n);
 
 	if (seg >= 0) {
 		dmveth_seg_fixup(skb, txskb, fl, seg, n, last);

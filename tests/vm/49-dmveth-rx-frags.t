@@ -11,7 +11,9 @@
 #   sent, exit 0), each inside one 2 KiB half of a page-sized net_iov, some
 #   of them at in-page offset 2048 (an application meets non-zero
 #   offsets); dmb's queues counted at least one frame per 1448 bytes (TSO
-#   frames were cut at the sender's segment size before GRO).
+#   frames were cut at the sender's segment size) and GRO merged them again
+#   (netns b's IP layer saw at least twice as many segments,
+#   IpExtInNoECTPkts, as packets, IpInReceives).
 set -o pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/ktap.sh"
@@ -38,9 +40,12 @@ dmveth_test_init 4
 rxpk() { # rxpk: frames dmb's queues received
 	ip netns exec b ethtool -S $DMV_B | awk '$1 ~ /^rx[0-9]+_packets:/ {s += $2} END {print s + 0}'
 }
+mib() { # mib NAME: a counter of netns b's IP MIB (nstat -a: absolute)
+	ip netns exec b nstat -az "$1" | awk -v n="$1" '$1 == n {print $2 + 0}'
+}
 port=5490
 bytes=$((2 << 20))
-pk0=$(rxpk)
+pk0=$(rxpk) in0=$(mib IpInReceives) seg0=$(mib IpExtInNoECTPkts)
 ip netns exec b ncdevmem -l -L -f $DMV_B -s $DMV_B4 -c $DMV_A4 -p $port -v 7 >"$LOG/srv" 2>&1 &
 spid=$!
 if ! wait_listen b $port 30; then
@@ -53,7 +58,7 @@ gen=${PIPESTATUS[0]} snd=${PIPESTATUS[1]}
 bwait $spid 60
 rc=$?
 t1=$(date +%s.%N)
-pk=$(($(rxpk) - pk0))
+pk=$(($(rxpk) - pk0)) in=$(($(mib IpInReceives) - in0)) seg=$(($(mib IpExtInNoECTPkts) - seg0))
 got=$(sed -n 's/^total_received=\([0-9]*\)$/\1/p' "$LOG/srv" | tail -n 1)
 nbad=$(grep -c '^Failed validation' "$LOG/srv")
 lin=$(grep -c 'SCM_DEVMEM_LINEAR' "$LOG/srv")
@@ -73,9 +78,9 @@ else
 		tail -n 15 | sed 's/^/# server: /'
 	ktap_fail "devmem stream validated in 2 KiB fragments, some at a non-zero offset"
 fi
-if [ "$pk" -ge $((bytes / 1448)) ]; then
-	ktap_ok "dmb received $pk frames for $bytes bytes (TSO frames cut at the segment size)"
+if [ "$pk" -ge $((bytes / 1448)) ] && [ "$in" -gt 0 ] && [ "$seg" -ge $((2 * in)) ]; then
+	ktap_ok "dmb received $pk frames for $bytes bytes (TSO frames cut at the segment size), GRO made $in packets of $seg segments"
 else
-	ktap_fail "dmb received at least $((bytes / 1448)) frames for $bytes bytes (got $pk)"
+	ktap_fail "dmb received at least $((bytes / 1448)) frames for $bytes bytes (got $pk), GRO merged them (IP saw $in packets of $seg segments)"
 fi
 ktap_done
