@@ -15,8 +15,13 @@
  *             than the message for some (test reports the real size)
  *   depth     1, 8 and 32 requests in flight; a 33rd isend and irecv give
  *             a NULL request
- *   grouped   irecv of 8 buffers, the sends in another tag order
- *   reuse     a second connect/accept on the same listen comm
+ *   grouped   one irecv of n buffers for n = 2..8 (where maxRecvs
+ *             allows), two in flight, 0 and 1 byte among the sizes, the
+ *             sends in reverse tag order: test reports each buffer's size
+ *   reuse     a second connect/accept on the same listen comm, closed
+ *             while the listen comm stays (--device: its ntuple rule gone,
+ *             the first comm's kept); then the listen comm closed, as NCCL
+ *             does right after accept, and the first comm goes on
  *   close     a receive comm closed with a request in flight; no fd left
  *   versions  each ABI version (-v list) driven once through its own
  *             symbol: init, properties in that version's layout, a
@@ -44,8 +49,8 @@
  * Over 4 MiB (NET_UNPACK_MAX_SLICE_SIZE) the message goes between host
  * buffers registered with regMr on the same comm.
  *
- * --grouped: grouped receives even where maxRecvs is 1 (devmem mode
- * advertises 1 to NCCL; the plugin takes up to 8 buffers per irecv).
+ * --grouped: NCCL_DEVMEMTCP_MAX_RECVS=8 (devmem mode advertises 1 by
+ * default: see core.c read_config), so the grouped rounds run.
  * --no-versions: only the schedule through the newest -v version.
  * --then-bench MIB: the --bench rounds on the schedule's first comm, before
  * its close (no second init, listen and NIC setup).
@@ -67,7 +72,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <linux/udmabuf.h>
+#include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -91,7 +99,6 @@ static int side = -1;		/* the bootstrap stand-in */
 static char last_warn[1024];
 static int warns;
 static bool device;		/* --device */
-static bool force_grouped;	/* --grouped */
 static bool no_versions;	/* --no-versions */
 static size_t then_bench;	/* --then-bench MIB: bytes */
 static void bench_rounds(void *comm, size_t bytes);
@@ -365,6 +372,27 @@ static struct dmt_nccl_unpack_handle *unpack_handle(void *comm)
 	return NULL;
 }
 
+/* The ntuple rules on our interface now (-1: cannot tell, e.g. veth). */
+static int ntuple_rules(void)
+{
+	struct ethtool_rxnfc nfc = { .cmd = ETHTOOL_GRXCLSRLCNT };
+	const char *ifn = getenv("NCCL_DEVMEMTCP_IFNAME");
+	struct ifreq ifr;
+	int fd, ret;
+
+	if (!ifn)
+		return -1;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifn);
+	ifr.ifr_data = (void *)&nfc;
+	ret = ioctl(fd, SIOCETHTOOL, &ifr);
+	close(fd);
+	return ret ? -1 : (int)nfc.rule_cnt;
+}
+
 /* ------------------------------------------------------------- connect */
 
 /* Rank 0: listen, hand the handle over, accept until the comm exists.
@@ -493,12 +521,12 @@ static bool msg_ok(const struct msg *x, int rep, const char *name, int i)
  * the posted buffer are an error (the kernel would scribble).
  */
 static bool unpack(struct dmt_nccl_unpack_handle *uh, int n, void **data, const size_t *posted,
-		   const char *name)
+		   const bool *dev, const char *name)
 {
 	bool ok = true;
 
 	for (int j = 0; j < n; j++) {
-		if (!posted[j])
+		if (!dev[j])
 			continue;	/* a host buffer: filled by the plugin, no slot */
 		int slot = (int)(uh->head++ % NCCL_NET_DEVICE_UNPACK_MAX_QUEUE_DEPTH);
 		uint64_t cnt = __atomic_load_n(&uh->meta->cnt[slot], __ATOMIC_ACQUIRE);
@@ -587,13 +615,15 @@ static bool round_recv_device(void *comm, struct msg *m, int k, int group, bool 
 		}
 		void *data[DN_GROUP_MAX];
 		size_t sizes[DN_GROUP_MAX];
+		bool dev[DN_GROUP_MAX];
 		int g = finished * group;
 
 		for (int j = 0; j < group; j++) {
 			data[j] = arena + m[g + j].off;
-			sizes[j] = m[g + j].host ? 0 : m[g + j].posted;
+			sizes[j] = m[g + j].posted;
+			dev[j] = !m[g + j].host;	/* a slot each, 0 bytes too */
 		}
-		ok &= unpack(uh, group, data, sizes, name);
+		ok &= unpack(uh, group, data, sizes, dev, name);
 		for (int j = 0; j < group; j++)
 			if (!m[g + j].host) {
 				ndev++;	/* a receive with a device buffer: one token line */
@@ -906,24 +936,37 @@ static void full_suite(void)
 		}
 		mh_host = NULL;
 	}
-	/* grouped: 2 irecvs of 8 buffers, sizes spread, one empty message */
-	for (int i = 0; i < 16; i++)
-		m[i] = (struct msg){ .size = i == 5 ? 0 : (size_t)1 << (i % 8) * 3, .tag = i % 8,
-				     .seed = 5000 + i };
-	for (int i = 0; i < 16; i++)
-		m[i].posted = m[i].size + 16 * (i % 3);
-	if (pr.max_recvs >= 8 || force_grouped) {
-		round_check(comm, m, 16, 8, false,
-			    "grouped receives (2 x 8 buffers, reverse tag order)");
-	} else {
-		snprintf(name, sizeof(name), "rank%d: grouped receives", rank);
-		skip(&t, name, "the plugin advertises maxRecvs 1 (UNPACK)");
+	/* grouped: for n = 2..maxRecvs, two irecvs of n buffers in flight;
+	 * each has a 0-byte and a 1-byte message, the rest spread up to
+	 * 1 MiB; posted sizes up to 32 bytes larger; tags distinct per irecv */
+	static const size_t gsizes[] = { 4096, 65543, 3, 1 * MiB + 5, 200000, 17, 8 };
+	for (int n = 2; n <= DN_GROUP_MAX; n++) {
+		if (n > pr.max_recvs) {
+			snprintf(name, sizeof(name), "rank%d: grouped receives of %d buffers", rank, n);
+			skip(&t, name, "the plugin advertises fewer grouped receives "
+			     "(maxRecvs; devmem mode: NCCL_DEVMEMTCP_MAX_RECVS)");
+			continue;
+		}
+		for (int i = 0; i < 2 * n; i++) {
+			int j = i % n, r = i / n;
+			size_t sz = j == 0 ? (size_t)r : j == 1 ? (size_t)!r :
+				    gsizes[(j + n + r) % 7];
+
+			m[i] = (struct msg){ .size = sz, .posted = sz + 16 * (i % 3),
+					     .tag = 100 * n + 7 * j, .seed = 5000 + 10 * n + i };
+		}
+		snprintf(name, sizeof(name), "grouped: 2 irecvs of %d buffers", n);
+		round_check(comm, m, 2 * n, n, false, name);
 	}
 
 	/* a second comm through the same listen comm: the same handle again */
 	if (rank == 0 && side_send(handle, sizeof(handle)))
 		return;
+	int rules0 = rank == 0 && device ? ntuple_rules() : -1, rules1 = -1;
+
 	comm2 = establish(l, &retries);
+	if (comm2 && rules0 >= 0)
+		rules1 = ntuple_rules();
 	if (CHECK(comm2 != NULL, "a second %s through the same listen comm",
 		  rank ? "connect" : "accept")) {
 		void *mh2 = NULL;
@@ -940,6 +983,20 @@ static void full_suite(void)
 		CHECK(P(deregMr)(comm2, mh2) == ncclSuccess, "deregMr on the second comm");
 		CHECK((rank ? P(closeSend)(comm2) : P(closeRecv)(comm2)) == ncclSuccess,
 		      "close the second comm");
+		if (rules0 >= 0) {
+			int rules2 = ntuple_rules();
+
+			CHECK(rules0 >= 1 && rules1 == rules0 + 1 && rules2 == rules0,
+			      "the second comm's ntuple rule gone at its close, the listen comm "
+			      "open, the first comm's kept (rules: %d, %d with it, %d after)",
+			      rules0, rules1, rules2);
+		}
+	}
+	/* NCCL closes the listen comm right after accept: the first comm goes
+	 * on without it (its RX side, rule and binding stay until it closes) */
+	if (rank == 0) {
+		CHECK(P(closeListen)(l) == ncclSuccess, "closeListen while the first comm lives");
+		l = NULL;
 	}
 	/* both comms still agree after the second one closed */
 	m[0] = (struct msg){ .size = 12345, .posted = 12345, .tag = 0, .seed = 9000 };
@@ -992,7 +1049,6 @@ static void full_suite(void)
 			      "closeRecv gave every token back, %u held by unconsumed receives "
 			      "(plugin's counters: %s)", close_frags - cf0,
 			      close_bad != cbad0 ? tok_last : "received == released, held 0, lost 0");
-		CHECK(P(closeListen)(l) == ncclSuccess, "closeListen");
 	} else {
 		CHECK(P(deregMr)(comm, mh) == ncclSuccess, "deregMr");
 		CHECK(P(closeSend)(comm) == ncclSuccess, "closeSend");
@@ -1031,7 +1087,7 @@ static void version_once(void *dl, int v)
 		m[0] = (struct msg){ .size = 1 * MiB + 17, .posted = 2 * MiB, .tag = 4, .seed = v };
 		m[1] = (struct msg){ .size = 3, .posted = 3, .tag = 9, .seed = v + 50 };
 		m[2] = (struct msg){ .size = 70000, .posted = 70001, .tag = 1, .seed = v + 99 };
-		int group = pr.max_recvs >= 3 || force_grouped ? 3 : 1;
+		int group = pr.max_recvs >= 3 ? 3 : 1;
 
 		snprintf(name, sizeof(name), "v%d %s exchange (3 buffers)", v,
 			 group > 1 ? "grouped" : "in-flight");
@@ -1205,7 +1261,7 @@ int main(int argc, char **argv)
 		case 'e': expect = optarg; break;
 		case 'F': fails = true; break;
 		case 'D': device = true; break;
-		case 'G': force_grouped = true; break;
+		case 'G': setenv("NCCL_DEVMEMTCP_MAX_RECVS", "8", 1); break;
 		case 'X': no_versions = true; break;
 		case 'T': then_bench = strtoull(optarg, NULL, 0) * MiB; break;
 		case 'B': bench_bytes = strtoull(optarg, NULL, 0) * MiB; break;
