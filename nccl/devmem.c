@@ -9,10 +9,14 @@
  *           netlink socket); every reason that fails goes to NCCL's log.
  *   listen  dn_devmem_rx_get: queues prepared (dmt_nic_prepare_rx, undo
  *           log) and the bounce dma-buf bound (dmt_rxbind_new), shared by
- *           every listen comm of the device, undone by the last close.
+ *           every listen and receive comm of the device, undone by the
+ *           last close.
  *   accept  dn_devmem_accept: the accepted data flow steered to the
  *           devmem queue (dmt_nic_steer), a receive engine on the socket
- *           (dmt_rx_new), the UNPACK device handle published.
+ *           (dmt_rx_new), the UNPACK device handle published; the comm
+ *           holds a reference on the RX side (NCCL closes the listen comm
+ *           right after accept).  Its close deletes the rule
+ *           (dmt_nic_unsteer) and drops the reference.
  *   receive dn_devmem_hold (device buffers): fragments held
  *           (dmt_rx_recv_hold) and published as loadMeta, given back at
  *           irecvConsumed (dn_devmem_put: dmt_rx_put); dn_devmem_read
@@ -246,8 +250,8 @@ static void unsteer(struct dn_rxconn *d)
 		DN_WARN("close: ntuple rule %u on %s: %s", d->loc, dev->ifname,
 			dmt_err_str(dmt_nic_error(dev->rx->nic), msg, sizeof(msg)));
 	else
-		DN_INFO(NCCL_NET, "receive comm closed: ntuple rule %u on %s deleted", d->loc,
-			dev->ifname);
+		DN_INFO(NCCL_NET, "ntuple rule %u on %s deleted (its receive comm closed)",
+			d->loc, dev->ifname);
 	dn_devmem_rx_put(dev);
 	pthread_mutex_unlock(&dn_state.lock);
 	d->dev = NULL;

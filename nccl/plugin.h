@@ -44,7 +44,7 @@ struct dn_dev {
 	struct sockaddr_storage addr;	/* the interface's address we listen on */
 	socklen_t addrlen;
 	struct dn_rxside *rx;		/* devmem: RX queues + binding */
-	int rx_users;			/* listen comms using rx */
+	int rx_users;			/* listen and receive comms using rx */
 };
 
 /*

@@ -55,6 +55,14 @@
  * --then-bench MIB: the --bench rounds on the schedule's first comm, before
  * its close (no second init, listen and NIC setup).
  *
+ * --provider cuda: --device with the sender's arena in GPU memory
+ * (libcuda.so.1 dlopen'ed: cuMemAlloc, cuMemGetHandleForAddressRange's
+ * dma-buf registered with regMrDmaBuf, filled with cuMemcpyHtoD from a
+ * host copy); the receiver as --device (udmabuf bounce buffer, the unpack
+ * on the CPU).  Without a CUDA driver, a GPU or dma-buf export the run
+ * prints one SKIP with the reason and exits 4; without a devmem NIC
+ * (init fails) likewise.  --provider udmabuf is --device.
+ *
  * --init-fails: init only (rank 0 alone), expected to fail; the reason
  * must reach the log function.
  *
@@ -308,10 +316,151 @@ static uint8_t pat(uint32_t seed, size_t i)
 	return (uint8_t)(x >> 13 ^ x >> 24 ^ i >> 9);
 }
 
+/* ------------------------------------------------- --provider cuda */
+
+/*
+ * The few CUDA driver API calls the sender needs, declared here (no CUDA
+ * header, no link): the real entry points behind cuda.h's macros.
+ */
+typedef int CUresult;
+typedef int CUdevice;
+typedef struct CUctx_st *CUcontext;
+typedef unsigned long long CUdeviceptr;
+#define CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD 1
+
+static struct {
+	bool on;			/* --provider cuda */
+	void *dl;
+	CUresult (*init)(unsigned flags);
+	CUresult (*device_get)(CUdevice *dev, int ordinal);
+	CUresult (*primary_retain)(CUcontext *ctx, CUdevice dev);
+	CUresult (*ctx_set)(CUcontext ctx);
+	CUresult (*mem_alloc)(CUdeviceptr *p, size_t size);
+	CUresult (*mem_free)(CUdeviceptr p);
+	CUresult (*htod)(CUdeviceptr dst, const void *src, size_t len);
+	CUresult (*get_handle)(void *handle, CUdeviceptr p, size_t size, int type,
+			       unsigned long long flags);
+	CUresult (*err_name)(CUresult r, const char **name);
+	CUdeviceptr dptr;		/* the sender's arena, on the GPU */
+	uint8_t *shadow;		/* its host copy: filled, then copied over */
+	int copy_errors;
+} cu;
+
+static const char *cu_err(CUresult r)
+{
+	const char *n = NULL;
+
+	if (cu.err_name && !cu.err_name(r, &n) && n)
+		return n;
+	return "unknown CUDA error";
+}
+
+/*
+ * The sender's arena in GPU memory: libcuda.so.1, cuInit, the primary
+ * context of GPU 0, cuMemAlloc of ARENA bytes and its dma-buf
+ * (cuMemGetHandleForAddressRange, as NCCL's regMrDmaBuf path does).  0 and
+ * *fd, or -1 with why (a missing driver or GPU: the caller skips).
+ */
+static int cuda_arena(int *fd, char *why, size_t len)
+{
+	static const struct { const char *name; size_t off; } syms[] = {
+		{ "cuInit", offsetof(typeof(cu), init) },
+		{ "cuDeviceGet", offsetof(typeof(cu), device_get) },
+		{ "cuDevicePrimaryCtxRetain", offsetof(typeof(cu), primary_retain) },
+		{ "cuCtxSetCurrent", offsetof(typeof(cu), ctx_set) },
+		{ "cuMemAlloc_v2", offsetof(typeof(cu), mem_alloc) },
+		{ "cuMemFree_v2", offsetof(typeof(cu), mem_free) },
+		{ "cuMemcpyHtoD_v2", offsetof(typeof(cu), htod) },
+		{ "cuMemGetHandleForAddressRange", offsetof(typeof(cu), get_handle) },
+		{ "cuGetErrorName", offsetof(typeof(cu), err_name) },
+	};
+	CUcontext ctx;
+	CUdevice dev;
+	CUresult r;
+
+	cu.dl = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+	if (!cu.dl) {
+		snprintf(why, len, "no CUDA driver (dlopen libcuda.so.1: %s)", dlerror());
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
+		void *f = dlsym(cu.dl, syms[i].name);
+
+		if (!f) {
+			snprintf(why, len, "the CUDA driver has no %s (too old for dma-buf "
+				 "export: CUDA 11.7+)", syms[i].name);
+			return -1;
+		}
+		memcpy((char *)&cu + syms[i].off, &f, sizeof(f));
+	}
+	if ((r = cu.init(0))) {
+		snprintf(why, len, "no usable GPU (cuInit: %s)", cu_err(r));
+		return -1;
+	}
+	if ((r = cu.device_get(&dev, 0)) || (r = cu.primary_retain(&ctx, dev)) ||
+	    (r = cu.ctx_set(ctx))) {
+		snprintf(why, len, "no context on GPU 0: %s", cu_err(r));
+		return -1;
+	}
+	if ((r = cu.mem_alloc(&cu.dptr, ARENA))) {
+		snprintf(why, len, "cuMemAlloc of %u MiB: %s", ARENA / MiB, cu_err(r));
+		return -1;
+	}
+	if ((r = cu.get_handle(fd, cu.dptr, ARENA, CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD, 0))) {
+		snprintf(why, len, "no dma-buf export of GPU memory (%s: the open GPU kernel "
+			 "module and CUDA 11.7+ are needed)", cu_err(r));
+		cu.mem_free(cu.dptr);
+		cu.dptr = 0;
+		return -1;
+	}
+	return 0;
+}
+
+/* Before any fork: whether the sender will get its GPU arena (CUDA does
+ * not survive a fork, so a child tries and tells).  "" or the reason. */
+static void cuda_probe(char *why, size_t len)
+{
+	int p[2], fd = -1, st;
+	pid_t pid;
+	ssize_t n;
+
+	why[0] = '\0';
+	if (pipe2(p, O_CLOEXEC)) {
+		snprintf(why, len, "pipe: %s", strerror(errno));
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		char w[256] = "";
+
+		close(p[0]);
+		if (cuda_arena(&fd, w, sizeof(w)) == 0)
+			w[0] = '\0';
+		if (write(p[1], w, strlen(w)) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(p[1]);
+	n = pid < 0 ? -1 : read(p[0], why, len - 1);
+	why[n > 0 ? n : 0] = '\0';
+	close(p[0]);
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
+		snprintf(why, len, "the CUDA probe did not finish (status %#x)", st);
+}
+
 static void fill(uint8_t *p, size_t len, uint32_t seed)
 {
 	for (size_t i = 0; i < len; i++)
 		p[i] = pat(seed, i);
+	/* --provider cuda, the sender: what isend sends is on the GPU */
+	if (cu.dptr && len && p >= cu.shadow && p < cu.shadow + ARENA) {
+		CUresult r = cu.htod(cu.dptr + (size_t)(p - cu.shadow), p, len);
+
+		if (r) {
+			printf("# rank%d: cuMemcpyHtoD of %zu bytes: %s\n", rank, len, cu_err(r));
+			cu.copy_errors++;
+		}
+	}
 }
 
 /* index of the first wrong byte, or -1 */
@@ -1174,16 +1323,38 @@ static int run_rank(const char *plugin, const char *ns, const char *ifname, cons
 	}
 	if (ifname)
 		setenv("NCCL_DEVMEMTCP_IFNAME", ifname, 1);
-	arena = arena_new();
-	if (!CHECK(arena != NULL, "%s arena of %u MiB", device ? "udmabuf" : "host", ARENA / MiB))
+	if (cu.on && rank == 1) {
+		/* the sender's arena on the GPU (regMrDmaBuf of its dma-buf:
+		 * bind-tx, isend from it), filled through a host copy; the
+		 * receiver keeps udmabuf (the bounce buffer's CUDA address for
+		 * NCCL's unpack kernel is PORTING.md item 8) */
+		char why[256] = "";
+
+		device = false;			/* arena_new: host memory */
+		arena = cu.shadow = arena_new();
+		device = true;
+		if (!CHECK(arena && cuda_arena(&arena_fd, why, sizeof(why)) == 0,
+			   "GPU arena of %u MiB and its dma-buf%s%s", ARENA / MiB,
+			   why[0] ? ": " : "", why))
+			return 1;
+	} else {
+		arena = arena_new();
+	}
+	if (!CHECK(arena != NULL, "%s arena of %u MiB", cu.dptr ? "GPU (cuMemAlloc)" :
+		   device ? "udmabuf" : "host", ARENA / MiB))
 		return 1;
 	dl = open_plugin(plugin);
 	if (!CHECK(dl != NULL, "dlopen %s", plugin))
 		return 1;
 	fds0 = count_fds();
 	/* the full schedule through the newest version asked for */
+	if (cu.on && use_version(dl, vers[nvers - 1]) && p_init() != ncclSuccess) {
+		/* a GPU but no devmem NIC here: hardware missing, not a failure */
+		skip(&t, "--provider cuda: init", last_warn);
+		return ktap_exit(&t) == 1;
+	}
 	if (CHECK(use_version(dl, vers[nvers - 1]), "ncclNetPlugin_v%d exported", vers[nvers - 1]) &&
-	    CHECK(p_init() == ncclSuccess, "v%d init", V)) {
+	    (cu.on || CHECK(p_init() == ncclSuccess, "v%d init", V))) {
 		if (bench_bytes)
 			bench(bench_bytes);
 		else
@@ -1192,6 +1363,9 @@ static int run_rank(const char *plugin, const char *ns, const char *ifname, cons
 	}
 	for (int i = 0; i < nvers && !bench_bytes && !no_versions; i++)
 		version_once(dl, vers[i]);
+	if (cu.dptr)
+		CHECK(!cu.copy_errors, "every fill copied to the GPU arena (%d cuMemcpyHtoD errors)",
+		      cu.copy_errors);
 	CHECK(count_fds() == fds0, "no fd left open (%d before, %d after)", fds0, count_fds());
 	CHECK(warns == 0, "no warning logged%s%s", warns ? ": " : "", warns ? last_warn : "");
 	return ktap_exit(&t) == 1;
@@ -1229,7 +1403,8 @@ static void usage(void)
 		"       arenas registered as CUDA memory, UNPACK done on the CPU; --grouped:\n"
 		"       grouped receives whatever maxRecvs says; --no-versions: the schedule\n"
 		"       through the newest -v only; --then-bench MIB: the bench on the\n"
-		"       schedule's comm before it closes)\n");
+		"       schedule's comm before it closes; --provider cuda: --device with\n"
+		"       the sender's arena in GPU memory (libcuda.so.1), SKIP without one)\n");
 	exit(2);
 }
 
@@ -1242,6 +1417,7 @@ int main(int argc, char **argv)
 		{ "grouped", no_argument, NULL, 'G' },
 		{ "no-versions", no_argument, NULL, 'X' },
 		{ "then-bench", required_argument, NULL, 'T' },
+		{ "provider", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *plugin = NULL, *ns[2] = { NULL, NULL }, *ifn[2] = { NULL, NULL };
@@ -1261,6 +1437,14 @@ int main(int argc, char **argv)
 		case 'e': expect = optarg; break;
 		case 'F': fails = true; break;
 		case 'D': device = true; break;
+		case 'P':
+			if (!strcmp(optarg, "cuda"))
+				cu.on = device = true;
+			else if (!strcmp(optarg, "udmabuf"))
+				device = true;
+			else
+				usage();
+			break;
 		case 'G': setenv("NCCL_DEVMEMTCP_MAX_RECVS", "8", 1); break;
 		case 'X': no_versions = true; break;
 		case 'T': then_bench = strtoull(optarg, NULL, 0) * MiB; break;
@@ -1287,6 +1471,16 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (fails)
 		return init_fails(plugin, ifn[0], vers[nvers - 1], expect);
+	if (cu.on) {
+		char why[512];
+
+		cuda_probe(why, sizeof(why));
+		if (why[0]) {
+			/* no GPU here: the whole run is one SKIP, never a pass */
+			skip(&t, "--provider cuda: the sender's arena in GPU memory", why);
+			return ktap_exit(&t);
+		}
+	}
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		return 1;
