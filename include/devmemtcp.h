@@ -524,6 +524,16 @@ int dmt_nic_restore(struct dmt_nic *nic);
  * the undo log on disk, for dmt_nic_restore_log / `devmemtcp restore`). */
 void dmt_nic_close(struct dmt_nic *nic);
 
+/*
+ * (0.2) Delete the ntuple rule dmt_nic_steer put at loc through this
+ * handle, now, and drop it from the undo log: the flow is done (a
+ * connection closed) while the rest of the setup stays.  Allowed while
+ * queues are bound.  A rule that is already gone, or that someone else
+ * replaced at loc, is left alone (0).  -ENOENT: this handle inserted no
+ * rule at loc (nothing changed).
+ */
+int dmt_nic_unsteer(struct dmt_nic *nic, uint32_t loc);
+
 /* ----------------------------------------- NIC setup: durable undo (0.2) */
 
 /*

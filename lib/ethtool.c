@@ -1946,6 +1946,40 @@ static int undo_rule(struct dmt_nic *nic, const struct nic_undo *u,
 	return ret;
 }
 
+DMT_API int dmt_nic_unsteer(struct dmt_nic *nic, uint32_t loc)
+{
+	struct restore_stats rs = { 0 };
+	struct nic_undo *u = NULL;
+	char fix[128];
+	int ret;
+
+	if (!nic)
+		return -EINVAL;
+	dmt_err_clear(&nic->err);
+	for (unsigned i = 0; i < nic->nr_undo && !u; i++)
+		if (nic->undo[i].kind == UNDO_RULE && nic->undo[i].loc_known &&
+		    nic->undo[i].rule.location == loc)
+			u = &nic->undo[i];
+	if (!u) {
+		snprintf(fix, sizeof(fix), "pass a location dmt_nic_steer gave "
+			 "on this handle");
+		return dmt_err_set(&nic->err, -ENOENT, fix, "unsteer on %s: this "
+				   "handle inserted no ntuple rule at %u",
+				   nic->ifname, loc);
+	}
+	ret = undo_rule(nic, u, &rs);	/* checks the rule is still ours */
+	if (ret)
+		return ret;
+	/* the entry goes from memory and (best effort) from the file: a
+	 * replayed log would find the rule gone and skip it anyway */
+	if (nic->log_fd >= 0)
+		log_printf(nic, "%u undone\n", u->seq);
+	memmove(u, u + 1, (char *)&nic->undo[nic->nr_undo] - (char *)(u + 1));
+	nic->nr_undo--;
+	dmt_err_clear(&nic->err);
+	return 0;
+}
+
 static int undo_rss(struct dmt_nic *nic, struct restore_stats *rs)
 {
 	uint32_t *now;

@@ -212,6 +212,30 @@ static int read_config(char *why, size_t len)
 		snprintf(why, len, "NCCL_DEVMEMTCP_BUF_SIZE=%s: expected bytes (K, M, G suffix)", v);
 		return -EINVAL;
 	}
+	/*
+	 * NCCL_DEVMEMTCP_MAX_RECVS: the grouped receives advertised (maxRecvs)
+	 * and taken per irecv, 1..8.  Default 8 in host mode, 1 in devmem
+	 * mode: with maxRecvs > 1 NCCL shares one receive comm among the
+	 * connections of a peer and channel (NCCL_NET_SHARED_COMMS, on by
+	 * default), calls accept for the first only, and the others keep an
+	 * empty UNPACK device handle (no metadata, needsProxyProgress 0:
+	 * src/transport/net.cc recvProxyConnect); each would need its own
+	 * loadMeta queue, which one recvComm cannot give.  Set 2..8 with
+	 * NCCL_NET_SHARED_COMMS=0, or to drive grouped receives directly.
+	 */
+	s->max_recvs = s->mode == DN_MODE_DEVMEM ? 1 : DN_MAX_RECVS;
+	v = getenv("NCCL_DEVMEMTCP_MAX_RECVS");
+	if (v && *v) {
+		unsigned a;
+		char c;
+
+		if (sscanf(v, "%u%c", &a, &c) != 1 || a < 1 || a > DN_MAX_RECVS) {
+			snprintf(why, len, "NCCL_DEVMEMTCP_MAX_RECVS=%s: expected 1..%d", v,
+				 DN_MAX_RECVS);
+			return -EINVAL;
+		}
+		s->max_recvs = (int)a;
+	}
 	s->provider = DMT_PROVIDER_UDMABUF;
 	v = getenv("NCCL_DEVMEMTCP_PROVIDER");
 	if (v && *v && dmt_provider_parse(v, &s->provider) < 0) {
@@ -252,8 +276,8 @@ ncclResult_t dn_init(ncclDebugLogger_t log)
 		s->mode == DN_MODE_DEVMEM ? "devmem" : "host", dmt_version());
 	if (s->mode == DN_MODE_DEVMEM)
 		DN_INFO(NCCL_INIT | NCCL_NET, "dma-buf registrations sent with bind-tx, device "
-			"receives published as UNPACK loadMeta; host buffers copied out of the "
-			"dma-buf");
+			"receives published as UNPACK loadMeta (one slot per buffer, maxRecvs %d); "
+			"host buffers copied out of the dma-buf", s->max_recvs);
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -303,9 +327,9 @@ ncclResult_t dn_get_properties(int dev, struct dn_props *p)
 	p->speed = dn_state.dev.speed;
 	p->port = 0;
 	p->max_comms = 65536;
-	/* UNPACK: one destination per receive step (loadMeta dst_off is
-	 * relative to it), so no grouped receives in devmem mode */
-	p->max_recvs = dm ? 1 : DN_MAX_RECVS;
+	/* grouped receives: NCCL_DEVMEMTCP_MAX_RECVS (read_config says why
+	 * devmem mode defaults to 1) */
+	p->max_recvs = dn_state.max_recvs;
 	p->dev_type = dm ? NCCL_NET_DEVICE_UNPACK : NCCL_NET_DEVICE_HOST;
 	p->dev_version = dm ? NCCL_NET_DEVICE_UNPACK_VERSION : NCCL_NET_DEVICE_INVALID_VERSION;
 	p->max_bytes = INT_MAX;		/* test() reports int sizes */
@@ -1052,9 +1076,9 @@ ncclResult_t dn_irecv(void *recv_comm, int n, void **data, const size_t *sizes,
 	struct dn_req *r;
 	int ndev = 0;
 
-	if (!c || c->kind != DN_RECV || !req || n < 1 || n > DN_MAX_RECVS || !data || !sizes ||
-	    !tags) {
-		DN_WARN("irecv: bad arguments (n %d, at most %d)", n, DN_MAX_RECVS);
+	if (!c || c->kind != DN_RECV || !req || n < 1 || n > dn_state.max_recvs || !data ||
+	    !sizes || !tags) {
+		DN_WARN("irecv: bad arguments (n %d, maxRecvs %d)", n, dn_state.max_recvs);
 		return ncclInvalidArgument;
 	}
 	*req = NULL;

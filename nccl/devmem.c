@@ -9,10 +9,14 @@
  *           netlink socket); every reason that fails goes to NCCL's log.
  *   listen  dn_devmem_rx_get: queues prepared (dmt_nic_prepare_rx, undo
  *           log) and the bounce dma-buf bound (dmt_rxbind_new), shared by
- *           every listen comm of the device, undone by the last close.
+ *           every listen and receive comm of the device, undone by the
+ *           last close.
  *   accept  dn_devmem_accept: the accepted data flow steered to the
  *           devmem queue (dmt_nic_steer), a receive engine on the socket
- *           (dmt_rx_new), the UNPACK device handle published.
+ *           (dmt_rx_new), the UNPACK device handle published; the comm
+ *           holds a reference on the RX side (NCCL closes the listen comm
+ *           right after accept).  Its close deletes the rule
+ *           (dmt_nic_unsteer) and drops the reference.
  *   receive dn_devmem_hold (device buffers): fragments held
  *           (dmt_rx_recv_hold) and published as loadMeta, given back at
  *           irecvConsumed (dn_devmem_put: dmt_rx_put); dn_devmem_read
@@ -53,6 +57,8 @@ struct dn_rxconn {
 	struct dmt_nccl_unpack_meta *meta;	/* host memory this round: NCCL
 						 * wants it mapped for the GPU */
 	struct dmt_nccl_unpack_handle uh;
+	struct dn_dev *dev;		/* holds a reference on dev->rx */
+	uint32_t loc;			/* the data flow's ntuple rule */
 };
 
 /* CAP_NET_ADMIN in the effective set (/proc/self/status CapEff, bit 12). */
@@ -231,6 +237,26 @@ void dn_devmem_rx_put(struct dn_dev *dev)
 	dev->rx = NULL;
 }
 
+/* The comm's flow is over: its ntuple rule goes now (the queues, the
+ * binding and the other comms' rules stay), then its reference on the RX
+ * side (the last one undoes the NIC setup). */
+static void unsteer(struct dn_rxconn *d)
+{
+	struct dn_dev *dev = d->dev;
+	char msg[600];
+
+	pthread_mutex_lock(&dn_state.lock);
+	if (dmt_nic_unsteer(dev->rx->nic, d->loc) < 0)
+		DN_WARN("close: ntuple rule %u on %s: %s", d->loc, dev->ifname,
+			dmt_err_str(dmt_nic_error(dev->rx->nic), msg, sizeof(msg)));
+	else
+		DN_INFO(NCCL_NET, "ntuple rule %u on %s deleted (its receive comm closed)",
+			d->loc, dev->ifname);
+	dn_devmem_rx_put(dev);
+	pthread_mutex_unlock(&dn_state.lock);
+	d->dev = NULL;
+}
+
 int dn_devmem_accept(struct dn_dev *dev, struct dn_comm *c, const struct sockaddr_storage *peer)
 {
 	struct dn_rxside *rx = dev->rx;
@@ -254,12 +280,19 @@ int dn_devmem_accept(struct dn_dev *dev, struct dn_comm *c, const struct sockadd
 		e.code = -errno;
 		goto err;
 	}
-	/* 0.1 has no call to remove one rule: it stays until the last
-	 * listen comm closes (dmt_nic_close undoes every rule) */
+	/* the rule goes when this comm closes (dmt_nic_unsteer); the comm
+	 * holds a reference on the RX side, since NCCL closes the listen
+	 * comm right after accept */
+	pthread_mutex_lock(&dn_state.lock);
 	if (dmt_nic_steer(rx->nic, &flow, rx->q_start, &loc) < 0) {
 		e = *dmt_nic_error(rx->nic);
+		pthread_mutex_unlock(&dn_state.lock);
 		goto err;
 	}
+	dev->rx_users++;
+	pthread_mutex_unlock(&dn_state.lock);
+	d->dev = dev;
+	d->loc = loc;
 	DMT_OPTS(dmt_rx_opts, xo, .max_frags = DN_CHUNKS, .max_bytes = NET_UNPACK_MAX_SLICE_SIZE);
 	d->rx = dmt_rx_new(c->fd, rx->bind, &xo, &e);
 	if (!d->rx)
@@ -284,6 +317,8 @@ err_nomem:
 	snprintf(e.what, sizeof(e.what), "UNPACK metadata");
 err:
 	DN_WARN("accept: devmem RX: %s", dmt_err_str(&e, msg, sizeof(msg)));
+	if (d->dev)
+		unsteer(d);
 	free(d->meta);
 	free(d);
 	return -EIO;
@@ -475,6 +510,7 @@ void dn_devmem_conn_free(struct dn_comm *c)
 		(unsigned long long)a.frags_released, (unsigned long long)a.frags_held,
 		(unsigned long long)a.frags_lost);
 	dmt_rx_free(d->rx);	/* returns every token still held */
+	unsteer(d);
 	free(d->meta);
 	free(d);
 	c->drx = NULL;

@@ -44,7 +44,7 @@ struct dn_dev {
 	struct sockaddr_storage addr;	/* the interface's address we listen on */
 	socklen_t addrlen;
 	struct dn_rxside *rx;		/* devmem: RX queues + binding */
-	int rx_users;			/* listen comms using rx */
+	int rx_users;			/* listen and receive comms using rx */
 };
 
 /*
@@ -62,6 +62,7 @@ struct dn_state {
 	unsigned q_start, q_count;	/* RX queues reserved for devmem */
 	size_t buf_size;		/* RX bounce dma-buf */
 	enum dmt_provider provider;	/* for the RX bounce buffer */
+	int max_recvs;			/* advertised; irecv takes up to it */
 };
 
 extern struct dn_state dn_state __hidden;

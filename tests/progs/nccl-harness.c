@@ -15,8 +15,13 @@
  *             than the message for some (test reports the real size)
  *   depth     1, 8 and 32 requests in flight; a 33rd isend and irecv give
  *             a NULL request
- *   grouped   irecv of 8 buffers, the sends in another tag order
- *   reuse     a second connect/accept on the same listen comm
+ *   grouped   one irecv of n buffers for n = 2..8 (where maxRecvs
+ *             allows), two in flight, 0 and 1 byte among the sizes, the
+ *             sends in reverse tag order: test reports each buffer's size
+ *   reuse     a second connect/accept on the same listen comm, closed
+ *             while the listen comm stays (--device: its ntuple rule gone,
+ *             the first comm's kept); then the listen comm closed, as NCCL
+ *             does right after accept, and the first comm goes on
  *   close     a receive comm closed with a request in flight; no fd left
  *   versions  each ABI version (-v list) driven once through its own
  *             symbol: init, properties in that version's layout, a
@@ -44,11 +49,19 @@
  * Over 4 MiB (NET_UNPACK_MAX_SLICE_SIZE) the message goes between host
  * buffers registered with regMr on the same comm.
  *
- * --grouped: grouped receives even where maxRecvs is 1 (devmem mode
- * advertises 1 to NCCL; the plugin takes up to 8 buffers per irecv).
+ * --grouped: NCCL_DEVMEMTCP_MAX_RECVS=8 (devmem mode advertises 1 by
+ * default: see core.c read_config), so the grouped rounds run.
  * --no-versions: only the schedule through the newest -v version.
  * --then-bench MIB: the --bench rounds on the schedule's first comm, before
  * its close (no second init, listen and NIC setup).
+ *
+ * --provider cuda: --device with the sender's arena in GPU memory
+ * (libcuda.so.1 dlopen'ed: cuMemAlloc, cuMemGetHandleForAddressRange's
+ * dma-buf registered with regMrDmaBuf, filled with cuMemcpyHtoD from a
+ * host copy); the receiver as --device (udmabuf bounce buffer, the unpack
+ * on the CPU).  Without a CUDA driver, a GPU or dma-buf export the run
+ * prints one SKIP with the reason and exits 4; without a devmem NIC
+ * (init fails) likewise.  --provider udmabuf is --device.
  *
  * --init-fails: init only (rank 0 alone), expected to fail; the reason
  * must reach the log function.
@@ -67,7 +80,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <linux/udmabuf.h>
+#include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -91,7 +107,6 @@ static int side = -1;		/* the bootstrap stand-in */
 static char last_warn[1024];
 static int warns;
 static bool device;		/* --device */
-static bool force_grouped;	/* --grouped */
 static bool no_versions;	/* --no-versions */
 static size_t then_bench;	/* --then-bench MIB: bytes */
 static void bench_rounds(void *comm, size_t bytes);
@@ -301,10 +316,151 @@ static uint8_t pat(uint32_t seed, size_t i)
 	return (uint8_t)(x >> 13 ^ x >> 24 ^ i >> 9);
 }
 
+/* ------------------------------------------------- --provider cuda */
+
+/*
+ * The few CUDA driver API calls the sender needs, declared here (no CUDA
+ * header, no link): the real entry points behind cuda.h's macros.
+ */
+typedef int CUresult;
+typedef int CUdevice;
+typedef struct CUctx_st *CUcontext;
+typedef unsigned long long CUdeviceptr;
+#define CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD 1
+
+static struct {
+	bool on;			/* --provider cuda */
+	void *dl;
+	CUresult (*init)(unsigned flags);
+	CUresult (*device_get)(CUdevice *dev, int ordinal);
+	CUresult (*primary_retain)(CUcontext *ctx, CUdevice dev);
+	CUresult (*ctx_set)(CUcontext ctx);
+	CUresult (*mem_alloc)(CUdeviceptr *p, size_t size);
+	CUresult (*mem_free)(CUdeviceptr p);
+	CUresult (*htod)(CUdeviceptr dst, const void *src, size_t len);
+	CUresult (*get_handle)(void *handle, CUdeviceptr p, size_t size, int type,
+			       unsigned long long flags);
+	CUresult (*err_name)(CUresult r, const char **name);
+	CUdeviceptr dptr;		/* the sender's arena, on the GPU */
+	uint8_t *shadow;		/* its host copy: filled, then copied over */
+	int copy_errors;
+} cu;
+
+static const char *cu_err(CUresult r)
+{
+	const char *n = NULL;
+
+	if (cu.err_name && !cu.err_name(r, &n) && n)
+		return n;
+	return "unknown CUDA error";
+}
+
+/*
+ * The sender's arena in GPU memory: libcuda.so.1, cuInit, the primary
+ * context of GPU 0, cuMemAlloc of ARENA bytes and its dma-buf
+ * (cuMemGetHandleForAddressRange, as NCCL's regMrDmaBuf path does).  0 and
+ * *fd, or -1 with why (a missing driver or GPU: the caller skips).
+ */
+static int cuda_arena(int *fd, char *why, size_t len)
+{
+	static const struct { const char *name; size_t off; } syms[] = {
+		{ "cuInit", offsetof(typeof(cu), init) },
+		{ "cuDeviceGet", offsetof(typeof(cu), device_get) },
+		{ "cuDevicePrimaryCtxRetain", offsetof(typeof(cu), primary_retain) },
+		{ "cuCtxSetCurrent", offsetof(typeof(cu), ctx_set) },
+		{ "cuMemAlloc_v2", offsetof(typeof(cu), mem_alloc) },
+		{ "cuMemFree_v2", offsetof(typeof(cu), mem_free) },
+		{ "cuMemcpyHtoD_v2", offsetof(typeof(cu), htod) },
+		{ "cuMemGetHandleForAddressRange", offsetof(typeof(cu), get_handle) },
+		{ "cuGetErrorName", offsetof(typeof(cu), err_name) },
+	};
+	CUcontext ctx;
+	CUdevice dev;
+	CUresult r;
+
+	cu.dl = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+	if (!cu.dl) {
+		snprintf(why, len, "no CUDA driver (dlopen libcuda.so.1: %s)", dlerror());
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
+		void *f = dlsym(cu.dl, syms[i].name);
+
+		if (!f) {
+			snprintf(why, len, "the CUDA driver has no %s (too old for dma-buf "
+				 "export: CUDA 11.7+)", syms[i].name);
+			return -1;
+		}
+		memcpy((char *)&cu + syms[i].off, &f, sizeof(f));
+	}
+	if ((r = cu.init(0))) {
+		snprintf(why, len, "no usable GPU (cuInit: %s)", cu_err(r));
+		return -1;
+	}
+	if ((r = cu.device_get(&dev, 0)) || (r = cu.primary_retain(&ctx, dev)) ||
+	    (r = cu.ctx_set(ctx))) {
+		snprintf(why, len, "no context on GPU 0: %s", cu_err(r));
+		return -1;
+	}
+	if ((r = cu.mem_alloc(&cu.dptr, ARENA))) {
+		snprintf(why, len, "cuMemAlloc of %u MiB: %s", ARENA / MiB, cu_err(r));
+		return -1;
+	}
+	if ((r = cu.get_handle(fd, cu.dptr, ARENA, CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD, 0))) {
+		snprintf(why, len, "no dma-buf export of GPU memory (%s: the open GPU kernel "
+			 "module and CUDA 11.7+ are needed)", cu_err(r));
+		cu.mem_free(cu.dptr);
+		cu.dptr = 0;
+		return -1;
+	}
+	return 0;
+}
+
+/* Before any fork: whether the sender will get its GPU arena (CUDA does
+ * not survive a fork, so a child tries and tells).  "" or the reason. */
+static void cuda_probe(char *why, size_t len)
+{
+	int p[2], fd = -1, st;
+	pid_t pid;
+	ssize_t n;
+
+	why[0] = '\0';
+	if (pipe2(p, O_CLOEXEC)) {
+		snprintf(why, len, "pipe: %s", strerror(errno));
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		char w[256] = "";
+
+		close(p[0]);
+		if (cuda_arena(&fd, w, sizeof(w)) == 0)
+			w[0] = '\0';
+		if (write(p[1], w, strlen(w)) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(p[1]);
+	n = pid < 0 ? -1 : read(p[0], why, len - 1);
+	why[n > 0 ? n : 0] = '\0';
+	close(p[0]);
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
+		snprintf(why, len, "the CUDA probe did not finish (status %#x)", st);
+}
+
 static void fill(uint8_t *p, size_t len, uint32_t seed)
 {
 	for (size_t i = 0; i < len; i++)
 		p[i] = pat(seed, i);
+	/* --provider cuda, the sender: what isend sends is on the GPU */
+	if (cu.dptr && len && p >= cu.shadow && p < cu.shadow + ARENA) {
+		CUresult r = cu.htod(cu.dptr + (size_t)(p - cu.shadow), p, len);
+
+		if (r) {
+			printf("# rank%d: cuMemcpyHtoD of %zu bytes: %s\n", rank, len, cu_err(r));
+			cu.copy_errors++;
+		}
+	}
 }
 
 /* index of the first wrong byte, or -1 */
@@ -363,6 +519,27 @@ static struct dmt_nccl_unpack_handle *unpack_handle(void *comm)
 		    devh[i].dh->netDeviceType == NCCL_NET_DEVICE_UNPACK)
 			return devh[i].dh->handle;
 	return NULL;
+}
+
+/* The ntuple rules on our interface now (-1: cannot tell, e.g. veth). */
+static int ntuple_rules(void)
+{
+	struct ethtool_rxnfc nfc = { .cmd = ETHTOOL_GRXCLSRLCNT };
+	const char *ifn = getenv("NCCL_DEVMEMTCP_IFNAME");
+	struct ifreq ifr;
+	int fd, ret;
+
+	if (!ifn)
+		return -1;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifn);
+	ifr.ifr_data = (void *)&nfc;
+	ret = ioctl(fd, SIOCETHTOOL, &ifr);
+	close(fd);
+	return ret ? -1 : (int)nfc.rule_cnt;
 }
 
 /* ------------------------------------------------------------- connect */
@@ -493,12 +670,12 @@ static bool msg_ok(const struct msg *x, int rep, const char *name, int i)
  * the posted buffer are an error (the kernel would scribble).
  */
 static bool unpack(struct dmt_nccl_unpack_handle *uh, int n, void **data, const size_t *posted,
-		   const char *name)
+		   const bool *dev, const char *name)
 {
 	bool ok = true;
 
 	for (int j = 0; j < n; j++) {
-		if (!posted[j])
+		if (!dev[j])
 			continue;	/* a host buffer: filled by the plugin, no slot */
 		int slot = (int)(uh->head++ % NCCL_NET_DEVICE_UNPACK_MAX_QUEUE_DEPTH);
 		uint64_t cnt = __atomic_load_n(&uh->meta->cnt[slot], __ATOMIC_ACQUIRE);
@@ -587,13 +764,15 @@ static bool round_recv_device(void *comm, struct msg *m, int k, int group, bool 
 		}
 		void *data[DN_GROUP_MAX];
 		size_t sizes[DN_GROUP_MAX];
+		bool dev[DN_GROUP_MAX];
 		int g = finished * group;
 
 		for (int j = 0; j < group; j++) {
 			data[j] = arena + m[g + j].off;
-			sizes[j] = m[g + j].host ? 0 : m[g + j].posted;
+			sizes[j] = m[g + j].posted;
+			dev[j] = !m[g + j].host;	/* a slot each, 0 bytes too */
 		}
-		ok &= unpack(uh, group, data, sizes, name);
+		ok &= unpack(uh, group, data, sizes, dev, name);
 		for (int j = 0; j < group; j++)
 			if (!m[g + j].host) {
 				ndev++;	/* a receive with a device buffer: one token line */
@@ -906,24 +1085,37 @@ static void full_suite(void)
 		}
 		mh_host = NULL;
 	}
-	/* grouped: 2 irecvs of 8 buffers, sizes spread, one empty message */
-	for (int i = 0; i < 16; i++)
-		m[i] = (struct msg){ .size = i == 5 ? 0 : (size_t)1 << (i % 8) * 3, .tag = i % 8,
-				     .seed = 5000 + i };
-	for (int i = 0; i < 16; i++)
-		m[i].posted = m[i].size + 16 * (i % 3);
-	if (pr.max_recvs >= 8 || force_grouped) {
-		round_check(comm, m, 16, 8, false,
-			    "grouped receives (2 x 8 buffers, reverse tag order)");
-	} else {
-		snprintf(name, sizeof(name), "rank%d: grouped receives", rank);
-		skip(&t, name, "the plugin advertises maxRecvs 1 (UNPACK)");
+	/* grouped: for n = 2..maxRecvs, two irecvs of n buffers in flight;
+	 * each has a 0-byte and a 1-byte message, the rest spread up to
+	 * 1 MiB; posted sizes up to 32 bytes larger; tags distinct per irecv */
+	static const size_t gsizes[] = { 4096, 65543, 3, 1 * MiB + 5, 200000, 17, 8 };
+	for (int n = 2; n <= DN_GROUP_MAX; n++) {
+		if (n > pr.max_recvs) {
+			snprintf(name, sizeof(name), "rank%d: grouped receives of %d buffers", rank, n);
+			skip(&t, name, "the plugin advertises fewer grouped receives "
+			     "(maxRecvs; devmem mode: NCCL_DEVMEMTCP_MAX_RECVS)");
+			continue;
+		}
+		for (int i = 0; i < 2 * n; i++) {
+			int j = i % n, r = i / n;
+			size_t sz = j == 0 ? (size_t)r : j == 1 ? (size_t)!r :
+				    gsizes[(j + n + r) % 7];
+
+			m[i] = (struct msg){ .size = sz, .posted = sz + 16 * (i % 3),
+					     .tag = 100 * n + 7 * j, .seed = 5000 + 10 * n + i };
+		}
+		snprintf(name, sizeof(name), "grouped: 2 irecvs of %d buffers", n);
+		round_check(comm, m, 2 * n, n, false, name);
 	}
 
 	/* a second comm through the same listen comm: the same handle again */
 	if (rank == 0 && side_send(handle, sizeof(handle)))
 		return;
+	int rules0 = rank == 0 && device ? ntuple_rules() : -1, rules1 = -1;
+
 	comm2 = establish(l, &retries);
+	if (comm2 && rules0 >= 0)
+		rules1 = ntuple_rules();
 	if (CHECK(comm2 != NULL, "a second %s through the same listen comm",
 		  rank ? "connect" : "accept")) {
 		void *mh2 = NULL;
@@ -940,6 +1132,20 @@ static void full_suite(void)
 		CHECK(P(deregMr)(comm2, mh2) == ncclSuccess, "deregMr on the second comm");
 		CHECK((rank ? P(closeSend)(comm2) : P(closeRecv)(comm2)) == ncclSuccess,
 		      "close the second comm");
+		if (rules0 >= 0) {
+			int rules2 = ntuple_rules();
+
+			CHECK(rules0 >= 1 && rules1 == rules0 + 1 && rules2 == rules0,
+			      "the second comm's ntuple rule gone at its close, the listen comm "
+			      "open, the first comm's kept (rules: %d, %d with it, %d after)",
+			      rules0, rules1, rules2);
+		}
+	}
+	/* NCCL closes the listen comm right after accept: the first comm goes
+	 * on without it (its RX side, rule and binding stay until it closes) */
+	if (rank == 0) {
+		CHECK(P(closeListen)(l) == ncclSuccess, "closeListen while the first comm lives");
+		l = NULL;
 	}
 	/* both comms still agree after the second one closed */
 	m[0] = (struct msg){ .size = 12345, .posted = 12345, .tag = 0, .seed = 9000 };
@@ -992,7 +1198,6 @@ static void full_suite(void)
 			      "closeRecv gave every token back, %u held by unconsumed receives "
 			      "(plugin's counters: %s)", close_frags - cf0,
 			      close_bad != cbad0 ? tok_last : "received == released, held 0, lost 0");
-		CHECK(P(closeListen)(l) == ncclSuccess, "closeListen");
 	} else {
 		CHECK(P(deregMr)(comm, mh) == ncclSuccess, "deregMr");
 		CHECK(P(closeSend)(comm) == ncclSuccess, "closeSend");
@@ -1031,7 +1236,7 @@ static void version_once(void *dl, int v)
 		m[0] = (struct msg){ .size = 1 * MiB + 17, .posted = 2 * MiB, .tag = 4, .seed = v };
 		m[1] = (struct msg){ .size = 3, .posted = 3, .tag = 9, .seed = v + 50 };
 		m[2] = (struct msg){ .size = 70000, .posted = 70001, .tag = 1, .seed = v + 99 };
-		int group = pr.max_recvs >= 3 || force_grouped ? 3 : 1;
+		int group = pr.max_recvs >= 3 ? 3 : 1;
 
 		snprintf(name, sizeof(name), "v%d %s exchange (3 buffers)", v,
 			 group > 1 ? "grouped" : "in-flight");
@@ -1118,16 +1323,38 @@ static int run_rank(const char *plugin, const char *ns, const char *ifname, cons
 	}
 	if (ifname)
 		setenv("NCCL_DEVMEMTCP_IFNAME", ifname, 1);
-	arena = arena_new();
-	if (!CHECK(arena != NULL, "%s arena of %u MiB", device ? "udmabuf" : "host", ARENA / MiB))
+	if (cu.on && rank == 1) {
+		/* the sender's arena on the GPU (regMrDmaBuf of its dma-buf:
+		 * bind-tx, isend from it), filled through a host copy; the
+		 * receiver keeps udmabuf (the bounce buffer's CUDA address for
+		 * NCCL's unpack kernel is PORTING.md item 8) */
+		char why[256] = "";
+
+		device = false;			/* arena_new: host memory */
+		arena = cu.shadow = arena_new();
+		device = true;
+		if (!CHECK(arena && cuda_arena(&arena_fd, why, sizeof(why)) == 0,
+			   "GPU arena of %u MiB and its dma-buf%s%s", ARENA / MiB,
+			   why[0] ? ": " : "", why))
+			return 1;
+	} else {
+		arena = arena_new();
+	}
+	if (!CHECK(arena != NULL, "%s arena of %u MiB", cu.dptr ? "GPU (cuMemAlloc)" :
+		   device ? "udmabuf" : "host", ARENA / MiB))
 		return 1;
 	dl = open_plugin(plugin);
 	if (!CHECK(dl != NULL, "dlopen %s", plugin))
 		return 1;
 	fds0 = count_fds();
 	/* the full schedule through the newest version asked for */
+	if (cu.on && use_version(dl, vers[nvers - 1]) && p_init() != ncclSuccess) {
+		/* a GPU but no devmem NIC here: hardware missing, not a failure */
+		skip(&t, "--provider cuda: init", last_warn);
+		return ktap_exit(&t) == 1;
+	}
 	if (CHECK(use_version(dl, vers[nvers - 1]), "ncclNetPlugin_v%d exported", vers[nvers - 1]) &&
-	    CHECK(p_init() == ncclSuccess, "v%d init", V)) {
+	    (cu.on || CHECK(p_init() == ncclSuccess, "v%d init", V))) {
 		if (bench_bytes)
 			bench(bench_bytes);
 		else
@@ -1136,6 +1363,9 @@ static int run_rank(const char *plugin, const char *ns, const char *ifname, cons
 	}
 	for (int i = 0; i < nvers && !bench_bytes && !no_versions; i++)
 		version_once(dl, vers[i]);
+	if (cu.dptr)
+		CHECK(!cu.copy_errors, "every fill copied to the GPU arena (%d cuMemcpyHtoD errors)",
+		      cu.copy_errors);
 	CHECK(count_fds() == fds0, "no fd left open (%d before, %d after)", fds0, count_fds());
 	CHECK(warns == 0, "no warning logged%s%s", warns ? ": " : "", warns ? last_warn : "");
 	return ktap_exit(&t) == 1;
@@ -1173,7 +1403,8 @@ static void usage(void)
 		"       arenas registered as CUDA memory, UNPACK done on the CPU; --grouped:\n"
 		"       grouped receives whatever maxRecvs says; --no-versions: the schedule\n"
 		"       through the newest -v only; --then-bench MIB: the bench on the\n"
-		"       schedule's comm before it closes)\n");
+		"       schedule's comm before it closes; --provider cuda: --device with\n"
+		"       the sender's arena in GPU memory (libcuda.so.1), SKIP without one)\n");
 	exit(2);
 }
 
@@ -1186,6 +1417,7 @@ int main(int argc, char **argv)
 		{ "grouped", no_argument, NULL, 'G' },
 		{ "no-versions", no_argument, NULL, 'X' },
 		{ "then-bench", required_argument, NULL, 'T' },
+		{ "provider", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *plugin = NULL, *ns[2] = { NULL, NULL }, *ifn[2] = { NULL, NULL };
@@ -1205,7 +1437,15 @@ int main(int argc, char **argv)
 		case 'e': expect = optarg; break;
 		case 'F': fails = true; break;
 		case 'D': device = true; break;
-		case 'G': force_grouped = true; break;
+		case 'P':
+			if (!strcmp(optarg, "cuda"))
+				cu.on = device = true;
+			else if (!strcmp(optarg, "udmabuf"))
+				device = true;
+			else
+				usage();
+			break;
+		case 'G': setenv("NCCL_DEVMEMTCP_MAX_RECVS", "8", 1); break;
 		case 'X': no_versions = true; break;
 		case 'T': then_bench = strtoull(optarg, NULL, 0) * MiB; break;
 		case 'B': bench_bytes = strtoull(optarg, NULL, 0) * MiB; break;
@@ -1231,6 +1471,16 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (fails)
 		return init_fails(plugin, ifn[0], vers[nvers - 1], expect);
+	if (cu.on) {
+		char why[512];
+
+		cuda_probe(why, sizeof(why));
+		if (why[0]) {
+			/* no GPU here: the whole run is one SKIP, never a pass */
+			skip(&t, "--provider cuda: the sender's arena in GPU memory", why);
+			return ktap_exit(&t);
+		}
+	}
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		return 1;

@@ -214,6 +214,10 @@ static void test_lo(struct ktap *t)
 
 	ret = dmt_nic_get_state(nic, &st1);
 	check(t, !ret && state_eq(&st0, &st1), "lo: state unchanged");
+	ret = dmt_nic_unsteer(nic, 0);
+	show_err(e);
+	check(t, ret == -ENOENT && e->fix[0],
+	      "lo: unsteer of a rule this handle never put: ENOENT, with a fix");
 	check(t, dmt_nic_restore(nic) == 0 && !e->code,
 	      "lo: restore with nothing recorded: 0");
 	dmt_nic_close(nic);
@@ -441,6 +445,21 @@ static void test_iface(struct ktap *t, const char *ifname)
 		show_err(e);
 	check(t, !ret && loc6 != loc4 && rule_at(ifname, loc6, TCP_V6_FLOW, start, &f6),
 	      "%s: tcp6 flow to queue %u: rule at %u as asked", ifname, start, loc6);
+	/* the tcp4 flow is over: its rule goes, the tcp6 one and the
+	 * prepared queue stay; steered again, it comes back */
+	ret = dmt_nic_unsteer(nic, loc4);
+	if (ret)
+		show_err(e);
+	check(t, !ret && !rule_at(ifname, loc4, TCP_V4_FLOW, start, &f4) &&
+	      rule_at(ifname, loc6, TCP_V6_FLOW, start, &f6),
+	      "%s: unsteer the tcp4 rule at %u: gone, the tcp6 one kept", ifname, loc4);
+	ret = dmt_nic_unsteer(nic, loc4);
+	check(t, ret == -ENOENT, "%s: unsteer it again: ENOENT", ifname);
+	ret = dmt_nic_steer(nic, &f4, start, &loc4);
+	if (ret)
+		show_err(e);
+	check(t, !ret && rule_at(ifname, loc4, TCP_V4_FLOW, start, &f4),
+	      "%s: tcp4 flow steered again: rule at %u", ifname, loc4);
 	loc = 12345;
 	ret = dmt_nic_steer(nic, &f4, nrx, &loc);
 	show_err(e);

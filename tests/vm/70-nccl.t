@@ -12,9 +12,15 @@
 # the plugin's token counters show each receive's fragments held until
 # irecvConsumed and given back by it; closing with receives done but not
 # consumed (and one not done) gives every token back.  1, 8 and 32 in
-# flight (16 receives: one UNPACK slot each), grouped receives, 1 byte ..
-# 4 MiB into device buffers, 16 MiB between host buffers on the same comm
-# (over one UNPACK slice: copied out of the dma-buf).
+# flight (16 receives: one UNPACK slot each), grouped receives of 2..8
+# buffers (NCCL_DEVMEMTCP_MAX_RECVS=8 through --grouped; 0 and 1 byte
+# among the sizes, one UNPACK slot per buffer), 1 byte .. 4 MiB into
+# device buffers, 16 MiB between host buffers on the same comm (over one
+# UNPACK slice: copied out of the dma-buf).  A second comm through the same
+# listen comm is closed while the listen comm stays: its ntuple rule is
+# gone and the first comm's kept (the harness counts the rules); then the
+# listen comm closes (as NCCL does right after accept) and the first comm
+# goes on, through the bench, on its own reference to the RX side.
 # The ABI versions are each driven on the host (tests/host/nccl.t); here
 # the schedule runs once, through v12, to keep the TCG boot short.
 # After the runs: dmb's NIC state as before, no queue bound, and the
@@ -68,6 +74,13 @@ if [ "$nclosed" -ge 1 ] && [ "$closed" = "$nclosed" ]; then
 else
 	grep 'receive comm closed:' "$LOG/device" | sed 's/^/# /'
 	ktap_fail "every receive comm closed with all tokens back ($closed of $nclosed)"
+fi
+# one "ntuple rule N on IF deleted" per receive comm closed
+ndel=$(grep -c "ntuple rule [0-9]* on $DMV_B deleted (its receive comm closed)" "$LOG/device")
+if [ "$nclosed" -ge 2 ] && [ "$ndel" = "$nclosed" ]; then
+	ktap_ok "each receive comm's ntuple rule deleted at its close ($ndel of $nclosed comms)"
+else
+	ktap_fail "each receive comm's ntuple rule deleted at its close ($ndel of $nclosed comms)"
 fi
 mv "$LOG/device" "$LOG/relay"
 
