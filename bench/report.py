@@ -50,6 +50,16 @@ def mmm(vals):
     return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "n": len(vals)}
 
 
+def rate(r):
+    """the tool's own transfer rate where it has one (iperf3: the
+    receiver's; devmemtcp recv: accept to EOF), else bytes over the
+    sender's wall time"""
+    if isinstance(r.get("mbps_tool"), (int, float)):
+        return r["mbps_tool"]
+    w = r["send"][0] if r.get("send") else 0
+    return r["bytes"] / 1e6 / w if w > 0 else None
+
+
 def key_of(case, x):
     return case if x is None else "%s@%s" % (case, x)
 
@@ -59,7 +69,7 @@ def parse(path):
     with open(path, errors="replace") as f:
         for line in f:
             line = line.rstrip("\n")
-            m = re.match(r"^(BENCH|STRACE) (\{.*\})\s*$", line)
+            m = re.search(r"(?:^|[\s\r])(BENCH|STRACE) (\{.*\})\s*$", line)
             if m:
                 try:
                     j = json.loads(m.group(2))
@@ -97,7 +107,9 @@ def summarize(recs, traces):
             cases[k] = c
             continue
         gb, mb = r0["bytes"] / 1e9, r0["bytes"] / 1e6
-        c["mbps"] = mmm([mb / r["send"][0] for r in ok if r["send"] and r["send"][0] > 0])
+        c["mbps_wall"] = mmm([mb / r["send"][0] for r in ok if r["send"] and r["send"][0] > 0])
+        c["rate_by"] = sorted(set(r.get("rate_by") or "wall" for r in ok))
+        c["mbps"] = mmm([rate(r) for r in ok])
         for e in ENDS:
             c[e] = {
                 "cpu_user_s_per_gb": mmm([r[e][1] / gb for r in ok if r[e]]),
@@ -120,7 +132,7 @@ def summarize(recs, traces):
         else:
             c["syscalls_per_mb"] = None
         c["per_round"] = {"round": [r["round"] for r in ok],
-                          "mbps": [mb / r["send"][0] if r["send"] and r["send"][0] > 0 else None for r in ok],
+                          "mbps": [rate(r) for r in ok],
                           "cpu_s_per_gb_both": [(r["send"][1] + r["send"][2] + r["recv"][1] + r["recv"][2]) / gb
                                                 if r["send"] and r["recv"] else None for r in ok]}
         cases[k] = c
@@ -167,6 +179,17 @@ def ratios(cases):
                                     paired(cases, "host_dmt_copy", "host_iperf3_copy")),
     }
     return out
+
+
+def net_cpu(cases, big, tiny):
+    """CPU-s per GB of BIG, both ends, less TINY's (the same pair with 1 MiB:
+    exec, buffers, bind, NIC set-up, connect), medians"""
+    b, t = cases.get(big), cases.get(tiny)
+    if not b or not t or not b.get("cpu_s_per_gb_both") or not t.get("cpu_s_per_gb_both"):
+        return None
+    cb = b["cpu_s_per_gb_both"]["median"] * b["bytes"] / 1e9
+    ct = t["cpu_s_per_gb_both"]["median"] * t["bytes"] / 1e9
+    return max(0.0, cb - ct) / ((b["bytes"] - t["bytes"]) / 1e9)
 
 
 def fmt(v, w=8, p=1):
@@ -340,6 +363,13 @@ def main():
         "ratio_rounds": {k: rat[k][1] for k, _, _, _ in RATIOS},
         "plots": [os.path.basename(p) for p in made],
     }
+    nd, ni = net_cpu(cases, "dmt_devmem", "dmt_devmem_tiny"), net_cpu(cases, "iperf3_veth_copy", "iperf3_veth_tiny")
+    doc["extra"] = {
+        "cpu_s_per_gb_net_devmem": nd, "cpu_s_per_gb_net_iperf3_veth": ni,
+        "cpu_per_gb_devmem_vs_iperf3_net": nd / ni if nd is not None and ni else None,
+        "what": "CPU-s per GB both ends with the fixed costs taken off: (CPU of the big run - CPU of the same "
+                "pair with 1 MiB) / (the bytes' difference); medians",
+    }
     missing = [k for k, _, _, _ in RATIOS if rat[k][0] is None]
     for k, _, _, _ in RATIOS:
         if rat[k][0] is not None:
@@ -353,6 +383,10 @@ def main():
             f.write("\n")
         os.replace(tmp, os.path.join(out, name))
     print(table(cases, rat, info, meta))
+    e = doc["extra"]
+    if e["cpu_per_gb_devmem_vs_iperf3_net"] is not None:
+        print("fixed costs taken off (1 MiB runs): CPU-s/GB both ends devmem %.2f, iperf3 veth %.2f, ratio %.3f" % (
+            e["cpu_s_per_gb_net_devmem"], e["cpu_s_per_gb_net_iperf3_veth"], e["cpu_per_gb_devmem_vs_iperf3_net"]))
     print("\nwritten: %s/latest.json, bench-%s.json%s" % (out, stamp, "".join(", " + os.path.basename(p) for p in made)))
     if missing:
         print("report: not measured (a case failed in every round): %s" % ", ".join(missing), file=sys.stderr)

@@ -91,7 +91,8 @@ import json
 def rec(case, r, x=None, nbytes=64 << 20, tool=None):
     st = lambda k: [0.5 + 0.01 * r + 0.001 * k, 0.01, 0.3 + 0.01 * k, 100 + r, 3, 0]
     return "BENCH " + json.dumps({"case": case, "x": x, "round": r, "bytes": nbytes, "ok": True, "send": st(1),
-                                  "recv": st(2), "tool_syscalls": tool, "note": "made up by bench-schema.t"})
+                                  "recv": st(2), "tool_syscalls": tool, "mbps_tool": 100.0 + r, "rate_by": "made up",
+                                  "note": "made up by bench-schema.t"})
 print("vm: booting 7.3.4 (normal) with TCG (-accel tcg -cpu max: made up), 2 cpus, 2G")
 print("bench: 2 vCPUs, 7.3.4-made-up, 2 rounds of N cases, 64 MiB per transfer")
 for r in range(2):
@@ -99,6 +100,8 @@ for r in range(2):
                                  "send": [1, 1, 0, 1, 1, 0], "recv": None, "tool_syscalls": None, "note": "made up"}))
     for c in ("iperf3_veth_copy", "iperf3_veth_z", "iperf3_dmveth", "ncdevmem", "ncdevmem_v7"):
         print(rec(c, r))
+    print(rec("iperf3_veth_tiny", r, nbytes=1 << 20))
+    print(rec("dmt_devmem_tiny", r, nbytes=1 << 20, tool=10))
     for c in ("dmt_devmem", "dmt_devmem_v7", "dmt_zerocopy", "dmt_zerocopy_v7", "dmt_copy", "dmt_copy_v7"):
         print(rec(c, r, tool=1000))
     for n in (1, 2, 4):
