@@ -209,7 +209,8 @@ def table(cases, rat, info, meta):
     for k in order:
         c = cases[k]
         m = c.get("mbps")
-        mb = "%s [%s-%s]" % (fmt(m["median"], 1, 1), fmt(m["min"], 1, 0), fmt(m["max"], 1, 0)) if m else "FAILED"
+        p = 1 if not m or m["median"] >= 10 else 4
+        mb = "%s [%s-%s]" % (fmt(m["median"], 1, p), fmt(m["min"], 1, p - 1), fmt(m["max"], 1, p - 1)) if m else "FAILED"
         if c["ok_rounds"] < c["rounds"]:
             mb += " (%d/%d ok)" % (c["ok_rounds"], c["rounds"])
 
@@ -220,7 +221,7 @@ def table(cases, rat, info, meta):
         sc = c.get("syscalls_per_mb")
         ts = c.get("tool_syscalls_per_mb")
         lines.append("%-28s %7s %22s %9s %9s %8s %8s %9s %9s" % (
-            k, fmt(c["bytes"] / 2**20, 1, 0) if c["bytes"] else "-", mb,
+            k, (fmt(c["bytes"] / 2**20, 1, 0) if c["bytes"] >= 2**20 else "%dK" % (c["bytes"] >> 10)) if c["bytes"] else "-", mb,
             fmt(g("send", "cpu_s_per_gb"), 1, 2), fmt(g("recv", "cpu_s_per_gb"), 1, 2),
             fmt(g("send", "wakeups_per_mb"), 1, 1), fmt(g("recv", "wakeups_per_mb"), 1, 1),
             fmt(sc["both"] if sc else None, 1, 1), fmt(ts["median"] if ts else None, 1, 1)))
