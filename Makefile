@@ -152,11 +152,13 @@ check: vm vm-debug
 test:
 	tests/run
 
-# Numbers, not verdicts: dmveth throughput against memcpy and veth, measured
-# side by side in one VM boot.
+# Numbers, not verdicts (not part of `make check`): devmemtcp against iperf3,
+# ncdevmem, the copy path and memcpy, side by side in one VM boot plus the
+# host's loopback; the table on stdout, bench/results/latest.json (and a
+# dated copy) and SVG plots.  BENCH_QUICK=1: one round, tiny sizes.
 bench: vm
 	$(MAKE) all
-	vm/run -- bench/dmveth
+	bench/run
 
 checkpatch:
 	@test -n "$(KSRC)" || { echo "run vm/build first (checkpatch comes from the kernel tree)"; exit 1; }

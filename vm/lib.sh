@@ -114,7 +114,8 @@ apt_fetch() {
 HOST_PKGS="qemu-system-x86 qemu-utils flex bison libelf-dev libssl-dev bc ccache
 	make gcc rsync cpio xz-utils zstd kmod ethtool iproute2 socat busybox-static
 	python3 python3-argcomplete python3-requests python3-yaml python3-jsonschema
-	libmnl-dev libcap-dev pkg-config perl iputils-ping groff-base binutils"
+	libmnl-dev libcap-dev pkg-config perl iputils-ping groff-base binutils
+	iperf3 gnuplot-nox strace"
 
 host_deps() {
 	local missing=() p
