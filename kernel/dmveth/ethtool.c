@@ -96,10 +96,26 @@ static u32 dmveth_hash_fields_max(int hc)
 	return RXH_IP_SRC | RXH_IP_DST;
 }
 
-/* The hash class of an ethtool flow type; -EOPNOTSUPP if not one. */
-static int dmveth_hash_class_of_type(u32 flow_type)
+/*
+ * The hash class of an ethtool flow type; -EOPNOTSUPP if not one.  SCTP,
+ * AH and ESP are hashed as ip4/ip6 (@shared): readable, set through those.
+ */
+static int dmveth_hash_class_of_type(u32 flow_type, bool *shared)
 {
+	*shared = false;
 	switch (flow_type) {
+	case SCTP_V4_FLOW:
+	case AH_ESP_V4_FLOW:
+	case AH_V4_FLOW:
+	case ESP_V4_FLOW:
+		*shared = true;
+		return DMVETH_HC_IP4;
+	case SCTP_V6_FLOW:
+	case AH_ESP_V6_FLOW:
+	case AH_V6_FLOW:
+	case ESP_V6_FLOW:
+		*shared = true;
+		return DMVETH_HC_IP6;
 	case TCP_V4_FLOW:
 		return DMVETH_HC_TCP4;
 	case UDP_V4_FLOW:
@@ -659,13 +675,14 @@ static int dmveth_set_rxfh(struct net_device *dev,
  * refuses a context there).  Only what dmveth_flow_hash() honours is
  * reported or accepted: tcp4, udp4, tcp6 and udp6 hash any of the IP
  * addresses and ports; ip4 and ip6 (every other IP frame, and IPv4
- * fragments) any of the addresses.  Other flow types are not hashed on
- * their own (-EOPNOTSUPP).
+ * fragments) any of the addresses.  sctp4, ah4, esp4 (and v6) read as
+ * ip4/ip6, which set them.  Other flow types are not hashed (-EOPNOTSUPP).
  */
 static int dmveth_get_rxfh_fields(struct net_device *dev,
 				  struct ethtool_rxfh_fields *fields)
 {
-	int hc = dmveth_hash_class_of_type(fields->flow_type);
+	bool shared;
+	int hc = dmveth_hash_class_of_type(fields->flow_type, &shared);
 
 	if (hc < 0)
 		return hc;
@@ -677,14 +694,16 @@ static int dmveth_set_rxfh_fields(struct net_device *dev,
 				  const struct ethtool_rxfh_fields *fields,
 				  struct netlink_ext_ack *extack)
 {
-	int hc = dmveth_hash_class_of_type(fields->flow_type);
 	struct dmveth_steer *st;
+	bool shared;
 	u32 max;
+	int hc;
 
-	if (hc < 0) {
+	hc = dmveth_hash_class_of_type(fields->flow_type, &shared);
+	if (hc < 0 || shared) {
 		NL_SET_ERR_MSG_MOD(extack,
 				   "only tcp4, udp4, ip4, tcp6, udp6 and ip6 hash settings exist");
-		return hc;
+		return -EOPNOTSUPP;
 	}
 	if (fields->rss_context)
 		return -EINVAL;
