@@ -55,6 +55,10 @@ ip addr add $DMV_B4/24 dev $DMV_B
 ip addr add $DMV_B6/64 dev $DMV_B nodad
 ip -n a addr add $DMV_A4/24 dev $DMV_A
 ip -n a addr add $DMV_A6/64 dev $DMV_A nodad
+# queues.py check_down takes NETIF down: keep the IPv6 addresses (by
+# default a link going down drops them, and every IPv6 case after fails)
+sysctl -qw net.ipv6.conf.$DMV_B.keep_addr_on_down=1
+ip netns exec a sysctl -qw net.ipv6.conf.$DMV_A.keep_addr_on_down=1
 ip link set lo up
 ip -n a link set lo up
 ip link set $DMV_B up
