@@ -32,6 +32,9 @@
 #define DMVETH_MAX_CTX		8
 /* largest rx-page-size (QCFG_RX_PAGE_SIZE): one TSO frame's payload */
 #define DMVETH_RX_PAGE_MAX	SZ_64K
+/* interrupt coalescing limits (ethtool -C) */
+#define DMVETH_COAL_USECS_MAX	8192
+#define DMVETH_COAL_FRAMES_MAX	DMVETH_RING_MAX
 
 /* Per-queue counters; written by one NAPI (rx) or one xmit path (tx). */
 struct dmveth_rq_stats {
@@ -93,6 +96,34 @@ struct dmveth_rss_ctx {
 };
 
 /*
+ * The classes of frames whose RSS hash input is configured separately
+ * (ethtool -N rx-flow-hash): TCP and UDP over IPv4 and IPv6, and any other
+ * IP frame (other protocols, IPv4 fragments) as ip4 or ip6.
+ */
+enum dmveth_hash_class {
+	DMVETH_HC_TCP4,
+	DMVETH_HC_UDP4,
+	DMVETH_HC_IP4,
+	DMVETH_HC_TCP6,
+	DMVETH_HC_UDP6,
+	DMVETH_HC_IP6,
+	DMVETH_HC_NUM,
+};
+
+/*
+ * Interrupt coalescing settings (ethtool -c/-C).  Stored and reported only:
+ * dmveth's "interrupt" is the peer's xmit scheduling NAPI, per frame.
+ */
+struct dmveth_coal {
+	u32 rx_usecs;
+	u32 rx_frames;
+	u32 tx_usecs;
+	u32 tx_frames;
+	bool rx_adaptive;
+	bool tx_adaptive;
+};
+
+/*
  * Receive-side steering state.  Readers (the peer's xmit path) use RCU;
  * writers (ethtool ops, under the netdev instance lock) copy, modify, publish
  * with rcu_assign_pointer() and free the old copy with kfree_rcu().
@@ -105,6 +136,8 @@ struct dmveth_steer {
 	unsigned int nr_rules;
 	/* RSS contexts by id; [0] is unused (the table above) */
 	struct dmveth_rss_ctx ctx[DMVETH_MAX_CTX];
+	/* RXH_* fields hashed per class, for every table and context */
+	u32 hash_fields[DMVETH_HC_NUM];
 };
 
 struct dmveth_priv {
@@ -118,6 +151,7 @@ struct dmveth_priv {
 	 */
 	u8 hds_config;
 	u32 hds_thresh;
+	struct dmveth_coal coal;	/* under the netdev instance lock */
 	struct dmveth_steer __rcu *steer;
 	struct list_head fault_node;	/* on the fault injection list */
 	struct dmveth_rq rq[DMVETH_MAX_QUEUES];
@@ -180,7 +214,8 @@ void dmveth_steer_free(struct net_device *dev);
 /*
  * The RX queue of @dev (the receiver) for a frame of flow @fl: the first
  * matching ntuple rule (lowest location), else the RSS hash (Toeplitz over
- * the addresses and ports with the device's key) through the indirection
+ * the addresses and ports that rx-flow-hash selects for the frame's class,
+ * with the device's key) through the indirection
  * table; a rule with FLOW_RSS adds its queue to the entry of its RSS
  * context's table (that context's key); always < dev->real_num_rx_queues.
  * Returns -1 when a rule says drop (RX_CLS_FLOW_DISC).  The RSS hash goes

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * dmveth: ethtool ops (rings, channels, RSS, ntuple rules, stats) and the
- * receive-side steering they configure.
+ * dmveth: ethtool ops (rings, channels, coalescing, RSS and its hash fields,
+ * ntuple rules, stats) and the receive-side steering they configure.
  *
  * The device is ops-locked, so every op runs under the netdev instance lock;
  * ops that end up in core code still needing rtnl opt in via op_needs_rtnl.
@@ -83,16 +83,80 @@ static void dmveth_steer_respread(struct net_device *dev,
 	dmveth_steer_publish(dev, st);
 }
 
+/* The RSS hash input fields a class can use, all of them by default. */
+static u32 dmveth_hash_fields_max(int hc)
+{
+	switch (hc) {
+	case DMVETH_HC_TCP4:
+	case DMVETH_HC_UDP4:
+	case DMVETH_HC_TCP6:
+	case DMVETH_HC_UDP6:
+		return RXH_IP_SRC | RXH_IP_DST | RXH_L4_B_0_1 | RXH_L4_B_2_3;
+	}
+	return RXH_IP_SRC | RXH_IP_DST;
+}
+
+/*
+ * The hash class of an ethtool flow type; -EOPNOTSUPP if not one.  SCTP,
+ * AH and ESP are hashed as ip4/ip6 (@shared): readable, set through those.
+ */
+static int dmveth_hash_class_of_type(u32 flow_type, bool *shared)
+{
+	*shared = false;
+	switch (flow_type) {
+	case SCTP_V4_FLOW:
+	case AH_ESP_V4_FLOW:
+	case AH_V4_FLOW:
+	case ESP_V4_FLOW:
+		*shared = true;
+		return DMVETH_HC_IP4;
+	case SCTP_V6_FLOW:
+	case AH_ESP_V6_FLOW:
+	case AH_V6_FLOW:
+	case ESP_V6_FLOW:
+		*shared = true;
+		return DMVETH_HC_IP6;
+	case TCP_V4_FLOW:
+		return DMVETH_HC_TCP4;
+	case UDP_V4_FLOW:
+		return DMVETH_HC_UDP4;
+	case IPV4_FLOW:
+		return DMVETH_HC_IP4;
+	case TCP_V6_FLOW:
+		return DMVETH_HC_TCP6;
+	case UDP_V6_FLOW:
+		return DMVETH_HC_UDP6;
+	case IPV6_FLOW:
+		return DMVETH_HC_IP6;
+	}
+	return -EOPNOTSUPP;
+}
+
+/* The hash class of an IP frame: IPv4 fragments hash as ip4 (no ports). */
+static int dmveth_hash_class_of_flow(const struct dmveth_flow *fl)
+{
+	bool l4 = !fl->is_frag;
+
+	if (l4 && fl->l4proto == IPPROTO_TCP)
+		return fl->l3 == 4 ? DMVETH_HC_TCP4 : DMVETH_HC_TCP6;
+	if (l4 && fl->l4proto == IPPROTO_UDP)
+		return fl->l3 == 4 ? DMVETH_HC_UDP4 : DMVETH_HC_UDP6;
+	return fl->l3 == 4 ? DMVETH_HC_IP4 : DMVETH_HC_IP6;
+}
+
 int dmveth_steer_init(struct net_device *dev)
 {
 	struct dmveth_priv *priv = netdev_priv(dev);
 	struct dmveth_steer *st;
+	int i;
 
 	st = kvzalloc_obj(*st);
 	if (!st)
 		return -ENOMEM;
 	dmveth_indir_spread(st, dev->real_num_rx_queues);
 	netdev_rss_key_fill(st->key, sizeof(st->key));
+	for (i = 0; i < DMVETH_HC_NUM; i++)
+		st->hash_fields[i] = dmveth_hash_fields_max(i);
 	rcu_assign_pointer(priv->steer, st);
 	return 0;
 }
@@ -126,27 +190,60 @@ static u32 dmveth_toeplitz(const u8 *key, const u8 *data, unsigned int len)
 	return hash;
 }
 
-static u32 dmveth_flow_hash(const u8 *key, const struct dmveth_flow *fl)
+/*
+ * The Toeplitz hash of @fl's fields that @st's rx-flow-hash setting selects
+ * for its class, in the order of the Microsoft RSS input (source address,
+ * destination address, source port, destination port); left out fields
+ * are not part of the input.
+ */
+static u32 dmveth_flow_hash(const struct dmveth_steer *st, const u8 *key,
+			    const struct dmveth_flow *fl)
 {
 	u8 buf[2 * sizeof(struct in6_addr) + 2 * sizeof(__be16)];
-	unsigned int len;
+	int hc = dmveth_hash_class_of_flow(fl);
+	u32 fields = st->hash_fields[hc];
+	unsigned int len = 0;
 
 	if (fl->l3 == 4) {
-		memcpy(buf, &fl->src4, 4);
-		memcpy(buf + 4, &fl->dst4, 4);
-		len = 8;
+		if (fields & RXH_IP_SRC) {
+			memcpy(buf + len, &fl->src4, 4);
+			len += 4;
+		}
+		if (fields & RXH_IP_DST) {
+			memcpy(buf + len, &fl->dst4, 4);
+			len += 4;
+		}
 	} else {
-		memcpy(buf, &fl->src6, 16);
-		memcpy(buf + 16, &fl->dst6, 16);
-		len = 32;
+		if (fields & RXH_IP_SRC) {
+			memcpy(buf + len, &fl->src6, 16);
+			len += 16;
+		}
+		if (fields & RXH_IP_DST) {
+			memcpy(buf + len, &fl->dst6, 16);
+			len += 16;
+		}
 	}
-	if (!fl->is_frag &&
-	    (fl->l4proto == IPPROTO_TCP || fl->l4proto == IPPROTO_UDP)) {
+	/* only the TCP and UDP classes allow port fields */
+	if (fields & RXH_L4_B_0_1) {
 		memcpy(buf + len, &fl->sport, 2);
-		memcpy(buf + len + 2, &fl->dport, 2);
-		len += 4;
+		len += 2;
+	}
+	if (fields & RXH_L4_B_2_3) {
+		memcpy(buf + len, &fl->dport, 2);
+		len += 2;
 	}
 	return dmveth_toeplitz(key, buf, len);
+}
+
+/* The skb hash type of @fl's hash: what its fields cover. */
+static u8 dmveth_flow_hash_type(const struct dmveth_steer *st,
+				const struct dmveth_flow *fl)
+{
+	u32 fields = st->hash_fields[dmveth_hash_class_of_flow(fl)];
+
+	if (fields & (RXH_L4_B_0_1 | RXH_L4_B_2_3))
+		return PKT_HASH_TYPE_L4;
+	return fields ? PKT_HASH_TYPE_L3 : PKT_HASH_TYPE_NONE;
 }
 
 /* IP version and L4 protocol of a supported rule flow type; 0 if none. */
@@ -233,7 +330,7 @@ static int dmveth_rss_rule_queue(const struct dmveth_steer *st,
 
 		if (!c->used)
 			return -1;
-		cb->hash = dmveth_flow_hash(c->key, fl);
+		cb->hash = dmveth_flow_hash(st, c->key, fl);
 		indir = c->indir;
 	}
 	q = ethtool_get_flow_spec_ring(r->fs.ring_cookie) +
@@ -256,10 +353,8 @@ int dmveth_steer_rx_queue(struct net_device *dev,
 	if (!st || !fl->l3)
 		return 0;
 	/* reported with the frame, as a NIC's RSS hash is, rule or not */
-	cb->hash = dmveth_flow_hash(st->key, fl);
-	cb->hash_type = !fl->is_frag && (fl->l4proto == IPPROTO_TCP ||
-					 fl->l4proto == IPPROTO_UDP) ?
-			PKT_HASH_TYPE_L4 : PKT_HASH_TYPE_L3;
+	cb->hash = dmveth_flow_hash(st, st->key, fl);
+	cb->hash_type = dmveth_flow_hash_type(st, fl);
 
 	if ((READ_ONCE(dev->features) & NETIF_F_NTUPLE) && st->nr_rules) {
 		for (i = 0; i < DMVETH_MAX_RULES && seen < st->nr_rules; i++) {
@@ -406,6 +501,86 @@ static int dmveth_set_channels(struct net_device *dev,
 	return 0;
 }
 
+static int dmveth_get_coalesce(struct net_device *dev,
+			       struct ethtool_coalesce *ec,
+			       struct kernel_ethtool_coalesce *kec,
+			       struct netlink_ext_ack *extack)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	const struct dmveth_coal *c = &priv->coal;
+
+	ec->rx_coalesce_usecs = c->rx_usecs;
+	ec->rx_max_coalesced_frames = c->rx_frames;
+	ec->tx_coalesce_usecs = c->tx_usecs;
+	ec->tx_max_coalesced_frames = c->tx_frames;
+	ec->use_adaptive_rx_coalesce = c->rx_adaptive;
+	ec->use_adaptive_tx_coalesce = c->tx_adaptive;
+	/* queue and device counters are current: no stats DMA period */
+	ec->stats_block_coalesce_usecs = 0;
+	return 0;
+}
+
+/* One direction's usecs and frames, named @dir ("rx" or "tx"). */
+static int dmveth_coal_check(const char *dir, u32 usecs, u32 frames,
+			     struct netlink_ext_ack *extack)
+{
+	if (usecs > DMVETH_COAL_USECS_MAX) {
+		NL_SET_ERR_MSG_FMT_MOD(extack,
+				       "%s-usecs %u is above the maximum %u",
+				       dir, usecs, DMVETH_COAL_USECS_MAX);
+		return -EINVAL;
+	}
+	if (frames > DMVETH_COAL_FRAMES_MAX) {
+		NL_SET_ERR_MSG_FMT_MOD(extack,
+				       "%s-frames %u is above the maximum %u",
+				       dir, frames, DMVETH_COAL_FRAMES_MAX);
+		return -EINVAL;
+	}
+	if (!usecs && !frames) {
+		NL_SET_ERR_MSG_FMT_MOD(extack,
+				       "%s-usecs and %s-frames cannot both be 0",
+				       dir, dir);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The core refused parameters outside supported_coalesce_params and filled
+ * @ec with the current values of those not given.  Stored and reported
+ * only (see struct dmveth_coal).
+ */
+static int dmveth_set_coalesce(struct net_device *dev,
+			       struct ethtool_coalesce *ec,
+			       struct kernel_ethtool_coalesce *kec,
+			       struct netlink_ext_ack *extack)
+{
+	struct dmveth_priv *priv = netdev_priv(dev);
+	int err;
+
+	err = dmveth_coal_check("rx", ec->rx_coalesce_usecs,
+				ec->rx_max_coalesced_frames, extack);
+	if (err)
+		return err;
+	err = dmveth_coal_check("tx", ec->tx_coalesce_usecs,
+				ec->tx_max_coalesced_frames, extack);
+	if (err)
+		return err;
+	if (ec->stats_block_coalesce_usecs) {
+		NL_SET_ERR_MSG_MOD(extack,
+				   "stats-block-usecs must be 0: counters are never delayed");
+		return -EINVAL;
+	}
+
+	priv->coal.rx_usecs = ec->rx_coalesce_usecs;
+	priv->coal.rx_frames = ec->rx_max_coalesced_frames;
+	priv->coal.tx_usecs = ec->tx_coalesce_usecs;
+	priv->coal.tx_frames = ec->tx_max_coalesced_frames;
+	priv->coal.rx_adaptive = !!ec->use_adaptive_rx_coalesce;
+	priv->coal.tx_adaptive = !!ec->use_adaptive_tx_coalesce;
+	return 0;
+}
+
 static u32 dmveth_get_rx_ring_count(struct net_device *dev)
 {
 	return dev->real_num_rx_queues;
@@ -435,16 +610,14 @@ static int dmveth_get_rxfh(struct net_device *dev,
 }
 
 /*
- * The core sizes and range-checks the table and key.  "ethtool -X default"
- * arrives as an equal-spread table; the core then marks the table as not
- * user-configured (netif_is_rxfh_configured()), which is what decides
- * whether a channel change respreads it.
+ * What set_rxfh and the RSS context ops both check: the hash function (only
+ * Toeplitz), no input transformation, table entries within the real RX
+ * queues.  The core has sized the table and key.
  */
-static int dmveth_set_rxfh(struct net_device *dev,
-			   struct ethtool_rxfh_param *rxfh,
-			   struct netlink_ext_ack *extack)
+static int dmveth_rxfh_check(struct net_device *dev,
+			     const struct ethtool_rxfh_param *rxfh,
+			     struct netlink_ext_ack *extack)
 {
-	struct dmveth_steer *st;
 	u32 i;
 
 	if (rxfh->hfunc != ETH_RSS_HASH_NO_CHANGE &&
@@ -456,18 +629,34 @@ static int dmveth_set_rxfh(struct net_device *dev,
 		NL_SET_ERR_MSG_MOD(extack, "input transformation is not supported");
 		return -EOPNOTSUPP;
 	}
-	if (!rxfh->indir && !rxfh->key)
-		return 0;
-
-	if (rxfh->indir) {
-		for (i = 0; i < DMVETH_INDIR_SIZE; i++) {
-			if (rxfh->indir[i] >= dev->real_num_rx_queues) {
-				NL_SET_ERR_MSG_MOD(extack,
-						   "indirection table entry out of range");
-				return -EINVAL;
-			}
+	for (i = 0; rxfh->indir && i < DMVETH_INDIR_SIZE; i++) {
+		if (rxfh->indir[i] >= dev->real_num_rx_queues) {
+			NL_SET_ERR_MSG_MOD(extack,
+					   "indirection table entry out of range");
+			return -EINVAL;
 		}
 	}
+	return 0;
+}
+
+/*
+ * "ethtool -X default"
+ * arrives as an equal-spread table; the core then marks the table as not
+ * user-configured (netif_is_rxfh_configured()), which is what decides
+ * whether a channel change respreads it.
+ */
+static int dmveth_set_rxfh(struct net_device *dev,
+			   struct ethtool_rxfh_param *rxfh,
+			   struct netlink_ext_ack *extack)
+{
+	struct dmveth_steer *st;
+	int err;
+
+	err = dmveth_rxfh_check(dev, rxfh, extack);
+	if (err)
+		return err;
+	if (!rxfh->indir && !rxfh->key)
+		return 0;
 
 	st = dmveth_steer_dup(dev);
 	if (!st)
@@ -476,6 +665,65 @@ static int dmveth_set_rxfh(struct net_device *dev,
 		memcpy(st->indir, rxfh->indir, sizeof(st->indir));
 	if (rxfh->key)
 		memcpy(st->key, rxfh->key, sizeof(st->key));
+	dmveth_steer_publish(dev, st);
+	return 0;
+}
+
+/*
+ * The RSS hash input per flow type (ethtool -n/-N rx-flow-hash), for the
+ * device's table and every context (no rxfh_per_ctx_fields: the core
+ * refuses a context there).  Only what dmveth_flow_hash() honours is
+ * reported or accepted: tcp4, udp4, tcp6 and udp6 hash any of the IP
+ * addresses and ports; ip4 and ip6 (every other IP frame, and IPv4
+ * fragments) any of the addresses.  sctp4, ah4, esp4 (and v6) read as
+ * ip4/ip6, which set them.  Other flow types are not hashed (-EOPNOTSUPP).
+ */
+static int dmveth_get_rxfh_fields(struct net_device *dev,
+				  struct ethtool_rxfh_fields *fields)
+{
+	bool shared;
+	int hc = dmveth_hash_class_of_type(fields->flow_type, &shared);
+
+	if (hc < 0)
+		return hc;
+	fields->data = dmveth_steer_locked(dev)->hash_fields[hc];
+	return 0;
+}
+
+static int dmveth_set_rxfh_fields(struct net_device *dev,
+				  const struct ethtool_rxfh_fields *fields,
+				  struct netlink_ext_ack *extack)
+{
+	struct dmveth_steer *st;
+	bool shared;
+	u32 max;
+	int hc;
+
+	hc = dmveth_hash_class_of_type(fields->flow_type, &shared);
+	if (hc < 0 || shared) {
+		NL_SET_ERR_MSG_MOD(extack,
+				   "only tcp4, udp4, ip4, tcp6, udp6 and ip6 hash settings exist");
+		return -EOPNOTSUPP;
+	}
+	if (fields->rss_context)
+		return -EINVAL;
+	max = dmveth_hash_fields_max(hc);
+	if (fields->data & ~max) {
+		if (max & RXH_L4_B_0_1)
+			NL_SET_ERR_MSG_MOD(extack,
+					   "only IP addresses (s, d) and L4 ports (f, n) can be hashed");
+		else
+			NL_SET_ERR_MSG_MOD(extack,
+					   "only IP addresses (s, d) can be hashed");
+		return -EINVAL;
+	}
+	if (fields->data == dmveth_steer_locked(dev)->hash_fields[hc])
+		return 0;
+
+	st = dmveth_steer_dup(dev);
+	if (!st)
+		return -ENOMEM;
+	st->hash_fields[hc] = fields->data;
 	dmveth_steer_publish(dev, st);
 	return 0;
 }
@@ -491,27 +739,9 @@ static int dmveth_rss_check(struct net_device *dev,
 			    const struct ethtool_rxfh_param *rxfh,
 			    struct netlink_ext_ack *extack)
 {
-	u32 i;
-
-	if (rxfh->hfunc != ETH_RSS_HASH_NO_CHANGE &&
-	    rxfh->hfunc != ETH_RSS_HASH_TOP) {
-		NL_SET_ERR_MSG_MOD(extack, "only the Toeplitz hash is supported");
-		return -EOPNOTSUPP;
-	}
-	if (rxfh->input_xfrm && rxfh->input_xfrm != RXH_XFRM_NO_CHANGE) {
-		NL_SET_ERR_MSG_MOD(extack, "input transformation is not supported");
-		return -EOPNOTSUPP;
-	}
 	if (rxfh->rss_context >= DMVETH_MAX_CTX)
 		return -EINVAL;
-	for (i = 0; rxfh->indir && i < DMVETH_INDIR_SIZE; i++) {
-		if (rxfh->indir[i] >= dev->real_num_rx_queues) {
-			NL_SET_ERR_MSG_MOD(extack,
-					   "indirection table entry out of range");
-			return -EINVAL;
-		}
-	}
-	return 0;
+	return dmveth_rxfh_check(dev, rxfh, extack);
 }
 
 /* Apply @rxfh to context @ctx's copy in a new steering state. */
@@ -804,6 +1034,10 @@ const struct ethtool_ops dmveth_ethtool_ops = {
 	.rxfh_max_num_contexts	= DMVETH_MAX_CTX,
 	.rxfh_per_ctx_key	= 1,
 	.cap_rss_rxnfc_adds	= 1,
+	.supported_coalesce_params = ETHTOOL_COALESCE_USECS |
+				  ETHTOOL_COALESCE_MAX_FRAMES |
+				  ETHTOOL_COALESCE_USE_ADAPTIVE |
+				  ETHTOOL_COALESCE_STATS_BLOCK_USECS,
 	/* real_num_tx_queues and link watch sync touch the qdiscs (rtnl) */
 	.op_needs_rtnl		= ETHTOOL_OP_NEEDS_RTNL_SCHANNELS |
 				  ETHTOOL_OP_NEEDS_RTNL_SRINGPARAM |
@@ -814,11 +1048,15 @@ const struct ethtool_ops dmveth_ethtool_ops = {
 	.set_ringparam		= dmveth_set_ringparam,
 	.get_channels		= dmveth_get_channels,
 	.set_channels		= dmveth_set_channels,
+	.get_coalesce		= dmveth_get_coalesce,
+	.set_coalesce		= dmveth_set_coalesce,
 	.get_rx_ring_count	= dmveth_get_rx_ring_count,
 	.get_rxfh_key_size	= dmveth_get_rxfh_key_size,
 	.get_rxfh_indir_size	= dmveth_get_rxfh_indir_size,
 	.get_rxfh		= dmveth_get_rxfh,
 	.set_rxfh		= dmveth_set_rxfh,
+	.get_rxfh_fields	= dmveth_get_rxfh_fields,
+	.set_rxfh_fields	= dmveth_set_rxfh_fields,
 	.create_rxfh_context	= dmveth_create_rxfh_context,
 	.modify_rxfh_context	= dmveth_modify_rxfh_context,
 	.remove_rxfh_context	= dmveth_remove_rxfh_context,

@@ -93,7 +93,10 @@ static unsigned int dmveth_get_num_queues(void)
 	return DMVETH_DEF_QUEUES;
 }
 
-/* Before register: the pair's DMA device as parent, default rings. */
+/*
+ * Before register: the pair's DMA device as parent, default rings, and the
+ * coalescing that matches what dmveth does: NAPI runs for every frame.
+ */
 static void dmveth_preinit(struct net_device *dev)
 {
 	struct dmveth_priv *priv = netdev_priv(dev);
@@ -102,6 +105,8 @@ static void dmveth_preinit(struct net_device *dev)
 	priv->dev = dev;
 	priv->rx_ring = DMVETH_RING_DEF;
 	priv->tx_ring = DMVETH_RING_DEF;
+	priv->coal.rx_frames = 1;
+	priv->coal.tx_frames = 1;
 }
 
 static int dmveth_newlink(struct net_device *dev,
