@@ -278,6 +278,13 @@ static int __init dmveth_init(void)
 	err = dma_coerce_mask_and_coherent(&dmveth_pdev->dev, DMA_BIT_MASK(64));
 	if (err)
 		goto err_unregister_pdev;
+	/*
+	 * The copy engine has no segment limits.  Without these the device
+	 * would claim 64 KiB segments, while exporters (udmabuf merges
+	 * contiguous folios) map longer ones: DMA_API_DEBUG reports each.
+	 */
+	dma_set_max_seg_size(&dmveth_pdev->dev, UINT_MAX);
+	dma_set_seg_boundary(&dmveth_pdev->dev, ULONG_MAX);
 	err = dmveth_check_dma(&dmveth_pdev->dev);
 	if (err)
 		goto err_unregister_pdev;
