@@ -47,6 +47,12 @@ nic_state() {
 }
 
 dmveth_pair 4 || { ktap_fail "create a dmveth pair in netns a and b"; exit 1; }
+# Jumbo frames, as devmem deployments run them (TCPX needs MTU 8244): NCCL's
+# UNPACK has 2048 slots per 4 MiB receive, and dmveth delivers a fragment per
+# segment (GRO cut at the sender's MSS), so at MTU 1500 a 4 MiB receive needs
+# ~2900 and the plugin refuses it (E2BIG, named in NCCL's log).
+ip -n a link set $DMV_A mtu 9000 && ip -n b link set $DMV_B mtu 9000 ||
+	{ ktap_fail "MTU 9000 on the dmveth pair"; exit 1; }
 before=$(nic_state b $DMV_B)
 
 export NCCL_DEVMEMTCP_MODE=devmem NCCL_DEVMEMTCP_BUF_SIZE=32M
