@@ -482,6 +482,11 @@ struct fake {
 	uint32_t alt_id, unknown_id, seg_id;
 	char *alt_map;
 	uint64_t unknown_frags;
+	/* like a page pool: a page is written only when no token holds it.
+	 * slot_refs[map * pages + page]: tokens on it; tok_slot[token]: its
+	 * page; overwrites: pages written while held (a fake gone wrong) */
+	uint32_t *slot_refs, *tok_slot, seg_slot;
+	uint64_t overwrites;
 	/* identity of the socket (its number may be reused after close) */
 	dev_t dev;
 	ino_t ino;
@@ -550,6 +555,11 @@ static void fk_next_segment(struct fake *f)
 	}
 	if (f->seg_len > f->total - f->pos)
 		f->seg_len = f->total - f->pos;
+	if (f->kind == SEG_FRAG && f->slot_refs) {
+		f->seg_slot = (f->seg_id == f->alt_id && f->alt_id) * (f->size / FK_PAGE) +
+			      f->page % (f->size / FK_PAGE);
+		f->overwrites += f->slot_refs[f->seg_slot] != 0;
+	}
 	if (f->kind == SEG_FRAG)	/* the "device" writes the whole frag */
 		dmt_pattern_fill((f->seg_id == f->alt_id && f->alt_id ? f->alt_map : f->map) +
 				 (f->page % (f->size / FK_PAGE)) * FK_PAGE,
@@ -639,6 +649,10 @@ static ssize_t fk_recvmsg(struct fake *f, struct msghdr *msg)
 					break;
 				f->unknown_frags += f->unknown_id && f->seg_id == f->unknown_id;
 				dc.frag_token = fk_token(f);
+				if (f->slot_refs) {
+					f->tok_slot[dc.frag_token] = f->seg_slot;
+					f->slot_refs[f->seg_slot]++;
+				}
 				fk_put_cmsg(msg, &used, SCM_DEVMEM_DMABUF, &dc);
 			}
 			ncm++;
@@ -686,6 +700,8 @@ static int fk_dontneed(struct fake *f, const void *val, socklen_t len)
 			if (t < FK_TOKENS && f->held[t]) {
 				f->held[t] = 0;
 				released++;
+				if (f->slot_refs)
+					f->slot_refs[f->tok_slot[t]]--;
 			}
 		}
 	}
@@ -1150,7 +1166,10 @@ static void worker_stop(struct hold_worker *w, struct hold_set *sets, pthread_t 
 
 static void fake_hold(struct ktap *t, const struct hold_run *r)
 {
-	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = DMT_PROVIDER_HOST, .size = 16 << 20);
+	/* 16384 pages a buffer: more than the 3 sets of SET_CAP chunks the
+	 * user can hold, so the fake device always finds its next page free,
+	 * as a page pool large enough for the receive window would */
+	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = DMT_PROVIDER_HOST, .size = 64 << 20);
 	struct dmt_rxbind bind = { .c = { .mode = DMT_MODE_DEVMEM, .id = 42 }, .queue_count = 1 };
 	struct dmt_rxbind alt = { .c = { .mode = DMT_MODE_DEVMEM, .id = 44 }, .queue_count = 1 };
 	struct fake f = { .id = 42, .total = r->total, .seed = 17, .plain = r->plain, .jump = 16,
@@ -1169,6 +1188,7 @@ static void fake_hold(struct ktap *t, const struct hold_run *r)
 
 	f.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	f.held = calloc(FK_TOKENS, 1);
+	f.tok_slot = calloc(FK_TOKENS, sizeof(*f.tok_slot));
 	buf = dmt_dmabuf_new(&bo, &err);
 	abuf = dmt_dmabuf_new(&bo, &err);
 	if (r->caller_control) {
@@ -1176,13 +1196,16 @@ static void fake_hold(struct ktap *t, const struct hold_run *r)
 		eo.control_len = 300 * CMSG_SPACE(sizeof(struct dmabuf_cmsg));
 		eo.control = control = malloc(eo.control_len);
 	}
-	if (!sets || !buf || !abuf || !f.held || f.fd < 0 || (r->caller_control && !control)) {
+	if (!sets || !buf || !abuf || !f.held || !f.tok_slot || f.fd < 0 || (r->caller_control && !control)) {
 		check(t, false, "%s: setup", r->name);
 		goto out;
 	}
 	f.map = dmt_dmabuf_map(buf);
 	f.alt_map = dmt_dmabuf_map(abuf);
 	f.size = dmt_dmabuf_size(buf);
+	f.slot_refs = calloc(2 * (f.size / FK_PAGE), sizeof(*f.slot_refs));
+	if (!check(t, f.slot_refs != NULL, "%s: page table", r->name))
+		goto out;
 	bind.c.buf = buf;
 	alt.c.buf = abuf;
 	rx = dmt_rx_new(f.fd, &bind, &eo, &err);
@@ -1214,6 +1237,8 @@ static void fake_hold(struct ktap *t, const struct hold_run *r)
 	       (unsigned long long)cn.frags_unknown, (unsigned long long)max_call);
 	if (w.first_bad >= 0)
 		printf("# first wrong byte near stream position %lld\n", (long long)w.first_bad);
+	check(t, !f.overwrites, "%s: the fake device never wrote a page a held token "
+	      "was on (%llu times)", r->name, (unsigned long long)f.overwrites);
 	check(t, pos == r->total && !w.bad_data && w.bytes_ok + w.bytes_unknown == r->total,
 	      "%s: all %llu bytes valid (%llu in unknown-id frags), unpacked on another thread",
 	      r->name, (unsigned long long)r->total, (unsigned long long)w.bytes_unknown);
@@ -1246,6 +1271,8 @@ out:
 	dmt_dmabuf_free(buf);
 	dmt_dmabuf_free(abuf);
 	free(f.held);
+	free(f.tok_slot);
+	free(f.slot_refs);
 	free(sets);
 	free(control);
 }
