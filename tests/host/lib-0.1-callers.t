@@ -8,12 +8,17 @@
 # pass as it did.
 #   - lib-dmabuf: dmt_version() is "0.2"; the bytes 0.1 called "past the
 #     known fields" of dmt_dmabuf_opts are 0.2's host_addr.
-# Not run: rx-engine (it includes the library's internal.h to forge a
-# devmem binding: not a caller of the public interface; its fake kernel
-# also answers recvmsg only on the fd number it was given, where the 0.2
-# engine receives on its own duplicate of the socket) and tx-reuse (its
-# 0.1 storm can stall on lo's persist timer: fixed in the test, not in the
-# library).
+#   - tx-reuse runs as 0.1 left it: its storm could stall on lo's persist
+#     timer under ASan only (b5f5560 fixed that in the test); built here
+#     without ASan it ran 21 of 21 times in 1.7-2.1 s, 10 of them with both
+#     cores busy.
+# Not run: rx-engine.  It is not a caller of the public interface: it
+# includes the library's internal.h to forge a devmem binding, and its fake
+# kernel answers recvmsg only on the fd number it was given, where the 0.2
+# engine receives on its own duplicate of the socket (issue 11's fix for
+# tokens returned to whatever socket reuses a closed fd number).  Built
+# from 91ea459 and run against 0.2 it fails every fake-devmem case on that
+# account (45 of 61 lines pass); the 0.2 rx-engine covers the same ground.
 set -o pipefail
 . "$(dirname "$0")/../lib/ktap.sh"
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,7 +35,7 @@ fi
 git -C "$TOP" archive "$V01" include tests/progs | tar -x -C "$T" ||
 	ktap_bail "git archive $V01 include tests/progs"
 
-progs="tx-modes tx-noalloc tx-epoll lib-netlink nic-setup lib-dmabuf"
+progs="tx-modes tx-noalloc tx-epoll tx-reuse lib-netlink nic-setup lib-dmabuf"
 for p in $progs; do
 	if cc -std=gnu11 -O2 -g -Wall -I"$T/tests/progs" -I"$T/include" "$T/tests/progs/$p.c" \
 		-o "$T/$p" -L"$B/lib" -l:libdevmemtcp.so.0 -Wl,-rpath,"$(cd "$B/lib" && pwd)" \
