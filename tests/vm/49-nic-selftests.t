@@ -26,11 +26,7 @@ export PATH=$ETH:$PATH
 # case -> a text its SKIP reason must contain
 declare -A ALLOW_SKIP=()
 # selftest -> its cases not run, with why
-declare -A EXCLUDE=(
-	# the rig's kernel has no CONFIG_XDP_SOCKETS: socket(AF_XDP) is
-	# EAFNOSUPPORT, which xdp_helper's probe reports as a failure
-	[queues.py]="check_xsk"
-)
+declare -A EXCLUDE=()
 # selftest -> the only cases run (patterns), with why
 # Under TCG each ntuple.py variant takes ~8 s (all 24 pass: 205 s) and each
 # rss_ctx.py case 10-40 s: the caps' total (tests/host/runner.t) allows a
