@@ -147,6 +147,30 @@ static void read_sysfs(struct dn_dev *d)
 	/* virtual links report -1 or nothing: say 10 Gb/s, as NCCL's socket
 	 * transport does when it cannot tell */
 	d->speed = speed > 0 ? speed : 10000;
+	d->mtu = 1500;
+	snprintf(path, sizeof(path), "/sys/class/net/%s/mtu", d->ifname);
+	f = fopen(path, "re");
+	if (f) {
+		if (fscanf(f, "%d", &d->mtu) != 1 || d->mtu < 1280)
+			d->mtu = 1500;
+		fclose(f);
+	}
+}
+
+/*
+ * The most bytes one receive into device memory can take: UNPACK holds
+ * NET_UNPACK_MAX_SLICE_PAGES fragments per receive, and the kernel gives
+ * at most one TCP segment of payload per fragment, so at MTU 1500 a 4 MiB
+ * receive needs ~2900 fragments and would be refused (E2BIG).  A segment
+ * carries at least MTU - 72 bytes of payload (IPv6 and TCP headers,
+ * timestamps); NCCL cuts its messages to what getProperties says.
+ */
+static size_t devmem_max_bytes(int mtu)
+{
+	size_t b = (size_t)NET_UNPACK_MAX_SLICE_PAGES * (size_t)(mtu - 72);
+
+	b &= ~(size_t)4095;
+	return b < NET_UNPACK_MAX_SLICE_SIZE ? b : NET_UNPACK_MAX_SLICE_SIZE;
 }
 
 static int read_config(char *why, size_t len)
@@ -278,6 +302,10 @@ ncclResult_t dn_init(ncclDebugLogger_t log)
 		DN_INFO(NCCL_INIT | NCCL_NET, "dma-buf registrations sent with bind-tx, device "
 			"receives published as UNPACK loadMeta (one slot per buffer, maxRecvs %d); "
 			"host buffers copied out of the dma-buf", s->max_recvs);
+	if (s->mode == DN_MODE_DEVMEM)
+		DN_INFO(NCCL_INIT | NCCL_NET, "MTU %d: at most %zu bytes per receive (%d UNPACK "
+			"fragments of at least %d bytes)", s->dev.mtu,
+			devmem_max_bytes(s->dev.mtu), NET_UNPACK_MAX_SLICE_PAGES, s->dev.mtu - 72);
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -332,7 +360,9 @@ ncclResult_t dn_get_properties(int dev, struct dn_props *p)
 	p->max_recvs = dn_state.max_recvs;
 	p->dev_type = dm ? NCCL_NET_DEVICE_UNPACK : NCCL_NET_DEVICE_HOST;
 	p->dev_version = dm ? NCCL_NET_DEVICE_UNPACK_VERSION : NCCL_NET_DEVICE_INVALID_VERSION;
-	p->max_bytes = INT_MAX;		/* test() reports int sizes */
+	/* test() reports int sizes; a receive into device memory takes what
+	 * UNPACK's fragment slots hold at this MTU */
+	p->max_bytes = dm ? devmem_max_bytes(dn_state.dev.mtu) : INT_MAX;
 	return ncclSuccess;
 }
 

@@ -41,6 +41,7 @@ struct dn_dev {
 	unsigned ifindex;
 	char pci_path[256];		/* "" when virtual */
 	int speed;			/* Mb/s */
+	int mtu;			/* bytes; 1500 when unreadable */
 	struct sockaddr_storage addr;	/* the interface's address we listen on */
 	socklen_t addrlen;
 	struct dn_rxside *rx;		/* devmem: RX queues + binding */

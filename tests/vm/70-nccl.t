@@ -62,6 +62,14 @@ relay "device buffers (UNPACK)" timeout 600 "$HARNESS" -p "$PLUGIN" -v 12 --devi
 echo "# device run: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
 cp "$LOG/relay" "$LOG/device"
 grep '^#' "$LOG/device" | grep -v 'rank. INFO' | tail -n 20
+# maxP2pBytes/maxCollBytes follow the MTU (UNPACK's 2048 fragments of at
+# least MTU - 72 bytes): the whole 4 MiB slice at 9000
+if grep -q 'INFO.*MTU 9000: at most 4194304 bytes per receive' "$LOG/device"; then
+	ktap_ok "getProperties: at MTU 9000 a receive may take 4 MiB (UNPACK's slice)"
+else
+	grep 'INFO.*MTU' "$LOG/device" | head -n 2 | sed 's/^/# /'
+	ktap_fail "getProperties: at MTU 9000 a receive may take 4 MiB (UNPACK's slice)"
+fi
 # each "tokens at irecvConsumed: N frags; before ... held H; after ...
 # released L ...": the N were still held (H >= N) and this call gave back
 # exactly them; at close nothing left held
