@@ -1,0 +1,93 @@
+# shellcheck shell=bash
+# Helpers for the tests that run the kernel's own NIC selftests
+# (tools/testing/selftests/drivers/net/) on dmveth.  Source ktap.sh and
+# dmveth.sh first.
+#
+# ksft_pair: netns "a" and a dmveth pair with 4 queues: NETIF ($DMV_B) in
+# this netns, the remote end ($DMV_A) in netns a (REMOTE_TYPE=netns), both
+# up with IPv4 and IPv6 addresses; IPv6 addresses survive a link going
+# down (queues.py check_down), and lo is up on both sides.  Bails out on
+# failure; the caller's EXIT trap runs ksft_unpair.
+ksft_pair() {
+	local peer
+	ip netns add a || ktap_bail "ip netns add a"
+	ip link add $DMV_B numrxqueues 4 numtxqueues 4 type dmveth ||
+		ktap_bail "ip link add $DMV_B type dmveth"
+	peer=$(ip -o link show $DMV_B | sed -n 's/^[0-9]*: [^@]*@\([^:]*\):.*/\1/p')
+	ip link set "$peer" name $DMV_A && ip link set $DMV_A netns a ||
+		ktap_bail "the peer of $DMV_B renamed $DMV_A and moved to netns a"
+	ip addr add $DMV_B4/24 dev $DMV_B
+	ip addr add $DMV_B6/64 dev $DMV_B nodad
+	ip -n a addr add $DMV_A4/24 dev $DMV_A
+	ip -n a addr add $DMV_A6/64 dev $DMV_A nodad
+	sysctl -qw net.ipv6.conf.$DMV_B.keep_addr_on_down=1
+	ip netns exec a sysctl -qw net.ipv6.conf.$DMV_A.keep_addr_on_down=1
+	ip link set lo up
+	ip -n a link set lo up
+	ip link set $DMV_B up
+	ip -n a link set $DMV_A up
+}
+
+ksft_unpair() {
+	ip link del $DMV_B 2>/dev/null
+	ip netns del a 2>/dev/null
+	true
+}
+
+# ksft_run DIR NAME LIMIT SCALE [ARG...]: run DIR/NAME.py (NETIF and the
+# remote end from ksft_pair, every other variable from the environment, its
+# framework's waits scaled by SCALE, at most LIMIT seconds) and turn its
+# cases into our result lines: "not ok" fails, and so does a SKIP unless
+# the caller's associative array ALLOW_SKIP maps the case to a text its
+# reason contains; the count must match the selftest's plan and it must
+# exit 0.  Prints its totals line; the selftest's output is in
+# $KSFT_LOG/NAME.  Sets KSFT_SEEN to " case case ... ".  ARGs go to the
+# selftest (-t/-T patterns).
+ksft_run() {
+	local dir=$1 name=$2 limit=$3 scale=$4 n=0 plan rc line c why t0 out
+	shift 4
+	out=$KSFT_LOG/$name
+	KSFT_SEEN=" "
+	t0=$(date +%s)
+	(cd "$dir" && NETIF=$DMV_B REMOTE_TYPE=netns REMOTE_ARGS=a LOCAL_V4=$DMV_B4 \
+		REMOTE_V4=$DMV_A4 LOCAL_V6=$DMV_B6 REMOTE_V6=$DMV_A6 PYTHONDONTWRITEBYTECODE=1 \
+		timeout "$limit" python3 "$TOP/tests/lib/ksft-scaled.py" "$scale" "./$name.py" "$@") \
+		>"$out" 2>&1
+	rc=$?
+	sed -i 's/\x1b\[[0-9;]*m//g' "$out"
+	echo "# $name.py: $(grep -E '^# Totals:' "$out" | tail -n 1) (exit $rc, $(($(date +%s) - t0)) s)"
+	plan=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$out" | head -n 1)
+	while IFS= read -r line; do
+		n=$((n + 1))
+		c=$(sed -E "s/^(not )?ok [0-9]+ $name\.([A-Za-z0-9_.]+).*/\2/" <<<"$line")
+		KSFT_SEEN+="$c "
+		case $line in
+		"not ok "*)
+			grep -E '^# ' "$out" | grep -v '^# Totals' | tail -n 15
+			ktap_fail "$name $c${line#*$name.$c}" ;;
+		*" # SKIP "*)
+			why=${line#* # SKIP }
+			if [ -n "${ALLOW_SKIP[$c]:-}" ] && [[ $why == *"${ALLOW_SKIP[$c]}"* ]]; then
+				ktap_skip "$name $c" "$why (allowed: ${ALLOW_SKIP[$c]})"
+			else
+				ktap_fail "$name $c: skipped ($why), not on this test's allow-list"
+			fi ;;
+		*" # "*) ktap_fail "$name $c: ${line#* # }" ;;
+		*) ktap_ok "$name $c" ;;
+		esac
+	done < <(grep -E "^(not )?ok [0-9]+ $name\." "$out")
+	if [ "$rc" = 0 ] && [ -n "$plan" ] && [ "$plan" = $n ]; then
+		ktap_ok "$name.py exits 0 with all $n planned cases reported"
+	else
+		tail -n 20 "$out" | sed 's/^/# /'
+		ktap_fail "$name.py exits 0 with every planned case reported (exit $rc, plan ${plan:-none}, $n reported)"
+	fi
+}
+
+# ksft_require CASE...: each CASE was among the last ksft_run's cases.
+ksft_require() {
+	local c
+	for c in "$@"; do
+		[[ $KSFT_SEEN == *" $c "* ]] || ktap_fail "$c: not run"
+	done
+}
