@@ -27,12 +27,14 @@
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <limits.h>
+#include <net/if.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -127,6 +129,23 @@ static bool default_ifname(char *name)
 	return found;
 }
 
+/* The MTU by ioctl: /sys shows the netns it was mounted in, which need not
+ * be this thread's (a process that setns()'d). */
+static int read_mtu(const char *ifname)
+{
+	struct ifreq ifr = { 0 };
+	int fd, mtu = 1500;
+
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return mtu;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(fd, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu >= 1280)
+		mtu = ifr.ifr_mtu;
+	close(fd);
+	return mtu;
+}
+
 static void read_sysfs(struct dn_dev *d)
 {
 	char path[128], *real;
@@ -147,14 +166,7 @@ static void read_sysfs(struct dn_dev *d)
 	/* virtual links report -1 or nothing: say 10 Gb/s, as NCCL's socket
 	 * transport does when it cannot tell */
 	d->speed = speed > 0 ? speed : 10000;
-	d->mtu = 1500;
-	snprintf(path, sizeof(path), "/sys/class/net/%s/mtu", d->ifname);
-	f = fopen(path, "re");
-	if (f) {
-		if (fscanf(f, "%d", &d->mtu) != 1 || d->mtu < 1280)
-			d->mtu = 1500;
-		fclose(f);
-	}
+	d->mtu = read_mtu(d->ifname);
 }
 
 /*
