@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 150
+# cap: 100
 # vm/run: prints the built release, carries CMD's exit status, and fails
 # on a guest kernel WARNING even when CMD exits 0 (tests/kmod/dmt_warn).
 . "$(dirname "$0")/../lib/ktap.sh"

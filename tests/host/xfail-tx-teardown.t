@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 560
+# cap: 460
 # An expected failure, isolated in a debug-kernel VM boot of its own: a
 # devmem TX transfer in flight over dmveth, `ip link del` of the sending
 # end, then the sender ends and its bind-tx netlink socket closes.  Linux
@@ -59,7 +59,7 @@ echo "guest: sender ended or stuck after $((i / 10)) s ($(awk "{print \$3}" /pro
 sleep 2
 exit 0
 '
-timeout 520 vm/run --debug -- bash -c "$GUEST" >"$OUT" 2>&1
+timeout 420 vm/run --debug -- bash -c "$GUEST" >"$OUT" 2>&1
 rc=$?
 grep -E '^guest:' "$OUT" | sed 's/^/# /'
 # everything but vm/run's own verdict line (which names the reports it

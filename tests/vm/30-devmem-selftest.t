@@ -1,7 +1,5 @@
 #!/usr/bin/env bash
-# cap: 170
-# cap-debug: 500
-# vm-suite: debug
+# cap: 150
 # The kernel's own devmem selftest (tools/testing/selftests/drivers/net/hw/
 # devmem.py) on dmveth: NETIF is one end in this netns, the remote end is in
 # netns "a" (REMOTE_TYPE=netns).  Every case devmem.py runs is a result line

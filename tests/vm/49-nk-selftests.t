@@ -1,7 +1,5 @@
 #!/usr/bin/env bash
-# cap: 400
-# cap-debug: 600
-# vm-suite: debug
+# cap: 360
 # The kernel's netkit NIC selftests (tools/testing/selftests/drivers/net/
 # hw/nk_devmem.py, hw/userns_devmem.py, hw/nk_qlease.py) on dmveth, issue
 # 12: NETIF is one end in this netns, the remote end in netns "a"
@@ -48,10 +46,13 @@ export LOCAL_PREFIX_V6=fd56::/64
 ip -n a -6 route add $LOCAL_PREFIX_V6 via $DMV_B6 dev $DMV_A ||
 	ktap_bail "route $LOCAL_PREFIX_V6 via $DMV_B6 in netns a"
 
-SCALE=3 LIST="nk_devmem userns_devmem nk_qlease"
-# the debug kernel (~10x slower) runs nk_devmem.py only
-[ "${DEVMEMTCP_FLAVOR:-normal}" = debug ] && SCALE=10 LIST=nk_devmem
-for t in ${NK_SELFTESTS:-$LIST}; do
+# Normal kernel only in make check: on the debug kernel devmem.py alone ran
+# past 500 s (hw/devmem.py's five checks, framework waits x10), more than
+# make check's time allows; NK_SELFTESTS=nk_devmem with vm/run --debug runs
+# it there by hand.
+SCALE=3
+[ "${DEVMEMTCP_FLAVOR:-normal}" = debug ] && SCALE=10
+for t in ${NK_SELFTESTS:-nk_devmem userns_devmem nk_qlease}; do
 	ksft_run "$HW" "$t" 600 $SCALE
 done
 ktap_done
