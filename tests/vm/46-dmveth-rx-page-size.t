@@ -9,7 +9,8 @@
 # - Then, on the same pair, 16384 and 65536: a plain TCP stream of the
 #   ncdevmem -v 7 pattern from netns a (socat from source port PORT: the
 #   4-tuple ncdevmem -c steers to its queue) arrives in devmem fragments that
-#   each lie inside one buffer of SIZE and start at its beginning, the
+#   each lie inside one buffer of SIZE and start at its beginning (or go on
+#   where the one before ended, when a recvmsg ended inside a buffer), the
 #   largest one is larger than a page (16384 for 16 KiB buffers, more than
 #   16384 for 64 KiB ones: a whole TSO frame's payload in one net_iov), and
 #   ncdevmem -L validated every byte (no linear fragment, no "Failed
@@ -82,9 +83,12 @@ receive() {
 	got=$(sed -n 's/^total_received=\([0-9]*\)$/\1/p' "$LOG/srv" | tail -n 1)
 	bad=$(grep -c '^Failed validation' "$LOG/srv")
 	lin=$(grep -c 'SCM_DEVMEM_LINEAR' "$LOG/srv")
-	# fragments: count, outside one buffer, not at a buffer's start, largest
+	# fragments: count, outside one buffer, not at a buffer's start (unless
+	# it goes on where the one before ended: recvmsg's byte budget ran out
+	# inside a buffer and the next call got the rest), largest
 	stats=$(sed -n 's/^received .*frag_offset=\([0-9]*\), frag_size=\([0-9]*\),.*/\1 \2/p' "$LOG/srv" |
-		awk -v s="$size" '{n++; if ($1 % s + $2 > s) out++; if ($1 % s) mis++; if ($2 > max) max = $2}
+		awk -v s="$size" '{n++; if ($1 % s + $2 > s) out++; if ($1 % s && $1 != end) mis++
+			if ($2 > max) max = $2; end = $1 + $2}
 			END {printf "%d %d %d %d", n, out, mis, max}')
 	read -r nf out mis max <<<"$stats"
 	if [ "$gen" = 0 ] && [ "$snd" = 0 ] && [ $rc = 0 ] && grep -q 'client exited' "$LOG/srv" &&
