@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # cap: 200
 # The kernel's NIC selftests (tools/testing/selftests/drivers/net/: hw/
-# ntuple.py, hw/rss_ctx.py, hds.py, queues.py) on dmveth, issue 12: NETIF is
-# one end in this netns, the remote end is in netns "a" (REMOTE_TYPE=netns),
+# ntuple.py, hw/rss_ctx.py, hw/iou-zcrx.py, hds.py, queues.py) on dmveth,
+# issue 12: NETIF is one end in this netns, the remote end is in netns "a" (REMOTE_TYPE=netns),
 # as in 30-devmem-selftest.t.  They read ethtool's JSON output (-c, -g, -x,
 # ...), which bookworm's ethtool 6.1 does not print: vm/build unpacks sid's
 # ethtool into the cache and it goes first in PATH here.
@@ -48,7 +48,7 @@ ktap_ok "dmveth pair, $DMV_B here and $DMV_A in netns a; $(ethtool --version)"
 
 SCALE=3
 [ "${DEVMEMTCP_FLAVOR:-normal}" = debug ] && SCALE=10
-for t in ${NIC_SELFTESTS:-hds.py queues.py hw/ntuple.py hw/rss_ctx.py}; do
+for t in ${NIC_SELFTESTS:-hds.py queues.py hw/iou-zcrx.py hw/ntuple.py hw/rss_ctx.py}; do
 	args=()
 	set -f	# the patterns are the selftest's, not the shell's
 	for x in ${EXCLUDE[$t]:-}; do args+=(-T "$x"); done
