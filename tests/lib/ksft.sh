@@ -3,6 +3,19 @@
 # (tools/testing/selftests/drivers/net/) on dmveth.  Source ktap.sh and
 # dmveth.sh first.
 #
+# The kernel's driver selftests, as vm/build installs them.
+KSFT_NET=${DEVMEMTCP_TOOLS:-}/tools/testing/selftests/drivers/net
+
+# ksft_need FILE...: each FILE (relative to KSFT_NET) is there, or bail out
+# naming it and the fix.
+ksft_need() {
+	local f
+	for f in "$@"; do
+		[ -f "$KSFT_NET/$f" ] ||
+			ktap_bail "$f of the kernel's NIC selftests under \$DEVMEMTCP_TOOLS (${DEVMEMTCP_TOOLS:-unset}; fix: vm/build)"
+	done
+}
+
 # ksft_pair: netns "a" and a dmveth pair with 4 queues: NETIF ($DMV_B) in
 # this netns, the remote end ($DMV_A) in netns a (REMOTE_TYPE=netns), both
 # up with IPv4 and IPv6 addresses; IPv6 addresses survive a link going

@@ -18,8 +18,8 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/ktap.sh"
 . "$TOP/tests/lib/dmveth.sh"
 . "$TOP/tests/lib/ksft.sh"
-HW=${DEVMEMTCP_TOOLS:-}/tools/testing/selftests/drivers/net/hw
-[ -f "$HW/devmem.py" ] || ktap_bail "devmem.py present under \$DEVMEMTCP_TOOLS (${DEVMEMTCP_TOOLS:-unset}; the rig installs it; fix: vm/build)"
+HW=$KSFT_NET/hw
+ksft_need hw/devmem.py
 
 # The SKIPs we accept: case -> a text its SKIP reason must contain.  Each
 # entry says why; anything else skipped is a failure.  None today: dmveth

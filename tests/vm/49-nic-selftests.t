@@ -16,8 +16,8 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/ktap.sh"
 . "$TOP/tests/lib/dmveth.sh"
 . "$TOP/tests/lib/ksft.sh"
-D=${DEVMEMTCP_TOOLS:-}/tools/testing/selftests/drivers/net
-[ -f "$D/hw/ntuple.py" ] || ktap_bail "the NIC selftests under \$DEVMEMTCP_TOOLS (${DEVMEMTCP_TOOLS:-unset}; fix: vm/build)"
+D=$KSFT_NET
+ksft_need hds.py queues.py hw/iou-zcrx.py hw/ntuple.py hw/rss_ctx.py
 ETH=$(ls -d "$(dirname "$DEVMEMTCP_TOOLS")"/ethtool-*/usr/sbin 2>/dev/null | sort -V | tail -n 1)
 # (lo has no coalescing: a JSON-capable ethtool says so, an old one refuses --json)
 [ -n "$ETH" ] && [[ $("$ETH/ethtool" --json -c lo 2>&1) == *"Operation not supported"* ]] ||

@@ -16,8 +16,10 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/ktap.sh"
 . "$TOP/tests/lib/dmveth.sh"
 . "$TOP/tests/lib/ksft.sh"
-HW=${DEVMEMTCP_TOOLS:-}/tools/testing/selftests/drivers/net/hw
-[ -f "$HW/nk_devmem.py" ] || ktap_bail "the netkit selftests under \$DEVMEMTCP_TOOLS (${DEVMEMTCP_TOOLS:-unset}; fix: vm/build)"
+HW=$KSFT_NET/hw
+# (the BPF objects come with the selftests' build, which needs clang)
+ksft_need hw/nk_devmem.py hw/userns_devmem.py hw/nk_qlease.py hw/nk_forward.bpf.o \
+	hw/nk_primary_rx_redirect.bpf.o
 C=$(dirname "$DEVMEMTCP_TOOLS")
 ETH=$(ls -d "$C"/ethtool-*/usr/sbin 2>/dev/null | sort -V | tail -n 1)
 IPR=$(dirname "$(ls "$C"/iproute2-*/bin/ip 2>/dev/null | sort -V | tail -n 1)")
@@ -26,9 +28,6 @@ BPFTOOL=$(dirname "$(ls "$C"/bpftool-*/bpftool 2>/dev/null | sort -V | tail -n 1
 [ -x "$IPR/ip" ] && "$IPR/ip" link help netkit 2>&1 | grep -q netkit ||
 	ktap_bail "an iproute2 that knows netkit in the cache ($(ip -V); fix: vm/build)"
 [ -x "$BPFTOOL/bpftool" ] || ktap_bail "bpftool in the cache (fix: vm/build)"
-for o in nk_forward.bpf.o nk_primary_rx_redirect.bpf.o; do
-	[ -f "$HW/$o" ] || ktap_bail "$HW/$o built with the selftests (fix: vm/build; needs clang)"
-done
 export PATH=$IPR:$BPFTOOL:$ETH:$PATH
 
 # case -> a text its SKIP reason must contain
