@@ -72,6 +72,8 @@ struct recv_run {
 	int exit;		/* EXIT_OK unless err is set */
 	unsigned rx_queues;	/* the device's, 0 if not known */
 	bool steered;
+	unsigned max_frags;	/* per dmt_rx_recv: what one call holds */
+	int rcvbuf;		/* SO_RCVBUF set for a small dma-buf, or 0 */
 	uint32_t rule;		/* the ntuple rule's location */
 	enum dmt_mode mode;	/* what is used: devmem or copy */
 	char reason[512];	/* why devmem is not used, "" if it is */
@@ -493,6 +495,52 @@ static int setup_listen(struct recv_cfg *c, struct recv_run *r)
 	return 0;
 }
 
+/* net.ipv4.tcp_rmem's maximum (receive-buffer autotuning's ceiling), or 0 */
+static long tcp_rmem_max(void)
+{
+	long lo, def, hi = 0;
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_rmem", "re");
+
+	if (f) {
+		if (fscanf(f, "%ld %ld %ld", &lo, &def, &hi) != 3)
+			hi = 0;
+		fclose(f);
+	}
+	return hi;
+}
+
+/*
+ * A small dma-buf: keep the socket from holding every buffer of it.  After
+ * a loss, the segments behind the hole wait in the out-of-order queue,
+ * each on a buffer of its own; once they hold them all, the NIC drops every
+ * retransmission of the missing segment for want of a buffer, and the
+ * connection stalls for good (measured on dmveth with 1 MiB, 256 buffers:
+ * all 256 in the out-of-order queue, the sender in RTO backoff).  The
+ * kernel prunes that queue when the socket's memory passes SO_RCVBUF, so
+ * SO_RCVBUF is what 3/4 of the buffers the receive calls do not hold cost
+ * in socket memory (a buffer plus ~1 KiB of header skb each), and each
+ * receive call holds at most a quarter of the buffers.  Nothing changes
+ * where autotuning's ceiling (tcp_rmem) is below that already.
+ */
+static void fit_small_dmabuf(struct recv_run *r)
+{
+	long page = sysconf(_SC_PAGESIZE), bufs, want, max = tcp_rmem_max();
+
+	r->max_frags = MAX_FRAGS;
+	if (r->mode != DMT_MODE_DEVMEM || page <= 0)
+		return;
+	bufs = (long)(dmt_dmabuf_size(r->buf) / (size_t)page);
+	if (bufs / 4 < MAX_FRAGS)
+		r->max_frags = bufs >= 4 ? (unsigned)(bufs / 4) : 1;
+	want = (bufs - (long)r->max_frags) * (page + 1024) * 3 / 4;
+	if (want <= 0 || !max || want >= max)
+		return;
+	/* the kernel doubles what it is given */
+	r->rcvbuf = (int)(want / 2);
+	if (setsockopt(r->lfd, SOL_SOCKET, SO_RCVBUF, &r->rcvbuf, sizeof(r->rcvbuf)))
+		r->rcvbuf = 0;
+}
+
 /* The ntuple rule, before any segment of the flow can arrive. */
 static int steer(struct recv_cfg *c, struct recv_run *r)
 {
@@ -568,6 +616,7 @@ static int setup(struct recv_cfg *c, struct recv_run *r)
 		return -1;
 	if (setup_listen(c, r))
 		return -1;
+	fit_small_dmabuf(r);
 	if (r->mode == DMT_MODE_DEVMEM && r->nic && steer(c, r))
 		return -1;
 	r->listening = true;
@@ -679,7 +728,7 @@ static void progress(struct recv_run *r, struct progress *p, double t)
 
 static int run_loop(const struct recv_cfg *c, struct recv_run *r)
 {
-	DMT_OPTS(dmt_rx_opts, ro, .max_frags = MAX_FRAGS);
+	DMT_OPTS(dmt_rx_opts, ro, .max_frags = r->max_frags);
 	struct progress p = { .next_print = r->t0 + 1, .tty = isatty(2) };
 	struct dmt_rx_frag frags[MAX_FRAGS];
 	struct dmt_err e = { 0 };
@@ -694,7 +743,7 @@ static int run_loop(const struct recv_cfg *c, struct recv_run *r)
 	if (!r->rx)
 		return fail(r, EXIT_RUNTIME, &e, NULL);
 	while (!tool_stop) {
-		int n = dmt_rx_recv(r->rx, frags, MAX_FRAGS);
+		int n = dmt_rx_recv(r->rx, frags, r->max_frags);
 
 		if (n == -EAGAIN || n == -EINTR) {
 			struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
@@ -839,6 +888,12 @@ static void print_results(const struct recv_cfg *c, const struct recv_run *r)
 	out_u64("tokens", ", tokens returned %" PRIu64, st->tokens);
 	out_u64("dontneed_calls", " in %" PRIu64 " DONTNEED calls", st->dontneed_calls);
 	out_u64("recv_calls", ", %" PRIu64 " recvmsg calls\n", st->recv_calls);
+	if (r->rcvbuf)
+		out_u64("rcvbuf", "small buffer: SO_RCVBUF %" PRIu64 ", at most", (uint64_t)r->rcvbuf);
+	else
+		out_null("rcvbuf", NULL);
+	out_u64("max_frags", r->rcvbuf ? " %" PRIu64 " fragments per receive\n" : NULL,
+		r->max_frags);
 	if (c->com.validate)
 		out_u64("validated_bytes", "validated: %" PRIu64 " bytes, pattern ok\n", r->validated);
 	else
