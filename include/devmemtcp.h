@@ -702,6 +702,8 @@ void dmt_rx_get_stats(const struct dmt_rx *rx, struct dmt_rx_stats *st);
  * after close(fd), dmt_rx_put and dmt_rx_free still reach the socket the
  * tokens came from and never one that reused the number; the connection
  * lives until the engine is freed (remove fd from epoll before closing it).
+ * While fd still names that socket, receives use fd itself, as recv(2) on
+ * it would; dmt_rx_put always uses the duplicate.
  */
 
 /* dmt_rx_chunk.flags */

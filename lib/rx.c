@@ -34,15 +34,18 @@
  * sent), then sorts, merges and sends outside the lock.  The engine's
  * counters (received, released, held, lost) live under the same mutex.
  * Copy mode holds ring pieces in a FIFO instead (token = sequence number);
- * the ring's tail is the oldest piece not yet given back.  The socket is
- * used through the engine's own duplicate of the caller's fd, so tokens
- * never go to a socket that reused a closed number.  A fragment of a
+ * the ring's tail is the oldest piece not yet given back.  The engine
+ * keeps its own duplicate of the caller's fd: puts (any thread) and what a
+ * call finds after the caller closed its fd go through it, so tokens never
+ * go to a socket that reused a closed number; a receive, while the
+ * caller's fd still names the socket, uses that fd (own_fd).  A fragment of a
  * dmabuf id no binding of the engine has is handed out flagged (0.1's
  * dmt_rx_recv keeps its -EPROTO).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -315,7 +318,10 @@ struct copy_piece {
 
 struct dmt_rx {
 	int fd;			/* our duplicate of the caller's socket */
-	int user_fd;		/* the caller's number, for messages */
+	int user_fd;		/* the caller's number */
+	dev_t sock_dev;		/* the socket's identity (fstat) */
+	ino_t sock_ino;
+	int rfd;		/* this receive call's: own_fd() */
 	enum dmt_mode mode;
 	struct dmt_rxbind *bind;	/* binds[0] */
 	struct dmt_rxbind *binds[RX_MAX_BINDS];
@@ -450,6 +456,14 @@ DMT_API struct dmt_rx *dmt_rx_new(int fd, struct dmt_rxbind *bind,
 		dmt_err_set(err, -errno, "raise the open-file limit (ulimit -n)",
 			    "receive engine: duplicate fd %d", fd);
 		goto err_free;
+	}
+	{
+		struct stat st;
+
+		if (fstat(rx->fd, &st) == 0) {
+			rx->sock_dev = st.st_dev;
+			rx->sock_ino = st.st_ino;
+		}
 	}
 	rx->bind = bind;
 	rx->binds[0] = bind;
@@ -616,6 +630,25 @@ out:
 	return ret;
 }
 
+/*
+ * The fd for what the caller's own call does on its socket (receive, and
+ * the tokens a receive or dmt_rx_release gives back): the caller's, while
+ * it still names the socket the engine was made on, as recv(2) on it
+ * would (so interposers, seccomp filters and tracers keyed on that fd see
+ * the engine's calls); else the engine's duplicate (the caller closed it,
+ * and the number may name another socket by now).  dmt_rx_put, from any
+ * thread at any time, always uses the duplicate.
+ */
+static int own_fd(const struct dmt_rx *rx)
+{
+	struct stat st;
+
+	if (rx->sock_ino && fstat(rx->user_fd, &st) == 0 &&
+	    st.st_ino == rx->sock_ino && st.st_dev == rx->sock_dev)
+		return rx->user_fd;
+	return rx->fd;
+}
+
 /* Mark tokens held again after a failed SO_DEVMEM_DONTNEED. */
 static void rehold(struct dmt_rx *rx, const uint32_t *t, unsigned n)
 {
@@ -628,12 +661,12 @@ static void rehold(struct dmt_rx *rx, const uint32_t *t, unsigned n)
 }
 
 /* One SO_DEVMEM_DONTNEED: released frags, or -errno. */
-static int dontneed(struct dmt_rx *rx, const struct dmabuf_token *r, unsigned nr,
+static int dontneed(struct dmt_rx *rx, int fd, const struct dmabuf_token *r, unsigned nr,
 		    unsigned frags)
 {
 	int ret, e;
 
-	ret = setsockopt(rx->fd, SOL_SOCKET, SO_DEVMEM_DONTNEED, r, nr * sizeof(*r));
+	ret = setsockopt(fd, SOL_SOCKET, SO_DEVMEM_DONTNEED, r, nr * sizeof(*r));
 	e = errno;
 	pthread_mutex_lock(&rx->lock);
 	if (ret < 0) {
@@ -670,7 +703,7 @@ static int dontneed(struct dmt_rx *rx, const struct dmabuf_token *r, unsigned nr
  * held, moved to t[0..*left) (a later call tries again); a short count
  * drops them (the kernel has erased what it knew) and gives -EPROTO.
  */
-static int put_tokens(struct dmt_rx *rx, uint32_t *t, unsigned n, unsigned *notheld,
+static int put_tokens(struct dmt_rx *rx, int fd, uint32_t *t, unsigned n, unsigned *notheld,
 		      unsigned *left)
 {
 	struct dmabuf_token r[DONTNEED_MAX_RANGES];
@@ -707,7 +740,7 @@ static int put_tokens(struct dmt_rx *rx, uint32_t *t, unsigned n, unsigned *noth
 			continue;
 		}
 		if (nr) {
-			ret = dontneed(rx, r, nr, frags);
+			ret = dontneed(rx, fd, r, nr, frags);
 			if (ret == -EPROTO) {
 				lost = ret;
 			} else if (ret < 0) {
@@ -731,14 +764,14 @@ static int put_tokens(struct dmt_rx *rx, uint32_t *t, unsigned n, unsigned *noth
 }
 
 /* The tokens of the last dmt_rx_recv (0.1): valid until the next receive. */
-static int return_tokens(struct dmt_rx *rx)
+static int return_tokens(struct dmt_rx *rx, int fd)
 {
 	unsigned notheld = 0, left = 0;
 	int ret;
 
 	if (!rx->ntokens)
 		return 0;
-	ret = put_tokens(rx, rx->tokens, rx->ntokens, &notheld, &left);
+	ret = put_tokens(rx, fd, rx->tokens, rx->ntokens, &notheld, &left);
 	rx->ntokens = left;
 	return ret;
 }
@@ -747,7 +780,7 @@ DMT_API int dmt_rx_release(struct dmt_rx *rx)
 {
 	if (!rx)
 		return -EINVAL;
-	return return_tokens(rx);
+	return return_tokens(rx, own_fd(rx));
 }
 
 /* Copy mode: chunk seq given back; the ring's tail moves past the oldest. */
@@ -806,7 +839,7 @@ DMT_API int dmt_rx_put(struct dmt_rx *rx, const struct dmt_rx_chunk *chunks, uns
 				batch[k++] = chunks[i].token;
 				continue;
 			}
-			ret = put_tokens(rx, batch, k, &notheld, &left);
+			ret = put_tokens(rx, rx->fd, batch, k, &notheld, &left);
 			if (ret < 0 && ret != -EPROTO)
 				return ret;	/* these stay held: the caller may retry */
 			if (ret > 0)
@@ -839,18 +872,19 @@ DMT_API void dmt_rx_free(struct dmt_rx *rx)
 		/* everything still held: the 0.1 call's and the caller's */
 		uint32_t batch[DONTNEED_MAX_FRAGS];
 		unsigned k = 0, notheld = 0, left;
+		int fd = own_fd(rx);
 
 		for (size_t w = 0; w < rx->held_bits / 64; w++) {
 			for (uint64_t bits = rx->held[w]; bits; bits &= bits - 1) {
 				batch[k++] = w * 64 + __builtin_ctzll(bits);
 				if (k == DONTNEED_MAX_FRAGS) {
-					put_tokens(rx, batch, k, &notheld, &left);
+					put_tokens(rx, fd, batch, k, &notheld, &left);
 					k = 0;
 				}
 			}
 		}
 		if (k)
-			put_tokens(rx, batch, k, &notheld, &left);
+			put_tokens(rx, fd, batch, k, &notheld, &left);
 	}
 	if (rx->fd >= 0)
 		close(rx->fd);	/* else the kernel keeps them until close */
@@ -1066,7 +1100,7 @@ static int recv_devmem(struct dmt_rx *rx, struct dmt_rx_chunk *ch, unsigned max,
 		rx->st.recv_calls++;
 		rx->cnt.recv_calls++;
 		pthread_mutex_unlock(&rx->lock);
-		ret = recvmsg(rx->fd, &msg, MSG_SOCK_DEVMEM | flags);
+		ret = recvmsg(rx->rfd, &msg, MSG_SOCK_DEVMEM | flags);
 		if (ret > 0) {
 			n = parse_devmem(rx, &msg, ret, linear, ch, max, strict);
 			e = hold_tokens(rx, rx->tokens, rx->ntokens);
@@ -1077,7 +1111,7 @@ static int recv_devmem(struct dmt_rx *rx, struct dmt_rx_chunk *ch, unsigned max,
 				for (unsigned i = 0; i < rx->ntokens; i++) {
 					r.token_start = rx->tokens[i];
 					r.token_count = 1;
-					setsockopt(rx->fd, SOL_SOCKET, SO_DEVMEM_DONTNEED, &r,
+					setsockopt(rx->rfd, SOL_SOCKET, SO_DEVMEM_DONTNEED, &r,
 						   sizeof(r));
 				}
 				n = rx->ntokens;
@@ -1152,7 +1186,7 @@ static int recv_copy(struct dmt_rx *rx, struct dmt_rx_chunk *ch, unsigned max,
 		if (len > rx->size - off)
 			len = rx->size - off;	/* up to the end: wrap next */
 		dmt_dmabuf_cpu_sync(rx->buf, true, DMA_BUF_SYNC_WRITE);
-		ret = recv(rx->fd, rx->map + off, len, n ? MSG_DONTWAIT : flags);
+		ret = recv(rx->rfd, rx->map + off, len, n ? MSG_DONTWAIT : flags);
 		e = errno;
 		dmt_dmabuf_cpu_sync(rx->buf, false, DMA_BUF_SYNC_WRITE);
 		pthread_mutex_lock(&rx->lock);
@@ -1214,7 +1248,8 @@ DMT_API int dmt_rx_recv(struct dmt_rx *rx, struct dmt_rx_frag *frags, unsigned m
 			       (void *)frags);
 	if (max > rx->max_frags)
 		max = rx->max_frags;
-	ret = return_tokens(rx);
+	rx->rfd = own_fd(rx);
+	ret = return_tokens(rx, rx->rfd);
 	if (ret < 0)
 		return ret;
 	if (rx->mode == DMT_MODE_DEVMEM)
@@ -1273,7 +1308,8 @@ DMT_API int dmt_rx_recv_hold(struct dmt_rx *rx, struct dmt_rx_chunk *chunks, uns
 		budget = RX_MAX_BYTES;
 	if (max > rx->max_frags)
 		max = rx->max_frags;
-	ret = return_tokens(rx);	/* a 0.1 call's */
+	rx->rfd = own_fd(rx);
+	ret = return_tokens(rx, rx->rfd);	/* a 0.1 call's */
 	if (ret < 0)
 		return ret;
 	if (rx->mode != DMT_MODE_DEVMEM)
@@ -1285,7 +1321,7 @@ DMT_API int dmt_rx_recv_hold(struct dmt_rx *rx, struct dmt_rx_chunk *chunks, uns
 		/* a malformed message: its tokens go straight back */
 		struct dmt_err keep = rx->err;
 
-		return_tokens(rx);
+		return_tokens(rx, rx->rfd);
 		rx->err = keep;
 	}
 	rx->ntokens = 0;	/* the caller holds them now */
