@@ -18,7 +18,7 @@
 #  - ip netns del of the bound end's netns: succeeds; ncdevmem's binding
 #    socket and its task pin the netns, so the pair goes once ncdevmem ends;
 #  - ip link del with a transfer into the bound queue in flight (plain TCP
-#    sender, devmem RX): both processes must end, by themselves within 60 s
+#    sender, devmem RX): both processes must end, by themselves within 10 s
 #    or (still waiting, as TCP does when its device goes) on SIGTERM;
 #  - the same with a devmem TX sender is not here: Linux 7.3 does not clear
 #    a TX binding's device when the device is unregistered, so closing the
@@ -330,8 +330,9 @@ if fresh_pair "$C" && server "$C"; then
 	# Neither end learns that the connection lost its device (no FIN or
 	# RST can cross any more): ncdevmem waits in recvmsg(), devmem-tx in
 	# sendmsg() for send-buffer room, as on any NIC.  Each must end by
-	# itself within 60 s or, still waiting interruptibly, on SIGTERM.
-	end=$((SECONDS + 60))
+	# itself within 10 s or, still waiting interruptibly, on SIGTERM.
+	# (Either passes: what counts is that neither is stuck in the kernel.)
+	end=$((SECONDS + 10))
 	while [ $SECONDS -lt $end ] && { kill -0 "$SPID" 2>/dev/null || kill -0 "$CPID" 2>/dev/null; }; do
 		sleep 0.2
 	done
@@ -339,15 +340,15 @@ if fresh_pair "$C" && server "$C"; then
 		pid=${who#*:} who=${who%:*}
 		if ! kill -0 "$pid" 2>/dev/null; then
 			bwait "$pid" 5
-			ktap_ok "$C: the $who ends by itself within 60 s (exit $?)"
+			ktap_ok "$C: the $who ends by itself within 10 s (exit $?)"
 			continue
 		fi
 		st=$(proc_state "$pid")
 		kill "$pid" 2>/dev/null
 		if gone "$pid" 10; then
-			ktap_ok "$C: the $who ends on SIGTERM (still waiting after 60 s: $st)"
+			ktap_ok "$C: the $who ends on SIGTERM (still waiting after 10 s: $st)"
 		else
-			ktap_fail "$C: the $who ends on SIGTERM (waiting after 60 s: $st; 10 s after SIGTERM: $(proc_state "$pid"))"
+			ktap_fail "$C: the $who ends on SIGTERM (waiting after 10 s: $st; 10 s after SIGTERM: $(proc_state "$pid"))"
 		fi
 	done
 	tail -n 3 "$LOG/cli" | sed 's/^/# client: /'
