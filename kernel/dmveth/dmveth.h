@@ -79,9 +79,6 @@ struct dmveth_rq {
 	unsigned int frag_size;	/* bytes per payload fragment (rx_frag_size) */
 	unsigned int idx;
 	bool peer_stopped;	/* the peer's TX queues wait for room here */
-	int irq_cpu;		/* where the peer's xmit has NAPI run */
-	unsigned long kick;	/* bit 0: csd on its way to irq_cpu */
-	call_single_data_t csd;
 	struct dmveth_rq_stats stats;
 };
 

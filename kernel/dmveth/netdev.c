@@ -6,9 +6,7 @@
  * peer's RX queues and appends the skb to that queue's backlog.  The queue's
  * NAPI then builds new skbs from its own buffers (devmem.c), hands them to
  * GRO and frees the sender's skb, which is when a zerocopy send completes.  When a backlog is
- * full the sender's TX queue stops until that NAPI drained half of it.  Each
- * RX queue's NAPI runs on a CPU of its own, as a NIC's interrupt would have
- * it (dmveth_kick).
+ * full the sender's TX queue stops until that NAPI drained half of it.
  */
 #include <linux/etherdevice.h>
 #include <linux/ip.h>
@@ -101,41 +99,6 @@ static void dmveth_tx_drop(struct net_device *dev, struct sk_buff *skb,
 	kfree_skb(skb);
 }
 
-static void dmveth_kick_fn(void *arg)
-{
-	struct dmveth_rq *rq = arg;
-
-	clear_bit(0, &rq->kick);
-	/* a kick that finds the bit clear sends its own csd */
-	smp_mb__after_atomic();
-	napi_schedule(&rq->napi);
-}
-
-/*
- * Have @rq's NAPI run on the queue's CPU, as a NIC's interrupt does.  Run
- * on the sender's CPU instead, the skbs of one queue are freed (by the
- * receiving thread, anywhere) onto the defer lists of changing CPUs, and a
- * list of a CPU that receives nothing more is not flushed: with a small
- * dma-buf, its buffers wait there while the queue drops each retransmission
- * for want of one, and the connection stalls for good.  A kick on its way
- * schedules NAPI after the caller's enqueue: the bit is cleared first.
- */
-static void dmveth_kick(struct dmveth_rq *rq)
-{
-	int cpu = READ_ONCE(rq->irq_cpu);
-
-	if (cpu == smp_processor_id() || !cpu_online(cpu)) {
-		napi_schedule(&rq->napi);
-		return;
-	}
-	if (test_and_set_bit(0, &rq->kick))
-		return;
-	if (smp_call_function_single_async(cpu, &rq->csd)) {
-		clear_bit(0, &rq->kick);
-		napi_schedule(&rq->napi);
-	}
-}
-
 static netdev_tx_t dmveth_xmit(struct sk_buff *skb, struct net_device *dev)
 {
 	struct dmveth_priv *priv = netdev_priv(dev);
@@ -192,7 +155,7 @@ static netdev_tx_t dmveth_xmit(struct sk_buff *skb, struct net_device *dev)
 		if (skb_queue_len_lockless(&rq->backlog) < limit / 2)
 			netif_tx_wake_queue(txq);
 	}
-	dmveth_kick(rq);
+	napi_schedule(&rq->napi);
 	rcu_read_unlock();
 	return NETDEV_TX_OK;
 
@@ -511,8 +474,6 @@ static int dmveth_dev_init(struct net_device *dev)
 
 		rq->dev = dev;
 		rq->idx = i;
-		rq->irq_cpu = cpumask_local_spread(i, NUMA_NO_NODE);
-		INIT_CSD(&rq->csd, dmveth_kick_fn, rq);
 		skb_queue_head_init(&rq->backlog);
 		u64_stats_init(&rq->stats.syncp);
 		/* deleted by free_netdev() */
@@ -533,12 +494,8 @@ static void dmveth_dev_uninit(struct net_device *dev)
 	unsigned int i;
 
 	dmveth_fault_del(dev);
-	for (i = 0; i < dev->num_rx_queues; i++) {
-		/* no xmit reaches us now (synchronize_net() came first) */
-		while (test_bit(0, &priv->rq[i].kick))
-			cpu_relax();
+	for (i = 0; i < dev->num_rx_queues; i++)
 		skb_queue_purge(&priv->rq[i].backlog);
-	}
 	dmveth_steer_free(dev);
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 60
+# cap: 45
 # dmveth: received frames carry their NAPI's id, as a driver's do with
 # skb_mark_napi_id(): a TCP socket's SO_INCOMING_NAPI_ID names one of
 # dmb's RX queue NAPIs (netdev queue-get), which busy polling needs; and
@@ -36,45 +36,6 @@ fi
 head -c 65536 /dev/zero | ip netns exec a timeout 60 socat -u - TCP:$DMV_B4:5950
 bwait $SPID 300
 napi=$(cat "$LOG/napi" 2>/dev/null)
-
-# queue Q's NAPI on CPU Q % ncpus, the sender pinned to the next CPU
-cat >"$LOG/cpu.py" <<'PYEOF'
-import socket, sys
-SO_INCOMING_CPU = 49
-ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("0.0.0.0", int(sys.argv[1])))
-ls.listen(1)
-c, _ = ls.accept()
-while c.recv(1 << 16):
-    pass
-open(sys.argv[2], "w").write(f"{c.getsockopt(socket.SOL_SOCKET, SO_INCOMING_CPU)}\n")
-PYEOF
-ncpu=$(nproc)
-if [ "$ncpu" -lt 2 ]; then
-	ktap_skip "each RX queue's NAPI on its own CPU" "the VM has $ncpu CPU"
-else
-	for q in 0 1 2 3; do
-		port=$((5960 + q))
-		want=$((q % ncpu)) pin=$(((q + 1) % ncpu))
-		ip netns exec b ethtool -N $DMV_B flow-type tcp4 dst-port $port action $q loc $q >/dev/null
-		rm -f "$LOG/cpu"
-		ip netns exec b timeout 60 python3 "$LOG/cpu.py" $port "$LOG/cpu" 2>"$LOG/srv" &
-		SPID=$!
-		wait_listen b $port 30 || echo "# receiver not listening on $port"
-		head -c 262144 /dev/zero | ip netns exec a timeout 60 taskset -c $pin socat -u - TCP:$DMV_B4:$port
-		bwait $SPID 60
-		got=$(cat "$LOG/cpu" 2>/dev/null)
-		n=$(ip netns exec b ethtool -S $DMV_B | awk -v k="rx${q}_packets:" '$1 == k {print $2}')
-		if [ "$got" = "$want" ] && [ "${n:-0}" -gt 0 ]; then
-			ktap_ok "RX queue $q ($n frames): NAPI on CPU $got, the sender pinned to CPU $pin"
-		else
-			sed 's/^/# /' "$LOG/srv" | tail -n 3
-			ktap_fail "RX queue $q: NAPI on CPU $want, the sender pinned to CPU $pin (SO_INCOMING_CPU '$got', rx${q}_packets '$n')"
-		fi
-		ip netns exec b ethtool -N $DMV_B delete $q >/dev/null
-	done
-fi
 
 if ! [ -f "$YNL" ] || ! [ -f "$SPECS/netdev.yaml" ]; then
 	# the id alone, without the queues to compare it with

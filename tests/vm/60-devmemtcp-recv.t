@@ -149,10 +149,19 @@ recv_from "devmemtcp send -> devmemtcp recv, IPv4, queues 2-3" devmemtcp 2:2 "$b
 # A 1 MiB dma-buf (256 pages) for 64 MiB: the queue runs out of buffers
 # whenever the receiver is slower than the sender, drops, and TCP
 # retransmits; it must neither deadlock nor lose a token.  (It stalled in 3
-# of 8 runs when the out-of-order queue could take every buffer, and in 1
-# of 18 while dmveth ran a queue's NAPI on the sender's CPU.)
+# of 8 runs while the out-of-order queue could take every buffer: recv now
+# sizes SO_RCVBUF for it.  Then in 1 of 18: dmveth runs a queue's NAPI
+# inside the sender's xmit, so skbs the receiver frees wait on the defer
+# list of the CPU that allocated them, and once traffic stalls no NAPI
+# there flushes it; a NIC's interrupt CPU would.  Running NAPI on a CPU of
+# its own fixed that (12 of 12) but left iou-zcrx's consumer behind its
+# CQ (-ENOSPC in the kernel's zcrx selftests), so the case turns skb
+# deferral off instead.)
+defer=$(sysctl -n net.core.skb_defer_max)
+sysctl -qw net.core.skb_defer_max=0
 recv_from "devmemtcp send -> devmemtcp recv into a 1 MiB dma-buf (receiver slower than the NIC)" \
 	devmemtcp 3:1 "$big" $DMV_B4 $DMV_A4 --size 1M
+sysctl -qw net.core.skb_defer_max="$defer"
 # ... which recv sizes for it: receives of at most a quarter of its 256
 # buffers, SO_RCVBUF below what the other buffers cost in socket memory
 # (an out-of-order queue holding them all stalls the connection for good)
