@@ -20,9 +20,11 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/dmveth.sh"
 . "$TOP/tests/lib/vmtest.sh"
 LOG=$(mktemp -d)
+defer=	# net.core.skb_defer_max as it was, while the 1 MiB case changes it
 cleanup() {
 	local p
 	for p in $(jobs -p); do kill "$p" 2>/dev/null; bwait "$p" 10 2>/dev/null; done
+	[ -z "$defer" ] || sysctl -qw net.core.skb_defer_max="$defer"
 	dmveth_unpair
 	rm -rf "$LOG"
 }
@@ -162,6 +164,7 @@ sysctl -qw net.core.skb_defer_max=0
 recv_from "devmemtcp send -> devmemtcp recv into a 1 MiB dma-buf (receiver slower than the NIC)" \
 	devmemtcp 3:1 "$big" $DMV_B4 $DMV_A4 --size 1M
 sysctl -qw net.core.skb_defer_max="$defer"
+defer=
 # ... which recv sizes for it: receives of at most a quarter of its 256
 # buffers, SO_RCVBUF below what the other buffers cost in socket memory
 # (an out-of-order queue holding them all stalls the connection for good)
