@@ -27,8 +27,11 @@
  * Delivery is a NIC's with GRO: a TSO frame is cut at the sender's segment
  * size into wire frames (headers fixed up as tcp_gso_segment() would), each
  * handed to napi_gro_receive(), so GRO merges them again (unreadable ones
- * included).  Queues with buffers larger than a page aggregate like
- * hardware GRO instead: the TSO frame arrives whole, as one GSO packet.
+ * included).  Queues with buffers larger than a page, and any queue while
+ * the device has rx-gro-hw on (`ethtool -K IF rx-gro-hw on`, off by
+ * default), aggregate like hardware GRO (bnxt, mlx5 SHAMPO) instead: the
+ * TSO frame arrives whole, as one GSO packet, its payload packed into
+ * buffers filled to their size instead of one buffer per wire frame.
  *
  * rx_frag_size (module parameter) cuts buffers into fragments of that size,
  * as drivers that split a page into 2 KiB halves do: payload fragments then
@@ -453,8 +456,8 @@ drop_skb:
  * Receive @txskb (the peer's frame) on @rq into this queue's buffers and
  * hand the result to GRO: a TSO frame as the wire frames it stands for, cut
  * at its segment size, unless the queue's fragments are larger than a page
- * (rx-page-size: the frame arrives whole, as hardware GRO aggregates it).
- * The caller frees @txskb.
+ * (rx-page-size) or rx-gro-hw is on: then the frame arrives whole, as
+ * hardware GRO aggregates it.  The caller frees @txskb.
  */
 void dmveth_dma_rx(struct dmveth_rq *rq, struct sk_buff *txskb)
 {
@@ -467,7 +470,8 @@ void dmveth_dma_rx(struct dmveth_rq *rq, struct sk_buff *txskb)
 	}
 	mss = skb_shinfo(txskb)->gso_size;
 	if (!skb_is_gso(txskb) || !skb_is_gso_tcp(txskb) || !fl.hdr_len ||
-	    !mss || len <= fl.hdr_len || rq->frag_size > PAGE_SIZE) {
+	    !mss || len <= fl.hdr_len || rq->frag_size > PAGE_SIZE ||
+	    (READ_ONCE(rq->dev->features) & NETIF_F_GRO_HW)) {
 		dmveth_rx_frame(rq, txskb, &fl, 0, 0, 0, -1, true);
 		return;
 	}

@@ -52,7 +52,8 @@ static void dmveth_setup(struct net_device *dev)
 	dev->stat_ops = &dmveth_stat_ops;
 	dev->netmem_tx = NETMEM_TX_DMA;
 	dev->features |= DMVETH_FEATURES | NETIF_F_NTUPLE;
-	dev->hw_features = DMVETH_FEATURES | NETIF_F_NTUPLE;
+	/* rx-gro-hw: off by default, see dmveth_dma_rx() */
+	dev->hw_features = DMVETH_FEATURES | NETIF_F_NTUPLE | NETIF_F_GRO_HW;
 	dev->vlan_features = DMVETH_FEATURES;
 	dev->needs_free_netdev = true;
 	dev->pcpu_stat_type = NETDEV_PCPU_STAT_DSTATS;

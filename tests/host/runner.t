@@ -39,6 +39,8 @@ echo "ok 1 guest fine"'
 fake "$V/10-vhang.t" '# cap: 2
 echo "ok 1 before"; sleep 60'
 fake "$V/20-vexit1.t" 'echo "ok 1 fine"; exit 1'
+fake "$V/99-vdebugonly.t" '# vm-suite: debug-only
+echo "ok 1 debug alone"'
 # the ASan pass: a file marked "# asan: yes" runs again against build/asan
 # with a sanitizer log folder; a real heap overflow there must fail it
 mkdir -p "$T/build/asan/bin"
@@ -104,6 +106,8 @@ else
 	ktap_ok "a line cut mid-way is not counted as a result"
 fi
 expect "a hang past its cap is killed and counted" host '^not ok - e-hang: timed out: killed after its cap of 2s'
+expect "a file at its cap says how long it was silent" host '^# at its cap: no output for [0-9]+s; still running'
+expect "a file at its cap says what it was running" host '^#  +[0-9]+ +[0-9]+ sleep 60$'
 expect "no output is a failure" host '^not ok - f-silent: printed no result'
 expect "no run bit is a failure" host '^not ok - g-norunbit: not executable'
 expect "a not-ok line is counted" host '^not ok 2 h-notok: two$'
@@ -128,7 +132,13 @@ expect "VM: a hang past its cap is a failure named with its file" vm '^not ok - 
 expect "VM: ok then exit 1 is a failure" vm '^not ok - vm-normal: 20-vexit1.t: exited 1'
 expect "VM: the debug kernel runs only its files" vm '^ok 1 vm-debug: 05-vgood.t: guest fine$'
 expect "VM: guest log verdict counted" vm '^ok - vm-debug: guest kernel log free'
-expect "VM: summary" vm '^6 passed, 2 failed, 0 skipped$'
+expect "VM: a debug-only file runs on the debug kernel" vm '^ok 1 vm-debug: 99-vdebugonly.t: debug alone$'
+if grep -q 'vm-normal: 99-vdebugonly' "$T/vm.out"; then
+	ktap_fail "VM: a debug-only file does not run on the normal kernel"
+else
+	ktap_ok "VM: a debug-only file does not run on the normal kernel"
+fi
+expect "VM: summary" vm '^7 passed, 2 failed, 0 skipped$'
 
 FAKE_VM_DIE=1 run_runner vmdie --vm-only --no-debug
 expect "VM: a file a dead guest was running is a failure" vmdie '^not ok - vm-normal: 10-vhang.t: did not finish'

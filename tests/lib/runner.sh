@@ -20,13 +20,17 @@ t_cap() {
 }
 
 # vm_files DIR FLAVOR FILTER: the tests/vm files a flavor runs (the debug
-# kernel runs only files with a "# vm-suite: debug" line), one per line.
+# kernel runs only files with a "# vm-suite: debug" line; a file with
+# "# vm-suite: debug-only" runs on the debug kernel alone), one per line.
 vm_files() {
 	local dir=$1 flavor=$2 filter=$3 t
 	for t in "$dir"/*.t; do
 		[ -e "$t" ] || continue
 		case ${t##*/} in *"$filter"*) ;; *) continue ;; esac
 		if [ "$flavor" = debug ] && ! grep -q '^# vm-suite: debug' "$t"; then
+			continue
+		fi
+		if [ "$flavor" != debug ] && grep -q '^# vm-suite: debug-only' "$t"; then
 			continue
 		fi
 		echo "$t"
@@ -48,12 +52,33 @@ t_prefix() {
 	[ -z "$line" ] || printf '# (cut mid-line) %s\n' "$line"
 }
 
+# t_watch PGID CAP OUT: one second before the cap runs out, append to OUT
+# (the file's own output, so it is shown in order) how long the file has
+# been silent and what of it is still running, with each process's age: a
+# file killed at its cap then says where it was stuck.  Ends quietly when
+# sent TERM; holds none of the runner's output open.
+t_watch() {
+	local pgid=$1 cap=$2 out=$3 s
+	exec >/dev/null 2>&1 </dev/null
+	sleep $((cap > 2 ? cap - 1 : 1)) &
+	s=$!
+	trap 'kill $s; exit 0' TERM
+	wait $s
+	kill -0 "$pgid" || exit 0
+	s=$(stat -c %Y "$out")
+	{
+		echo "# at its cap: no output for $(($(date +%s) - s))s; still running (pid, seconds, command):"
+		ps -e -o pgid=,pid=,etimes=,args= |
+			awk -v g="$pgid" '$1 == g { $1 = ""; print "#  " $0 }'
+	} >>"$out"
+}
+
 # run_t FILE LABEL CAP: run FILE with stdin from /dev/null, its output
 # streamed with LABEL (see t_prefix), for at most CAP seconds; then the
 # verdict lines, "#@done LABEL" and a duration line.  Returns 0 when the file
 # passed.
 run_t() {
-	local t=$1 label=$2 cap=$3 out rc=0 t0 pid tpid nres nfail nskip why=()
+	local t=$1 label=$2 cap=$3 out rc=0 t0 pid tpid wpid nres nfail nskip why=()
 	t0=$(date +%s)
 	echo "# ---- $label (cap ${cap}s, $(date +%T))"
 	if [ ! -f "$t" ]; then
@@ -70,8 +95,12 @@ run_t() {
 		pid=$!
 		tail -n +1 -s 0.2 -f --pid=$pid "$out" | t_prefix "$label" &
 		tpid=$!
+		t_watch "$pid" "$cap" "$out" &
+		wpid=$!
 		wait $pid	# bounded: timeout ends it by CAP + 10 s
 		rc=$?
+		kill $wpid 2>/dev/null
+		wait $wpid	# bounded: its trap ends it at once
 		wait $tpid	# bounded: tail --pid ends when $pid has
 		nres=$(grep -c -E '^(not )?ok ([0-9]+|-) ' "$out")
 		nfail=$(grep -c -E '^not ok ' "$out")

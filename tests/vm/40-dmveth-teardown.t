@@ -24,8 +24,8 @@
 #    a TX binding's device when the device is unregistered, so closing the
 #    bind-tx netlink socket afterwards uses the freed net_device
 #    (netdev_nl_sock_priv_destroy; any devmem TX NIC, not dmveth's doing).
-#    tests/host/xfail-tx-teardown.t runs it in a debug-kernel VM boot of its
-#    own as an expected failure (a kernel fix shows as an unexpected pass);
+#    tests/vm/99-xfail-tx-teardown.t runs it last in the debug kernel's boot
+#    as an expected failure (a kernel fix shows as an unexpected pass);
 #  - rmmod dmveth: succeeds (rtnl_link_unregister deletes the pair), then
 #    insmod again and a new pair passes traffic.
 # Every wait is a bounded polling loop; every command that could hang runs
@@ -357,7 +357,7 @@ fi
 kmsg_check "$C"
 
 # (devmem TX transfer in flight, ip link del dma: a Linux 7.3 use-after-free,
-# see the header; tests/host/xfail-tx-teardown.t runs it on its own.)
+# see the header; tests/vm/99-xfail-tx-teardown.t runs it last.)
 
 # ---- 6: rmmod dmveth while bound ----
 C="bound queue 3, rmmod dmveth"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 45
+# cap: 60
 # dmveth: payload fragments smaller than a buffer (issue 12), as drivers that
 # split a page into 2 KiB halves deliver them, through GRO.
 # - The rx_frag_size module parameter refuses what is not 0 or a power of 2
@@ -14,6 +14,12 @@
 #   frames were cut at the sender's segment size) and GRO merged them again
 #   (netns b's IP layer saw at least twice as many segments,
 #   IpExtInNoECTPkts, as packets, IpInReceives).
+# - rx-gro-hw: off by default; with rx_frag_size back to 0 and
+#   `ethtool -K dmb rx-gro-hw on`, the same stream arrives as whole TSO
+#   frames with their payload packed into page-sized net_iovs: every byte
+#   validated, largest fragment 4096, fragments averaging at least 3000
+#   bytes (one 1448-byte fragment per wire frame without it); it turns
+#   off again.
 set -o pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/ktap.sh"
@@ -45,42 +51,77 @@ mib() { # mib NAME: a counter of netns b's IP MIB (nstat -a: absolute)
 }
 port=5490
 bytes=$((2 << 20))
+# stream: the pattern from netns a into ncdevmem -l -L on dmb; sets ok
+# (validated: exits 0, no "Failed validation", no linear fragment, all
+# bytes), the fragments' count nf, how many cross a 2 KiB half (out), sit
+# at in-page offset 2048 (half), the largest (max), their sum, and secs
+stream() {
+	local gen snd rc got nbad lin stats t0 t1
+	port=$((port + 1))
+	ip netns exec b ncdevmem -l -L -f $DMV_B -s $DMV_B4 -c $DMV_A4 -p $port -v 7 >"$LOG/srv" 2>&1 &
+	spid=$!
+	if ! wait_listen b $port 30; then
+		tail -n 15 "$LOG/srv" | sed 's/^/# /'
+		ktap_bail "ncdevmem bound and listening"
+	fi
+	t0=$(date +%s.%N)
+	pattern 7 "$bytes" | timeout 60 ip netns exec a socat -u -b 65536 - TCP:$DMV_B4:$port,sourceport=$port
+	gen=${PIPESTATUS[0]} snd=${PIPESTATUS[1]}
+	bwait $spid 60
+	rc=$?
+	t1=$(date +%s.%N)
+	secs=$(awk -v a="$t0" -v z="$t1" 'BEGIN {printf "%.1f", z - a}')
+	got=$(sed -n 's/^total_received=\([0-9]*\)$/\1/p' "$LOG/srv" | tail -n 1)
+	nbad=$(grep -c '^Failed validation' "$LOG/srv")
+	lin=$(grep -c 'SCM_DEVMEM_LINEAR' "$LOG/srv")
+	stats=$(sed -n 's/^received .*frag_offset=\([0-9]*\), frag_size=\([0-9]*\),.*/\1 \2/p' "$LOG/srv" |
+		awk '{n++; sum += $2; if ($1 % 2048 + $2 > 2048) out++; if ($1 % 4096 == 2048) half++; if ($2 > max) max = $2}
+			END {printf "%d %d %d %d %d", n, out, half, max, sum}')
+	read -r nf out half max sum <<<"$stats"
+	ok=false
+	if [ "$gen" = 0 ] && [ "$snd" = 0 ] && [ $rc = 0 ] && grep -q 'client exited' "$LOG/srv" &&
+		[ "$nbad" = 0 ] && [ "$lin" = 0 ] && [ "$got" = "$bytes" ] && [ "$nf" -gt 0 ]; then
+		ok=true
+	else
+		echo "# pattern exit $gen, socat exit $snd, ncdevmem exit $rc, total_received=${got:-none} (sent $bytes)"
+		echo "# $nbad 'Failed validation' lines, $lin linear; fragments $nf: $out cross a 2 KiB half, $half at offset 2048, largest $max"
+		grep -v -E 'received frag_page|Validated buffer|^recvmsg ret=|^total_received=' "$LOG/srv" |
+			tail -n 15 | sed 's/^/# server: /'
+	fi
+}
+
 pk0=$(rxpk) in0=$(mib IpInReceives) seg0=$(mib IpExtInNoECTPkts)
-ip netns exec b ncdevmem -l -L -f $DMV_B -s $DMV_B4 -c $DMV_A4 -p $port -v 7 >"$LOG/srv" 2>&1 &
-spid=$!
-if ! wait_listen b $port 30; then
-	tail -n 15 "$LOG/srv" | sed 's/^/# /'
-	ktap_bail "ncdevmem bound and listening"
-fi
-t0=$(date +%s.%N)
-pattern 7 "$bytes" | timeout 60 ip netns exec a socat -u -b 65536 - TCP:$DMV_B4:$port,sourceport=$port
-gen=${PIPESTATUS[0]} snd=${PIPESTATUS[1]}
-bwait $spid 60
-rc=$?
-t1=$(date +%s.%N)
+stream
 pk=$(($(rxpk) - pk0)) in=$(($(mib IpInReceives) - in0)) seg=$(($(mib IpExtInNoECTPkts) - seg0))
-got=$(sed -n 's/^total_received=\([0-9]*\)$/\1/p' "$LOG/srv" | tail -n 1)
-nbad=$(grep -c '^Failed validation' "$LOG/srv")
-lin=$(grep -c 'SCM_DEVMEM_LINEAR' "$LOG/srv")
-# fragments: count, crossing a 2 KiB half, at in-page offset 2048, largest
-stats=$(sed -n 's/^received .*frag_offset=\([0-9]*\), frag_size=\([0-9]*\),.*/\1 \2/p' "$LOG/srv" |
-	awk '{n++; if ($1 % 2048 + $2 > 2048) out++; if ($1 % 4096 == 2048) half++; if ($2 > max) max = $2}
-		END {printf "%d %d %d %d", n, out, half, max}')
-read -r nf out half max <<<"$stats"
-if [ "$gen" = 0 ] && [ "$snd" = 0 ] && [ $rc = 0 ] && grep -q 'client exited' "$LOG/srv" &&
-	[ "$nbad" = 0 ] && [ "$lin" = 0 ] && [ "$got" = "$bytes" ] && [ "$nf" -gt 0 ] &&
-	[ "$out" = 0 ] && [ "$half" -gt 0 ] && [ "$max" -le 2048 ]; then
-	ktap_ok "$bytes bytes validated in $nf devmem fragments, each inside a 2 KiB half, $half at in-page offset 2048, largest $max ($(awk -v a="$t0" -v z="$t1" 'BEGIN {printf "%.1f", z - a}') s)"
+if $ok && [ "$out" = 0 ] && [ "$half" -gt 0 ] && [ "$max" -le 2048 ]; then
+	ktap_ok "$bytes bytes validated in $nf devmem fragments, each inside a 2 KiB half, $half at in-page offset 2048, largest $max ($secs s)"
 else
-	echo "# pattern exit $gen, socat exit $snd, ncdevmem exit $rc, total_received=${got:-none} (sent $bytes)"
-	echo "# $nbad 'Failed validation' lines, $lin linear; fragments $nf: $out cross a 2 KiB half, $half at offset 2048, largest $max"
-	grep -v -E 'received frag_page|Validated buffer|^recvmsg ret=|^total_received=' "$LOG/srv" |
-		tail -n 15 | sed 's/^/# server: /'
-	ktap_fail "devmem stream validated in 2 KiB fragments, some at a non-zero offset"
+	ktap_fail "devmem stream validated in 2 KiB fragments, some at a non-zero offset ($nf fragments: $out cross a 2 KiB half, $half at offset 2048, largest $max)"
 fi
 if [ "$pk" -ge $((bytes / 1448)) ] && [ "$in" -gt 0 ] && [ "$seg" -ge $((2 * in)) ]; then
 	ktap_ok "dmb received $pk frames for $bytes bytes (TSO frames cut at the segment size), GRO made $in packets of $seg segments"
 else
 	ktap_fail "dmb received at least $((bytes / 1448)) frames for $bytes bytes (got $pk), GRO merged them (IP saw $in packets of $seg segments)"
+fi
+
+# rx-gro-hw: whole TSO frames, payload packed into full buffers
+echo 0 >$PARAM
+grohw() { ip netns exec b ethtool -k $DMV_B | awk '$1 == "rx-gro-hw:" {print $2}'; }
+if [ "$(grohw)" = off ] && ip netns exec b ethtool -K $DMV_B rx-gro-hw on && [ "$(grohw)" = on ]; then
+	ktap_ok "rx-gro-hw is off by default and turns on"
+else
+	ktap_fail "rx-gro-hw is off by default and turns on (now: $(grohw))"
+fi
+stream	# ncdevmem's bind-rx restarts the queue: rx_frag_size 0 again
+if $ok && [ "$max" = 4096 ] && [ $((sum / nf)) -ge 3000 ]; then
+	ktap_ok "rx-gro-hw on: $bytes bytes validated in $nf devmem fragments averaging $((sum / nf)) bytes, largest $max ($secs s)"
+else
+	ktap_fail "rx-gro-hw on: the stream validated in fragments averaging at least 3000 bytes, largest 4096 (got $nf fragments, average $((sum / (nf > 0 ? nf : 1))), largest $max)"
+fi
+ip netns exec b ethtool -K $DMV_B rx-gro-hw off
+if [ "$(grohw)" = off ]; then
+	ktap_ok "rx-gro-hw turns off again"
+else
+	ktap_fail "rx-gro-hw turns off again (now: $(grohw))"
 fi
 ktap_done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 130
+# cap: 170
 # libdevmemtcp TX and `devmemtcp send` in the VM:
 # - the library's own test programs where the VM has what the host lacks
 #   (udmabuf, bind-tx);
@@ -56,11 +56,19 @@ send_ncdevmem() {
 	fi
 	case $srv in *:*) host="[$srv]:$port" ;; *) host="$srv:$port" ;; esac
 	case $cli in *:*) cli="[$cli]" ;; esac
-	ip netns exec a devmemtcp -j send "$host" --dev $DMV_A --provider udmabuf \
+	# bounded (the transfer takes seconds): a stall is a failure that
+	# shows both sockets, not the file running into its cap
+	ip netns exec a timeout 60 devmemtcp -j send "$host" --dev $DMV_A --provider udmabuf \
 		--size 8M --bytes "$bytes" --validate 7 --bind "$cli:$port" --mode devmem "$@" \
 		>"$LOG/cli" 2>"$LOG/cli.err"
 	crc=$?
-	bwait $spid 120
+	if [ $crc = 124 ]; then
+		echo "# devmemtcp send still running after 60 s: killed; the connection then:"
+		ip netns exec b ss -tnie "sport = :$port" | sed 's/^/#   /'
+		ip netns exec b ethtool -S $DMV_B | grep -v ': 0$' | tr '\n' ' ' | sed 's/^/#   /'
+		echo
+	fi
+	bwait $spid 30
 	src=$?
 	got=$(sed -n 's/^total_received=\([0-9]*\)$/\1/p' "$LOG/srv" | tail -n 1)
 	bad=$(grep -c '^Failed validation' "$LOG/srv")
