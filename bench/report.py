@@ -303,7 +303,7 @@ def plots(cases, out, stamp):
              "1, 2, 3, 4")
     d, n = series("dmt_rxpage", "dmt_rxpage")
     if n:
-        plot("rx-page-size", "bind-rx rx-page-size (bytes; devmemtcp send -> ncdevmem -l -b)", True,
+        plot("rx-page-size", "bind-rx rx-page-size (bytes; devmemtcp recv --rx-page-size)", True,
              [(d, "devmemtcp send devmem -> ncdevmem")], anchors, '"4K" 4096, "16K" 16384, "64K" 65536')
     shutil.rmtree(dat, ignore_errors=True)
     return made

@@ -501,8 +501,10 @@ int dmt_nic_get_state(struct dmt_nic *nic, struct dmt_nic_state *st);
  * enabled and hds-thresh 0 (rings set through ethtool netlink), and the
  * queues out of the default RSS context (the indirection table spreads
  * over the other queues), and the ntuple feature on where the driver has a
- * rule table and the feature can be changed.  Needs at least count+1 RX
- * queues.  tcp-data-split is restored to the core's config before,
+ * rule table and the feature can be changed.  (0.2) Also hardware GRO
+ * (rx-gro-hw) on where the driver lets it change: the payload of many
+ * segments then fills whole buffers (mlx5 refuses tcp-data-split without
+ * it).  Needs at least count+1 RX queues.  tcp-data-split is restored to the core's config before,
  * "unknown" included (what the driver reports may differ).
  */
 int dmt_nic_prepare_rx(struct dmt_nic *nic, unsigned start, unsigned count);
@@ -550,7 +552,9 @@ int dmt_nic_unsteer(struct dmt_nic *nic, uint32_t loc);
 struct dmt_nic_opts {
 	size_t sz;
 	const char *log_dir;	/* NULL: /run/devmemtcp */
+	unsigned flags;		/* DMT_NIC_NO_GRO_HW */
 };
+#define DMT_NIC_NO_GRO_HW 1u	/* prepare leaves rx-gro-hw as it is */
 
 /* dmt_nic_open with options. */
 struct dmt_nic *dmt_nic_open_opts(const char *ifname,
@@ -581,6 +585,8 @@ struct dmt_nic_log {
 	bool rss;		/* the RSS table put back */
 	bool ntuple;		/* the ntuple feature turned off again */
 	struct dmt_err err;	/* code 0: fully restored, log removed */
+	/* (0.2) fields below: present when sz covers them */
+	bool gro_hw;		/* rx-gro-hw turned off again */
 };
 
 /*

@@ -5,15 +5,16 @@
  * queue-get dump, the RSS indirection table and the ntuple rules through
  * the SIOCETHTOOL ioctl, XDP through rtnetlink), make queues ready for
  * bind-rx (tcp-data-split on, hds-thresh 0, the queues out of the default
- * RSS context, the ntuple feature on) and steer flows to them with ntuple
- * rules.
+ * RSS context, the ntuple feature on; hardware GRO on where the driver
+ * offers it) and steer flows to them with ntuple rules.
  *
  * Every change goes into the handle's undo log before it is made: in
  * memory, and (0.2) appended to a file, LOG_DIR/net-NETNS/IFNAME.undo, and
  * fdatasync'ed, so that a process killed part way leaves a record that
  * dmt_nic_restore_log replays.  dmt_nic_restore undoes the log newest
  * first.  The log holds the values seen before the first change of each
- * kind (rings, RSS table, ntuple feature) and one entry per rule inserted,
+ * kind (rings, RSS table, ntuple feature, rx-gro-hw) and one entry per rule
+ * inserted,
  * so restore brings back the NIC as it was at the first change however
  * often prepare and steer ran.  An entry whose undo fails stays in the log
  * (a later restore tries again); the others go.  An undo first checks that
@@ -76,6 +77,7 @@ enum nic_undo_kind {
 	UNDO_RSS,		/* the indirection table (nic->rss_orig) */
 	UNDO_RULE,		/* an ntuple rule this handle inserted */
 	UNDO_NTUPLE,		/* the ntuple feature, turned on here */
+	UNDO_GRO_HW,		/* rx-gro-hw, turned on here */
 };
 
 struct nic_undo {
@@ -114,13 +116,14 @@ struct dmt_nic {
 	unsigned long netns;	/* inode of our network namespace */
 	int log_fd;		/* -1 until the first change */
 	unsigned log_seq;	/* the last entry number used */
+	bool no_gro_hw;		/* DMT_NIC_NO_GRO_HW */
 	struct dmt_err err;	/* last error */
 };
 
 /* What a restore did, for dmt_nic_restore_log's report. */
 struct restore_stats {
 	unsigned undone, rules;
-	bool rings, rss, ntuple;
+	bool rings, rss, ntuple, gro_hw;
 };
 
 /* ------------------------------------------------------ ethtool genl */
@@ -406,6 +409,92 @@ static bool ntuple_on(struct dmt_nic *nic)
 	/* unknown counts as on: the insert will tell */
 	return eth_flags(nic, &flags) || (flags & ETH_FLAG_NTUPLE);
 }
+
+/*
+ * A feature of the ETH_SS_FEATURES string set (ethtool -k), by name: its
+ * bit, whether the driver lets it change (hw_features) and whether it is on.
+ */
+struct feature {
+	uint32_t bit, blocks;	/* blocks: 32-bit words of the feature set */
+	bool changeable, active;
+};
+
+/* -EOPNOTSUPP: the kernel has no feature of that name. */
+static int feature_get(struct dmt_nic *nic, const char *name,
+		       struct feature *f)
+{
+	struct {
+		struct ethtool_sset_info hdr;
+		uint32_t count;
+	} si = { .hdr = { .cmd = ETHTOOL_GSSET_INFO,
+			  .sset_mask = 1ull << ETH_SS_FEATURES } };
+	struct ethtool_gstrings *gs = NULL;
+	struct ethtool_gfeatures *gf = NULL;
+	uint32_t i, n, word, mask;
+	int ret;
+
+	memset(f, 0, sizeof(*f));
+	ret = nic_ioctl(nic, &si);
+	if (ret)
+		return ret;
+	n = si.hdr.sset_mask ? si.count : 0;
+	gs = calloc(1, sizeof(*gs) + (size_t)n * ETH_GSTRING_LEN);
+	if (!gs)
+		return -ENOMEM;
+	gs->cmd = ETHTOOL_GSTRINGS;
+	gs->string_set = ETH_SS_FEATURES;
+	gs->len = n;
+	ret = nic_ioctl(nic, gs);
+	for (i = 0; !ret && i < gs->len; i++)
+		if (!strncmp((char *)gs->data + i * ETH_GSTRING_LEN, name,
+			     ETH_GSTRING_LEN))
+			break;
+	if (!ret && i >= gs->len)
+		ret = -EOPNOTSUPP;
+	if (ret)
+		goto out;
+	f->bit = i;
+	f->blocks = (n + 31) / 32;
+	gf = calloc(1, sizeof(*gf) + f->blocks * sizeof(gf->features[0]));
+	if (!gf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	gf->cmd = ETHTOOL_GFEATURES;
+	gf->size = f->blocks;
+	ret = nic_ioctl(nic, gf);
+	if (!ret) {
+		word = i / 32;
+		mask = 1u << (i % 32);
+		f->changeable = gf->features[word].available & mask;
+		f->active = gf->features[word].active & mask;
+	}
+out:
+	free(gf);
+	free(gs);
+	return ret;
+}
+
+/* Ask for feature f on or off; the driver may refuse quietly: read back. */
+static int feature_set(struct dmt_nic *nic, const struct feature *f, bool on)
+{
+	struct ethtool_sfeatures *sf;
+	uint32_t word = f->bit / 32, mask = 1u << (f->bit % 32);
+	int ret;
+
+	sf = calloc(1, sizeof(*sf) + f->blocks * sizeof(sf->features[0]));
+	if (!sf)
+		return -ENOMEM;
+	sf->cmd = ETHTOOL_SFEATURES;
+	sf->size = f->blocks;
+	sf->features[word].valid = mask;
+	sf->features[word].requested = on ? mask : 0;
+	ret = nic_ioctl(nic, sf);
+	free(sf);
+	return ret;
+}
+
+#define GRO_HW	"rx-gro-hw"
 
 /* The lowest location no rule uses, below the table size when known. */
 static int ntuple_free_loc(struct dmt_nic *nic, uint32_t *loc)
@@ -779,6 +868,8 @@ static int log_entry(struct dmt_nic *nic, const struct nic_undo *u)
 		return log_printf(nic, "%u rings %u -\n", u->seq, u->rings.tds);
 	case UNDO_NTUPLE:
 		return log_printf(nic, "%u ntuple\n", u->seq);
+	case UNDO_GRO_HW:
+		return log_printf(nic, "%u gro-hw\n", u->seq);
 	case UNDO_RULE:
 		for (size_t i = 0; i < sizeof(u->rule); i++)
 			sprintf(hex + 2 * i, "%02x", b[i]);
@@ -955,6 +1046,10 @@ static int parse_entry(struct dmt_nic *nic, char *line)
 		u->kind = UNDO_NTUPLE;
 		return 0;
 	}
+	if (!strcmp(f[1], "gro-hw") && n == 2) {
+		u->kind = UNDO_GRO_HW;
+		return 0;
+	}
 	if (!strcmp(f[1], "rule") && n == 4) {
 		u->kind = UNDO_RULE;
 		u->loc_known = strcmp(f[2], "any");
@@ -1059,8 +1154,13 @@ static struct dmt_nic *nic_open(const char *ifname, unsigned index,
 	int ret;
 
 	dmt_err_clear(err);
-	if (dmt_opts_check(opts, DMT_OPTS_END(dmt_nic_opts, log_dir), err, "dmt_nic_opts"))
+	if (dmt_opts_check(opts, DMT_OPTS_END(dmt_nic_opts, flags), err, "dmt_nic_opts"))
 		return NULL;
+	if (DMT_OPT(opts, flags, 0) & ~DMT_NIC_NO_GRO_HW) {
+		dmt_err_set(err, -EINVAL, "the known flag is DMT_NIC_NO_GRO_HW",
+			    "dmt_nic_opts.flags %#x", DMT_OPT(opts, flags, 0));
+		return NULL;
+	}
 	if (!ifname || !ifname[0] || strlen(ifname) >= IF_NAMESIZE) {
 		dmt_err_set(err, -EINVAL, "name an interface (at most 15 characters)",
 			    "open NIC \"%s\"", ifname ? ifname : "(null)");
@@ -1081,6 +1181,7 @@ static struct dmt_nic *nic_open(const char *ifname, unsigned index,
 	snprintf(nic->ifname, sizeof(nic->ifname), "%s", ifname);
 	nic->ioc_fd = -1;
 	nic->log_fd = -1;
+	nic->no_gro_hw = DMT_OPT(opts, flags, 0) & DMT_NIC_NO_GRO_HW;
 
 	ret = log_dir_of(DMT_OPT(opts, log_dir, NULL), nic->log_dir,
 			 sizeof(nic->log_dir), &nic->netns, err);
@@ -1591,6 +1692,36 @@ out:
 }
 
 /*
+ * Turn hardware GRO on (ethtool -K IF rx-gro-hw on) where the driver lets
+ * it change and it is off.  With header split, the NIC then packs the
+ * payload of many segments into full buffers: one fragment, token and cmsg
+ * per buffer instead of one per wire segment (bnxt, mlx5 SHAMPO, gve).
+ * mlx5 refuses tcp-data-split without it.  Best effort: where the driver
+ * refuses (XDP, LRO), the rings step says what matters.
+ */
+static int prepare_gro_hw(struct dmt_nic *nic)
+{
+	struct nic_undo tmpl = { .kind = UNDO_GRO_HW }, *u = NULL;
+	struct feature f;
+	int ret;
+
+	if (nic->no_gro_hw || feature_get(nic, GRO_HW, &f) || !f.changeable ||
+	    f.active)
+		return 0;
+	if (!undo_find(nic, UNDO_GRO_HW)) {
+		u = undo_record(nic, &tmpl);
+		if (!u)
+			return nic->err.code;
+	}
+	ret = feature_set(nic, &f, true);
+	/* keep the entry only if it is on now */
+	if (u && (ret || feature_get(nic, GRO_HW, &f) || !f.active))
+		undo_cancel(nic, u);
+	dmt_err_clear(&nic->err);
+	return 0;
+}
+
+/*
  * Turn the ntuple feature on (ethtool -K IF ntuple on) where the driver
  * has a rule table and the feature is off.  Where it is fixed off, or the
  * flags cannot be read, leave it: steer says what is wrong.
@@ -1655,10 +1786,12 @@ DMT_API int dmt_nic_prepare_rx(struct dmt_nic *nic, unsigned start,
 				   "it has only %u RX queues", start,
 				   start + count - 1, nic->ifname, nrx);
 	}
-	if (nic->nr_undo + 3 > NIC_UNDO_MAX)
+	if (nic->nr_undo + 4 > NIC_UNDO_MAX)
 		return dmt_err_set(&nic->err, -ENOSPC, "restore the NIC first",
 				   "prepare %s: the undo log is full", nic->ifname);
-	ret = prepare_rings(nic);
+	ret = prepare_gro_hw(nic);
+	if (!ret)
+		ret = prepare_rings(nic);
 	if (!ret)
 		ret = prepare_rss(nic, start, count, nrx);
 	if (!ret)
@@ -2030,6 +2163,30 @@ static int undo_ntuple(struct dmt_nic *nic, struct restore_stats *rs)
 }
 
 /*
+ * rx-gro-hw goes back off, unless someone turned it off since.  Rings went
+ * first (newest first): mlx5 keeps GRO on while header split is on.
+ */
+static int undo_gro_hw(struct dmt_nic *nic, struct restore_stats *rs)
+{
+	struct feature f;
+	int ret;
+
+	ret = feature_get(nic, GRO_HW, &f);
+	if (!ret && !f.active)
+		return 0;	/* off already: theirs */
+	if (!ret)
+		ret = feature_set(nic, &f, false);
+	if (!ret && (ret = feature_get(nic, GRO_HW, &f)) == 0 && f.active)
+		ret = -EBUSY;	/* the driver keeps it on */
+	if (ret)
+		dmt_err_set(&nic->err, ret, perm_fix(ret), "turn rx-gro-hw off "
+			    "again on %s", nic->ifname);
+	else
+		rs->gro_hw = true;
+	return ret;
+}
+
+/*
  * Rings go back to the core's config before: tcp-data-split "unknown" (0)
  * too, which a rings-set of 0 writes (see tds_config for how prepare told
  * it apart from what the driver reports), and hds-thresh.
@@ -2134,6 +2291,9 @@ static int nic_restore(struct dmt_nic *nic, struct restore_stats *rs)
 			break;
 		case UNDO_NTUPLE:
 			ret = undo_ntuple(nic, rs);
+			break;
+		case UNDO_GRO_HW:
+			ret = undo_gro_hw(nic, rs);
 			break;
 		default:
 			ret = 0;
@@ -2336,6 +2496,7 @@ static int restore_one(const char *path, const char *name_hint,
 	log->rings = rs.rings;
 	log->rss = rs.rss;
 	log->ntuple = rs.ntuple;
+	log->gro_hw = rs.gro_hw;
 	if (ret)
 		dmt_err_copy(err, &nic->err);
 	nic_release(nic);	/* what failed stays in the log */
@@ -2367,7 +2528,7 @@ DMT_API int dmt_nic_restore_log(const char *ifname,
 	DIR *d;
 
 	dmt_err_clear(err);
-	if (dmt_opts_check(opts, DMT_OPTS_END(dmt_nic_opts, log_dir), err, "dmt_nic_opts"))
+	if (dmt_opts_check(opts, DMT_OPTS_END(dmt_nic_opts, flags), err, "dmt_nic_opts"))
 		return err ? err->code : -EINVAL;
 	if (ifname && (!ifname[0] || strlen(ifname) >= IF_NAMESIZE ||
 		       strchr(ifname, '/')))

@@ -46,7 +46,7 @@ cases = j.get("cases", {})
 want = ["host_iperf3_copy", "host_dmt_copy", "host_iperf3_z", "host_dmt_zerocopy"]
 if need_vm:
     want += ["memcpy", "iperf3_veth_copy", "iperf3_veth_z", "iperf3_dmveth", "ncdevmem", "ncdevmem_v7",
-             "dmt_devmem", "dmt_devmem_v7", "dmt_zerocopy", "dmt_zerocopy_v7", "dmt_copy", "dmt_copy_v7",
+             "dmt_devmem", "dmt_devmem_nogro", "dmt_devmem_v7", "dmt_zerocopy", "dmt_zerocopy_v7", "dmt_copy", "dmt_copy_v7",
              "dmt_flows@1", "dmt_flows@2", "dmt_flows@4", "dmt_rxpage@4096", "dmt_rxpage@16384",
              "dmt_rxpage@65536"] + ["dmt_chunk@%d" % (k << 10) for k in (4, 16, 64, 256, 1024)] + \
             ["iperf3_veth_chunk@%d" % (k << 10) for k in (4, 16, 64, 256, 1024)]
@@ -102,7 +102,7 @@ for r in range(2):
         print(rec(c, r))
     print(rec("iperf3_veth_tiny", r, nbytes=1 << 20))
     print(rec("dmt_devmem_tiny", r, nbytes=1 << 20, tool=10))
-    for c in ("dmt_devmem", "dmt_devmem_v7", "dmt_zerocopy", "dmt_zerocopy_v7", "dmt_copy", "dmt_copy_v7"):
+    for c in ("dmt_devmem", "dmt_devmem_nogro", "dmt_devmem_v7", "dmt_zerocopy", "dmt_zerocopy_v7", "dmt_copy", "dmt_copy_v7"):
         print(rec(c, r, tool=1000))
     for n in (1, 2, 4):
         print(rec("dmt_flows", r, n, tool=1000))

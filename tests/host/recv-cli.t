@@ -187,6 +187,9 @@ expect "--mode zerocopy (send only)" 2 "--mode zerocopy" recv --dev lo --mode ze
 expect "no --dev" 2 "--dev" recv --provider host
 expect "--size 0" 6 "--size 0" recv --dev lo --provider host --mode copy --size 0
 expect "--validate 1" 2 "--validate 1" recv --dev lo --validate=1
+expect "--rx-page-size 12K" 2 "not a power of 2 from 4096" recv --dev lo --rx-page-size 12K
+expect "--rx-page-size 2048" 2 "not a power of 2 from 4096" recv --dev lo --rx-page-size 2048
+expect "--rx-page-size garbage" 2 "--rx-page-size x: not a size" recv --dev lo --rx-page-size x
 
 P=$(free_port)
 exec {HFD}< <(exec python3 -c '

@@ -80,6 +80,54 @@ out.write(unit * (reps % 65536) + unit[:rest])
 ' "$1" "$2"
 }
 
+# nc_stream PORT BYTES [NCDEVMEM_ARGS...]: the ncdevmem -v 7 pattern, BYTES
+# of it, from netns a (socat from source port PORT: the 4-tuple ncdevmem -c
+# steers to its queue) into `ncdevmem -l -L -v 7 ARGS` on $DMV_B.  Its log
+# stays in $LOG/srv; it writes "OFFSET SIZE" per devmem fragment to
+# $LOG/frags and sets NC_OK (true: every program exited 0, the server saw
+# its client exit, no "Failed validation", no linear fragment, all BYTES,
+# at least one fragment), NC_SECS (send to exit) and NC_WHY (what went
+# wrong, for a comment line; the server's log tail follows it on stdout).
+# Returns 1, having printed the log's tail, when the server never listened.
+# shellcheck disable=SC2034 # NC_* are for the caller
+nc_stream() {
+	local port=$1 bytes=$2 spid gen snd rc got bad lin t0 t1
+	shift 2
+	rm -f "$LOG/srv"
+	ip netns exec b ncdevmem -l -L -f "$DMV_B" -s "$DMV_B4" -c "$DMV_A4" -p "$port" -v 7 "$@" \
+		>"$LOG/srv" 2>&1 &
+	spid=$!
+	NC_OK=false NC_SECS=0 NC_WHY="ncdevmem never listened on port $port"
+	: >"$LOG/frags"
+	if ! wait_listen b "$port" 30; then
+		kill "$spid" 2>/dev/null
+		bwait "$spid" 10
+		tail -n 15 "$LOG/srv" | sed 's/^/# /'
+		return 1
+	fi
+	t0=$(date +%s.%N)
+	pattern 7 "$bytes" | timeout 60 ip netns exec a socat -u -b 65536 - "TCP:$DMV_B4:$port,sourceport=$port"
+	gen=${PIPESTATUS[0]} snd=${PIPESTATUS[1]}
+	bwait "$spid" 60
+	rc=$?
+	t1=$(date +%s.%N)
+	NC_SECS=$(awk -v a="$t0" -v z="$t1" 'BEGIN {printf "%.1f", z - a}')
+	got=$(sed -n 's/^total_received=\([0-9]*\)$/\1/p' "$LOG/srv" | tail -n 1)
+	bad=$(grep -c '^Failed validation' "$LOG/srv")
+	lin=$(grep -c 'SCM_DEVMEM_LINEAR' "$LOG/srv")
+	sed -n 's/^received .*frag_offset=\([0-9]*\), frag_size=\([0-9]*\),.*/\1 \2/p' "$LOG/srv" >"$LOG/frags"
+	if [ "$gen" = 0 ] && [ "$snd" = 0 ] && [ "$rc" = 0 ] && grep -q 'client exited' "$LOG/srv" &&
+		[ "$bad" = 0 ] && [ "$lin" = 0 ] && [ "$got" = "$bytes" ] && [ -s "$LOG/frags" ]; then
+		NC_OK=true NC_WHY=''
+		return 0
+	fi
+	NC_WHY="pattern exit $gen, socat exit $snd, ncdevmem exit $rc, total_received=${got:-none} (sent $bytes), $bad 'Failed validation' lines, $lin linear, $(wc -l <"$LOG/frags") fragments"
+	echo "# $NC_WHY"
+	grep -v -E 'received frag_page|Validated buffer|^recvmsg ret=|^total_received=' "$LOG/srv" |
+		tail -n 15 | sed 's/^/# server: /'
+	return 0
+}
+
 # scale BYTES [DEBUG_BYTES]: BYTES on the normal kernel; on the debug kernel,
 # which is many times slower, DEBUG_BYTES or BYTES/16 (DEVMEMTCP_FULL=1:
 # BYTES there too).

@@ -19,8 +19,13 @@
  *   refused naming our pid; a child killed with SIGKILL after prepare and
  *   steer leaves a log that blocks the next prepare and that
  *   dmt_nic_restore_log replays to the state before, removing the log;
+ * - rx-gro-hw: where the device lets it change and it is off (dmveth),
+ *   prepare turns it on and logs a "gro-hw" entry; the child's replay turns
+ *   it off again (dmt_nic_log.gro_hw); with DMT_NIC_NO_GRO_HW it stays
+ *   off; an unknown flag is refused (EINVAL);
  * - no fd leaked.
  */
+#include <stddef.h>
 #include "nic-common.h"
 
 #include <signal.h>
@@ -39,8 +44,59 @@ struct snap {
 	uint32_t nrules;
 	struct ethtool_rx_flow_spec rules[MAX_RULES];
 	uint32_t flags;		/* ETH_FLAG_NTUPLE and friends */
+	uint32_t feat[8];	/* active features (ethtool -k), by word */
 	struct dmt_nic_state st;	/* tcp-data-split, hds-thresh */
 };
+
+/* ETHTOOL_GFEATURES: the active words into feat (the kernel fills what it has) */
+static void read_features(const char *ifname, uint32_t feat[8])
+{
+	struct {
+		struct ethtool_gfeatures h;
+		struct ethtool_get_features_block b[8];
+	} gf = { .h = { .cmd = ETHTOOL_GFEATURES, .size = 8 } };
+	uint32_t i;
+
+	memset(feat, 0, 8 * sizeof(uint32_t));
+	if (eth_ioctl(ifname, &gf))
+		return;
+	for (i = 0; i < gf.h.size && i < 8; i++)
+		feat[i] = gf.b[i].active;
+}
+
+/* rx-gro-hw: -1 not offered (or fixed), else whether it is on */
+static int gro_hw(const char *ifname)
+{
+	struct {
+		struct ethtool_sset_info h;
+		uint32_t n;
+	} si = { .h = { .cmd = ETHTOOL_GSSET_INFO, .sset_mask = 1ull << ETH_SS_FEATURES } };
+	struct {
+		struct ethtool_gfeatures h;
+		struct ethtool_get_features_block b[8];
+	} gf = { .h = { .cmd = ETHTOOL_GFEATURES, .size = 8 } };
+	struct ethtool_gstrings *gs;
+	uint32_t i, bit = 0;
+	int ret = -1;
+
+	if (eth_ioctl(ifname, &si) || !si.h.sset_mask || si.n > 256)
+		return -1;
+	gs = calloc(1, sizeof(*gs) + si.n * ETH_GSTRING_LEN);
+	if (!gs)
+		return -1;
+	gs->cmd = ETHTOOL_GSTRINGS;
+	gs->string_set = ETH_SS_FEATURES;
+	gs->len = si.n;
+	if (!eth_ioctl(ifname, gs))
+		for (i = 0; i < gs->len; i++)
+			if (!strcmp((char *)gs->data + i * ETH_GSTRING_LEN, "rx-gro-hw"))
+				bit = i + 1;
+	free(gs);
+	if (bit-- && !eth_ioctl(ifname, &gf) && bit / 32 < gf.h.size &&
+	    (gf.b[bit / 32].available & (1u << bit % 32)))
+		ret = !!(gf.b[bit / 32].active & (1u << bit % 32));
+	return ret;
+}
 
 static int take_snap(const char *ifname, struct snap *s)
 {
@@ -56,6 +112,7 @@ static int take_snap(const char *ifname, struct snap *s)
 	eth_ioctl(ifname, &s->rings);
 	if (!eth_ioctl(ifname, &v))
 		s->flags = v.data;
+	read_features(ifname, s->feat);
 	read_indir(ifname, s->indir, &s->nindir);
 	read_rules(ifname, s->rules, &s->nrules);
 	/* tcp-data-split and hds-thresh: ethtool netlink, through a handle
@@ -95,6 +152,10 @@ static bool snap_eq(const struct snap *a, const struct snap *b)
 	}
 	if ((a->flags ^ b->flags) & ETH_FLAG_NTUPLE) {
 		printf("# the ntuple feature differs\n");
+		eq = false;
+	}
+	if (memcmp(a->feat, b->feat, sizeof(a->feat))) {
+		printf("# the features (ethtool -k) differ\n");
 		eq = false;
 	}
 	return eq;
@@ -343,7 +404,7 @@ out:
 struct seen {
 	int pid;
 	unsigned changes;
-	bool rings, rss;
+	bool rings, rss, gro_hw;
 	unsigned rules;
 };
 
@@ -356,6 +417,8 @@ static int seen_cb(const struct dmt_nic_log *l, void *arg)
 	s->rings = l->rings;
 	s->rss = l->rss;
 	s->rules = l->rules;
+	s->gro_hw = l->sz >= offsetof(struct dmt_nic_log, gro_hw) + sizeof(l->gro_hw) &&
+		    l->gro_hw;
 	return 0;
 }
 
@@ -374,7 +437,7 @@ static void test_log(struct ktap *t, const char *ifname, unsigned queue,
 	FILE *f;
 	size_t n = 0;
 	pid_t child;
-	int ret, status;
+	int ret, status, gro0, gro1;
 
 	if (!s || take_snap(ifname, &s[0]))
 		goto out;
@@ -385,17 +448,27 @@ static void test_log(struct ktap *t, const char *ifname, unsigned queue,
 	if (!check(t, a && b && stat(path, &st) && errno == ENOENT,
 		   "%s: two handles open, no log before a change", ifname))
 		goto out;
+	gro0 = gro_hw(ifname);
 	ret = dmt_nic_prepare_rx(a, queue, 1);
+	gro1 = gro_hw(ifname);
 	f = fopen(path, "r");
 	if (f) {
-		/* bit 0: rings, bit 1: rss (an entry may be written again) */
+		/* bit 0: rings, bit 1: rss, bit 2: gro-hw (an entry may be
+		 * written again) */
 		while (fgets(line, sizeof(line), f))
 			n |= (strstr(line, " rings ") ? 1 : 0) |
-			     (strstr(line, " rss ") ? 2 : 0);
+			     (strstr(line, " rss ") ? 2 : 0) |
+			     (strstr(line, " gro-hw") ? 4 : 0);
 		fclose(f);
 	}
-	check(t, !ret && n == 3, "%s: prepare wrote the rings and RSS entries "
-	      "to %s", ifname, path);
+	check(t, !ret && (n & 3) == 3, "%s: prepare wrote the rings and RSS "
+	      "entries to %s", ifname, path);
+	if (gro0 == 0)
+		check(t, !ret && gro1 == 1 && (n & 4), "%s: rx-gro-hw was off: "
+		      "prepare turned it on and logged it", ifname);
+	else
+		skip(t, "rx-gro-hw turned on by prepare", gro0 < 0 ?
+		     "the device does not let it change" : "the device has it on");
 	ret = dmt_nic_prepare_rx(b, queue, 1);
 	show_err(dmt_nic_error(b));
 	snprintf(pid, sizeof(pid), "pid %d", (int)getpid());
@@ -445,15 +518,44 @@ static void test_log(struct ktap *t, const char *ifname, unsigned queue,
 		show_err(&err);
 	take_snap(ifname, &s[1]);
 	check(t, ret == 1 && seen.pid == child && seen.rings && seen.rss &&
-	      seen.rules == 1 && snap_eq(&s[0], &s[1]) && stat(path, &st),
+	      seen.rules == 1 && seen.gro_hw == (gro0 == 0) &&
+	      snap_eq(&s[0], &s[1]) && stat(path, &st),
 	      "%s: dmt_nic_restore_log(NULL): the child's %u changes undone "
-	      "(rings, RSS, %u rule), state as before, log removed", ifname,
-	      seen.changes, seen.rules);
+	      "(rings, RSS, %u rule%s), state as before, log removed", ifname,
+	      seen.changes, seen.rules, seen.gro_hw ? ", rx-gro-hw" : "");
 out:
 	free(text);
 	dmt_nic_close(a);
 	dmt_nic_close(b);
 	free(s);
+}
+
+/* dmt_nic_opts.flags: DMT_NIC_NO_GRO_HW leaves rx-gro-hw; unknown: EINVAL */
+static void test_flags(struct ktap *t, const char *ifname, unsigned queue,
+		       const char *logdir)
+{
+	DMT_OPTS(dmt_nic_opts, bad, .log_dir = logdir, .flags = 0x80);
+	DMT_OPTS(dmt_nic_opts, no, .log_dir = logdir, .flags = DMT_NIC_NO_GRO_HW);
+	struct dmt_nic *nic;
+	struct dmt_err err;
+	int gro0, gro1, ret;
+
+	nic = dmt_nic_open_opts(ifname, &bad, &err);
+	check(t, !nic && err.code == -EINVAL && strstr(err.fix, "DMT_NIC_NO_GRO_HW"),
+	      "%s: dmt_nic_opts.flags 0x80: EINVAL naming the known flag", ifname);
+	dmt_nic_close(nic);
+	gro0 = gro_hw(ifname);
+	if (gro0 != 0) {
+		skip(t, "DMT_NIC_NO_GRO_HW", "rx-gro-hw is not off and changeable");
+		return;
+	}
+	nic = dmt_nic_open_opts(ifname, &no, &err);
+	ret = nic ? dmt_nic_prepare_rx(nic, queue, 1) : err.code;
+	gro1 = gro_hw(ifname);
+	check(t, !ret && gro1 == 0 && nic && !dmt_nic_restore(nic),
+	      "%s: DMT_NIC_NO_GRO_HW: prepared, rx-gro-hw left off, restored",
+	      ifname);
+	dmt_nic_close(nic);
 }
 
 int main(int argc, char **argv)
@@ -500,6 +602,7 @@ int main(int argc, char **argv)
 		test_unknown(&t, nsim, 1);
 	test_busy(&t, ifname, st.rx_queues - 1, logdir);
 	test_log(&t, ifname, st.rx_queues - 1, logdir);
+	test_flags(&t, ifname, st.rx_queues - 1, logdir);
 	fds1 = count_fds();
 	if (!check(&t, fds0 >= 0 && fds0 == fds1, "no fd leaked"))
 		printf("# %d fds open at start, %d at the end\n", fds0, fds1);

@@ -15,6 +15,10 @@
 #   16384 for 64 KiB ones: a whole TSO frame's payload in one net_iov), and
 #   ncdevmem -L validated every byte (no linear fragment, no "Failed
 #   validation", total_received equal to what was sent, exit 0).
+# - devmemtcp recv --rx-page-size 64K --hugepages (with its NIC setup, which
+#   turns rx-gro-hw on): 4 MiB from devmemtcp send, every byte validated in
+#   devmem, fragments averaging more than a page; --rx-page-size 128K is
+#   refused with dmveth's extack (exit 2) and the NIC is put back.
 set -o pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/ktap.sh"
@@ -62,47 +66,64 @@ refuse 131072 "dmveth: rx-page-size 131072 not supported: a power of 2 from 4096
 
 # receive SIZE BYTES MIN_MAXFRAG: socat from a -> ncdevmem -l -L -v 7 -b SIZE.
 receive() {
-	local size=$1 bytes=$2 want=$3 rc gen snd got bad lin stats t0 t1
+	local size=$1 bytes=$2 want=$3
 	port=$((port + 1))
-	rm -f "$LOG/srv"
-	ip netns exec b ncdevmem -l -L -f $DMV_B -s $DMV_B4 -c $DMV_A4 -p $port -v 7 -b "$size" \
-		>"$LOG/srv" 2>&1 &
-	local spid=$!
-	if ! wait_listen b $port 30; then
-		tail -n 15 "$LOG/srv" | sed 's/^/# /'
+	if ! nc_stream $port "$bytes" -b "$size"; then
 		ktap_fail "rx-page-size $size: ncdevmem bound and listening"
-		kill $spid 2>/dev/null
 		return
 	fi
-	t0=$(date +%s.%N)
-	pattern 7 "$bytes" | timeout 60 ip netns exec a socat -u -b 65536 - TCP:$DMV_B4:$port,sourceport=$port
-	gen=${PIPESTATUS[0]} snd=${PIPESTATUS[1]}
-	bwait $spid 60
-	rc=$?
-	t1=$(date +%s.%N)
-	got=$(sed -n 's/^total_received=\([0-9]*\)$/\1/p' "$LOG/srv" | tail -n 1)
-	bad=$(grep -c '^Failed validation' "$LOG/srv")
-	lin=$(grep -c 'SCM_DEVMEM_LINEAR' "$LOG/srv")
 	# fragments: count, outside one buffer, not at a buffer's start (unless
 	# it goes on where the one before ended: recvmsg's byte budget ran out
 	# inside a buffer and the next call got the rest), largest
-	stats=$(sed -n 's/^received .*frag_offset=\([0-9]*\), frag_size=\([0-9]*\),.*/\1 \2/p' "$LOG/srv" |
-		awk -v s="$size" '{n++; if ($1 % s + $2 > s) out++; if ($1 % s && $1 != end) mis++
+	read -r nf out mis max < <(awk -v s="$size" '{n++; if ($1 % s + $2 > s) out++; if ($1 % s && $1 != end) mis++
 			if ($2 > max) max = $2; end = $1 + $2}
-			END {printf "%d %d %d %d", n, out, mis, max}')
-	read -r nf out mis max <<<"$stats"
-	if [ "$gen" = 0 ] && [ "$snd" = 0 ] && [ $rc = 0 ] && grep -q 'client exited' "$LOG/srv" &&
-		[ "$bad" = 0 ] && [ "$lin" = 0 ] && [ "$got" = "$bytes" ] && [ "$nf" -gt 0 ] &&
-		[ "$out" = 0 ] && [ "$mis" = 0 ] && [ "$max" -ge "$want" ] && [ "$max" -le "$size" ]; then
-		ktap_ok "rx-page-size $size: $bytes bytes validated in $nf fragments, each inside one $size-byte buffer, from its start or where the one before ended, largest $max ($(awk -v a="$t0" -v z="$t1" 'BEGIN {printf "%.1f", z - a}') s with ncdevmem's checks and exit)"
+			END {printf "%d %d %d %d\n", n, out, mis, max}' "$LOG/frags")
+	if $NC_OK && [ "$out" = 0 ] && [ "$mis" = 0 ] && [ "$max" -ge "$want" ] && [ "$max" -le "$size" ]; then
+		ktap_ok "rx-page-size $size: $bytes bytes validated in $nf fragments, each inside one $size-byte buffer, from its start or where the one before ended, largest $max ($NC_SECS s with ncdevmem's checks and exit)"
 	else
-		echo "# pattern exit $gen, socat exit $snd, ncdevmem exit $rc, total_received=${got:-none} (sent $bytes)"
-		echo "# $bad 'Failed validation' lines, $lin linear; fragments $nf: $out cross a buffer, $mis not at a buffer's start, largest $max (want >= $want, <= $size)"
-		grep -v -E 'received frag_page|Validated buffer|^recvmsg ret=|^total_received=' "$LOG/srv" |
-			tail -n 15 | sed 's/^/# server: /'
+		echo "# fragments $nf: $out cross a buffer, $mis not at a buffer's start, largest $max (want >= $want, <= $size)"
 		ktap_fail "rx-page-size $size: stream validated in fragments of that buffer size"
 	fi
 }
 receive 16384 $((2 << 20)) 16384
 receive 65536 $((2 << 20)) 16385
+
+# devmemtcp recv --rx-page-size: its NIC setup turns rx-gro-hw on, so a TSO
+# frame's payload fills 64 KiB buffers: fragments average more than a page
+port=$((port + 1))
+bytes=$((4 << 20))
+ip netns exec b devmemtcp -j recv --dev $DMV_B --listen $DMV_B4:$port --queues 3:1 --mode devmem \
+	--rx-page-size 64K --hugepages --size 16M --validate 7 >"$LOG/rcv" 2>"$LOG/rcv.err" &
+rpid=$!
+wait_listen b $port 30
+ip netns exec a timeout 60 devmemtcp -j send $DMV_B4:$port --dev $DMV_A --provider udmabuf --size 8M \
+	--bytes $bytes --mode devmem --validate 7 >"$LOG/snd" 2>"$LOG/snd.err"
+src=$?
+bwait $rpid 60
+rrc=$?
+read -r got val lin nf rps < <(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(r.get("bytes"), r.get("validated_bytes"), r.get("linear_bytes"), r.get("frags") or 0, r["options"].get("rx_page_size"))' "$LOG/rcv" 2>/dev/null)
+if [ $src = 0 ] && [ $rrc = 0 ] && [ "$got" = $bytes ] && [ "$val" = $bytes ] && [ "$lin" = 0 ] &&
+	[ "$rps" = 65536 ] && [ "$nf" -gt 0 ] && [ $((bytes / nf)) -gt 4096 ]; then
+	ktap_ok "devmemtcp recv --rx-page-size 64K: $bytes bytes validated in $nf fragments, $((bytes / nf)) bytes on average"
+else
+	sed 's/^/# recv: /' "$LOG/rcv.err" | tail -n 5
+	sed 's/^/# send: /' "$LOG/snd.err" | tail -n 5
+	ktap_fail "devmemtcp recv --rx-page-size 64K: every byte validated in fragments averaging over 4096 bytes (send exit $src, recv exit $rrc, bytes $got, validated $val, linear $lin, $nf fragments, rx_page_size $rps)"
+fi
+# refused by the driver: the kernel's extack, exit 2, the NIC put back
+port=$((port + 1))
+timeout 60 ip netns exec b devmemtcp recv --dev $DMV_B --listen $DMV_B4:$port --queues 3:1 --mode devmem \
+	--rx-page-size 128K --hugepages --size 16M >"$LOG/out" 2>"$LOG/err" </dev/null
+rc=$?
+if [ $rc = 2 ] && grep -q 'rx-page-size 131072 not supported' "$LOG/err" &&
+	[ -z "$(ip netns exec b sh -c 'ls /run/devmemtcp/net-*/*.undo 2>/dev/null')" ] &&
+	ip netns exec b ethtool -k $DMV_B | grep -q '^rx-gro-hw: off'; then
+	ktap_ok "devmemtcp recv --rx-page-size 128K: exit 2, $(cat "$LOG/err")"
+else
+	sed 's/^/# /' "$LOG/out" "$LOG/err" | tail -n 5
+	ktap_fail "devmemtcp recv --rx-page-size 128K: exit 2 with dmveth's extack, no undo log, rx-gro-hw off again (exit $rc)"
+fi
 ktap_done

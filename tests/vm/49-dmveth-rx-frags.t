@@ -51,43 +51,16 @@ mib() { # mib NAME: a counter of netns b's IP MIB (nstat -a: absolute)
 }
 port=5490
 bytes=$((2 << 20))
-# stream: the pattern from netns a into ncdevmem -l -L on dmb; sets ok
-# (validated: exits 0, no "Failed validation", no linear fragment, all
-# bytes), the fragments' count nf, how many cross a 2 KiB half (out), sit
-# at in-page offset 2048 (half), the largest (max), their sum, and secs
+# stream: nc_stream's transfer; sets ok and secs, and of the fragments
+# their count nf, how many cross a 2 KiB half (out), sit at in-page offset
+# 2048 (half), the largest (max) and their sum
 stream() {
-	local gen snd rc got nbad lin stats t0 t1
 	port=$((port + 1))
-	ip netns exec b ncdevmem -l -L -f $DMV_B -s $DMV_B4 -c $DMV_A4 -p $port -v 7 >"$LOG/srv" 2>&1 &
-	spid=$!
-	if ! wait_listen b $port 30; then
-		tail -n 15 "$LOG/srv" | sed 's/^/# /'
-		ktap_bail "ncdevmem bound and listening"
-	fi
-	t0=$(date +%s.%N)
-	pattern 7 "$bytes" | timeout 60 ip netns exec a socat -u -b 65536 - TCP:$DMV_B4:$port,sourceport=$port
-	gen=${PIPESTATUS[0]} snd=${PIPESTATUS[1]}
-	bwait $spid 60
-	rc=$?
-	t1=$(date +%s.%N)
-	secs=$(awk -v a="$t0" -v z="$t1" 'BEGIN {printf "%.1f", z - a}')
-	got=$(sed -n 's/^total_received=\([0-9]*\)$/\1/p' "$LOG/srv" | tail -n 1)
-	nbad=$(grep -c '^Failed validation' "$LOG/srv")
-	lin=$(grep -c 'SCM_DEVMEM_LINEAR' "$LOG/srv")
-	stats=$(sed -n 's/^received .*frag_offset=\([0-9]*\), frag_size=\([0-9]*\),.*/\1 \2/p' "$LOG/srv" |
-		awk '{n++; sum += $2; if ($1 % 2048 + $2 > 2048) out++; if ($1 % 4096 == 2048) half++; if ($2 > max) max = $2}
-			END {printf "%d %d %d %d %d", n, out, half, max, sum}')
-	read -r nf out half max sum <<<"$stats"
-	ok=false
-	if [ "$gen" = 0 ] && [ "$snd" = 0 ] && [ $rc = 0 ] && grep -q 'client exited' "$LOG/srv" &&
-		[ "$nbad" = 0 ] && [ "$lin" = 0 ] && [ "$got" = "$bytes" ] && [ "$nf" -gt 0 ]; then
-		ok=true
-	else
-		echo "# pattern exit $gen, socat exit $snd, ncdevmem exit $rc, total_received=${got:-none} (sent $bytes)"
-		echo "# $nbad 'Failed validation' lines, $lin linear; fragments $nf: $out cross a 2 KiB half, $half at offset 2048, largest $max"
-		grep -v -E 'received frag_page|Validated buffer|^recvmsg ret=|^total_received=' "$LOG/srv" |
-			tail -n 15 | sed 's/^/# server: /'
-	fi
+	nc_stream $port "$bytes" || ktap_bail "ncdevmem bound and listening"
+	ok=$NC_OK secs=$NC_SECS
+	read -r nf out half max sum < <(awk '{n++; sum += $2; if ($1 % 2048 + $2 > 2048) out++; if ($1 % 4096 == 2048) half++; if ($2 > max) max = $2}
+		END {printf "%d %d %d %d %d\n", n, out, half, max, sum}' "$LOG/frags")
+	$ok || echo "# fragments $nf: $out cross a 2 KiB half, $half at offset 2048, largest $max"
 }
 
 pk0=$(rxpk) in0=$(mib IpInReceives) seg0=$(mib IpExtInNoECTPkts)

@@ -8,10 +8,11 @@
 #   SIGKILLed part way replayed;
 # - `devmemtcp recv --mode devmem` SIGKILLed mid-transfer: the NIC state
 #   (channels, rings with tcp-data-split, RSS table, ntuple rules and
-#   feature) differs, a second recv is refused (changes never undone, exit
-#   17), `devmemtcp restore` brings it back identical and removes the log;
+#   feature, rx-gro-hw) differs, rx-gro-hw among it, a second recv is
+#   refused (changes never undone, exit 17), `devmemtcp restore` brings it
+#   back identical and removes the log;
 # - SIGHUP and SIGQUIT mid-transfer: summary, exit 129 / 131, NIC identical,
-#   no log left;
+#   no log left; rx-gro-hw on while receiving, off with --no-gro-hw;
 # - two recv on one NIC: the second is refused naming the first's pid.
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/ktap.sh"
@@ -31,8 +32,9 @@ command -v devmemtcp >/dev/null || { ktap_fail "devmemtcp built (make all)"; exi
 command -v nic-undo >/dev/null || { ktap_fail "nic-undo built (make all)"; exit 1; }
 
 # nic_state NS DEV: everything recv may change: channels, rings (with
-# tcp-data-split), the RSS table, the ntuple rules; the ntuple feature from
-# ethtool's JSON (ethtool 6.1 has JSON for features only).
+# tcp-data-split), the RSS table, the ntuple rules; the ntuple and
+# rx-gro-hw features from ethtool's JSON (ethtool 6.1 has JSON for features
+# only).
 nic_state() {
 	{
 		ip netns exec "$1" ethtool -l "$2"
@@ -40,7 +42,7 @@ nic_state() {
 		ip netns exec "$1" ethtool -x "$2"
 		ip netns exec "$1" ethtool -n "$2"
 		ip netns exec "$1" ethtool --json -k "$2" |
-			python3 -c 'import json,sys; print("ntuple", json.load(sys.stdin)[0]["ntuple-filters"]["active"])'
+			python3 -c 'import json,sys; f = json.load(sys.stdin)[0]; print("ntuple", f["ntuple-filters"]["active"], "rx-gro-hw", f["rx-gro-hw"]["active"])'
 	} 2>&1
 }
 
@@ -110,11 +112,13 @@ kill $SPID 2>/dev/null
 bwait $SPID 30 >/dev/null
 mid=$(nic_state b $DMV_B)
 logs=$(log_files)
-if [ $rrc = 137 ] && [ "$mid" != "$before" ] && [ -n "$logs" ]; then
-	ktap_ok "SIGKILL: recv dead (exit $rrc), NIC state differs, undo log left ($logs)"
+if [ $rrc = 137 ] && [ "$mid" != "$before" ] && [ -n "$logs" ] && grep -q 'rx-gro-hw False' <<<"$before" &&
+	grep -q 'rx-gro-hw True' <<<"$mid"; then
+	ktap_ok "SIGKILL: recv dead (exit $rrc), NIC state differs (rx-gro-hw on too), undo log left ($logs)"
 	diff <(echo "$before") <(echo "$mid") | sed 's/^/# /' | head -n 12
 else
-	ktap_fail "SIGKILL: recv dead (exit $rrc, want 137), NIC state differs, undo log left ($logs)"
+	diff <(echo "$before") <(echo "$mid") | sed 's/^/# /' | head -n 12
+	ktap_fail "SIGKILL: recv dead (exit $rrc, want 137), NIC state differs (rx-gro-hw off before, on now), undo log left ($logs)"
 fi
 # a new recv must not take the changed NIC for the original
 port=$((port + 1))
@@ -136,8 +140,8 @@ import json, sys
 j = json.load(open(sys.argv[1]))
 l = j["logs"]
 sys.exit(0 if j["restored"] == 1 and len(l) == 1 and l[0]["ifname"] == "dmb" and l[0]["restored"]
-         and l[0]["rings"] and l[0]["rss"] and l[0]["rules"] == 1 and not l[0]["pid_alive"] else 1)' "$LOG/restore"; then
-	ktap_ok "devmemtcp restore: exit 0, rings, RSS table and 1 rule put back, NIC state identical to before, log removed"
+         and l[0]["rings"] and l[0]["rss"] and l[0]["rules"] == 1 and l[0]["gro_hw"] and not l[0]["pid_alive"] else 1)' "$LOG/restore"; then
+	ktap_ok "devmemtcp restore: exit 0, rings, RSS table, 1 rule and rx-gro-hw put back, NIC state identical to before, log removed"
 else
 	echo "# restore exit $rc"
 	sed 's/^/# /' "$LOG/restore" "$LOG/restore.err" | tail -n 5
@@ -153,17 +157,26 @@ else
 	ktap_fail "restore again: exit 18, nothing to restore (exit $rc)"
 fi
 
-# 2. SIGHUP and SIGQUIT mid-transfer: summary, 128+N, NIC identical.
+# 2. SIGHUP and SIGQUIT mid-transfer: summary, 128+N, NIC identical.  The
+# SIGQUIT run has --no-gro-hw: rx-gro-hw stays off while it receives.
 for sig in HUP QUIT; do
 	want=$((128 + $(kill -l $sig)))
 	before=$(nic_state b $DMV_B)
-	start_transfer || echo "# SIG$sig: the transfer did not start"
+	extra=() gro=True
+	[ $sig = QUIT ] && extra=(--no-gro-hw) gro=False
+	start_transfer "${extra[@]}" || echo "# SIG$sig: the transfer did not start"
+	during=$(nic_state b $DMV_B | sed -n 's/.*rx-gro-hw //p')
 	kill -$sig $RPID
 	bwait $RPID 60
 	rrc=$?
 	kill $SPID 2>/dev/null
 	bwait $SPID 30 >/dev/null
 	after=$(nic_state b $DMV_B)
+	if [ "$during" = $gro ] && [ "$(json "$LOG/rcv" options.gro_hw_setup)" = $gro ]; then
+		ktap_ok "SIG$sig case${extra[*]:+ (${extra[*]})}: rx-gro-hw $gro while receiving, options.gro_hw_setup $gro"
+	else
+		ktap_fail "SIG$sig case${extra[*]:+ (${extra[*]})}: rx-gro-hw $gro while receiving (was $during), options.gro_hw_setup $gro (got $(json "$LOG/rcv" options.gro_hw_setup))"
+	fi
 	if [ $rrc = $want ] && [ "$before" = "$after" ] && [ -z "$(log_files)" ] &&
 		[ "$(json "$LOG/rcv" stopped_by)" = "SIG$sig" ] && [ "$(json "$LOG/rcv" nic_restored)" = True ] &&
 		[ "$(json "$LOG/rcv" bytes)" -gt 0 ]; then

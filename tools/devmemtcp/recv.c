@@ -58,6 +58,9 @@ struct recv_cfg {
 	unsigned long queue_start, queue_count;
 	bool fail_on_linear;
 	bool no_setup;
+	bool no_gro_hw;
+	bool hugepages;
+	uint64_t rx_page_size;	/* 0: the page size */
 	int argc;
 	char **argv;
 };
@@ -108,8 +111,14 @@ void recv_usage(FILE *f)
 		"  --fail-on-linear    exit 15 if any payload arrived outside the dma-buf\n"
 		"  --mode MODE         devmem|auto|copy (auto: devmem, else copy, and the\n"
 		"                      reason is printed)\n"
-		"  --no-setup          leave the NIC as it is: no tcp-data-split, RSS\n"
-		"                      or ntuple change\n"
+		"  --no-setup          leave the NIC as it is: no tcp-data-split, RSS,\n"
+		"                      ntuple or rx-gro-hw change\n"
+		"  --no-gro-hw         set up the NIC but leave rx-gro-hw (hardware GRO,\n"
+		"                      turned on where the driver lets it) as it is\n"
+		"  --rx-page-size BYTES  buffers of BYTES (a power of 2 >= 4K the driver\n"
+		"                      supports; Linux >= 7.3) instead of pages\n"
+		"  --hugepages         --provider udmabuf: 2 MiB pages (rx-page-size\n"
+		"                      above 4K needs the buffer's pieces that aligned)\n"
 		"  --peer ADDR[:PORT]  steer on the sender's address (and port) too\n",
 		DEFAULT_PORT);
 }
@@ -145,13 +154,16 @@ static int parse_queues(const char *s, struct recv_cfg *c)
 
 static int parse(int argc, char **argv, struct recv_cfg *c)
 {
-	enum { O_LISTEN = O_OWN, O_QUEUES, O_LINEAR, O_NOSETUP, O_PEER };
+	enum { O_LISTEN = O_OWN, O_QUEUES, O_LINEAR, O_NOSETUP, O_PEER, O_NOGRO, O_RXPAGE, O_HUGE };
 	static const struct option opts[] = {
 		TOOL_COMMON_OPTIONS,
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "queues", required_argument, NULL, O_QUEUES },
 		{ "fail-on-linear", no_argument, NULL, O_LINEAR },
 		{ "no-setup", no_argument, NULL, O_NOSETUP },
+		{ "no-gro-hw", no_argument, NULL, O_NOGRO },
+		{ "rx-page-size", required_argument, NULL, O_RXPAGE },
+		{ "hugepages", no_argument, NULL, O_HUGE },
 		{ "peer", required_argument, NULL, O_PEER },
 		{ 0 }
 	};
@@ -187,6 +199,20 @@ static int parse(int argc, char **argv, struct recv_cfg *c)
 			break;
 		case O_NOSETUP:
 			c->no_setup = true;
+			break;
+		case O_NOGRO:
+			c->no_gro_hw = true;
+			break;
+		case O_RXPAGE:
+			if (parse_size(arg, &c->rx_page_size) || c->rx_page_size > UINT32_MAX)
+				return tool_usage_err("give a size, e.g. --rx-page-size 16K",
+						      "--rx-page-size %s: not a size", arg);
+			if (c->rx_page_size < 4096 || (c->rx_page_size & (c->rx_page_size - 1)))
+				return tool_usage_err("give a power of 2 from 4K, e.g. --rx-page-size 16K",
+						      "--rx-page-size %s: not a power of 2 from 4096", arg);
+			break;
+		case O_HUGE:
+			c->hugepages = true;
 			break;
 		case O_PEER:
 			c->peer = arg;
@@ -304,7 +330,9 @@ static int nic_check(const struct recv_cfg *c, struct recv_run *r)
 	struct dmt_err e = { 0 };
 	int code = EXIT_STEER;
 
-	r->nic = dmt_nic_open(c->com.dev, &e);
+	DMT_OPTS(dmt_nic_opts, no, .flags = c->no_gro_hw ? DMT_NIC_NO_GRO_HW : 0);
+
+	r->nic = dmt_nic_open_opts(c->com.dev, &no, &e);
 	if (r->nic && dmt_nic_get_state(r->nic, &st) < 0) {
 		e = *dmt_nic_error(r->nic);
 	} else if (r->nic && (!st.has_rings || !st.tcp_data_split)) {
@@ -363,6 +391,8 @@ static int bind_exit(const struct dmt_err *e)
 		return EXIT_NOQMGMT;	/* no message: no queue ops, or no ops lock */
 	if (extack_has(e, "tcp-data-split"))
 		return EXIT_NOHDS;
+	if (extack_has(e, "rx-page-size") || extack_has(e, "rx_page_size"))
+		return EXIT_USAGE;
 	if (e->code == -EINVAL && strstr(e->extack, "queue"))
 		return EXIT_QUEUE;
 	return EXIT_NODEVMEM;
@@ -381,6 +411,8 @@ static const char *bind_fix(int exit_code, const struct recv_cfg *c)
 	case EXIT_NOHDS:
 		snprintf(fix, sizeof(fix), "enable header split: `ethtool -G %s tcp-data-split on hds-thresh 0` (or drop --no-setup)", c->com.dev);
 		return fix;
+	case EXIT_USAGE:
+		return "give --rx-page-size a power of 2 the driver supports (or drop it); with --provider udmabuf add --hugepages";
 	}
 	return "check `devmemtcp probe IFNAME`; use --mode auto to fall back to copy";
 }
@@ -392,7 +424,7 @@ static const char *bind_fix(int exit_code, const struct recv_cfg *c)
 static int setup_rx(struct recv_cfg *c, struct recv_run *r)
 {
 	DMT_OPTS(dmt_rxbind_opts, bo, .policy = c->com.mode, .queue_start = c->queue_start,
-		 .queue_count = c->queue_count);
+		 .queue_count = c->queue_count, .rx_page_size = (uint32_t)c->rx_page_size);
 	bool devmem_possible = c->com.mode != DMT_MODE_COPY;
 	struct dmt_err e = { 0 };
 	char sentence[768];
@@ -591,7 +623,8 @@ static int accept_one(struct recv_run *r)
 
 static int setup(struct recv_cfg *c, struct recv_run *r)
 {
-	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = c->com.provider, .size = c->com.size);
+	DMT_OPTS(dmt_dmabuf_opts, bo, .provider = c->com.provider, .size = c->com.size,
+		 .hugepages = c->hugepages);
 	struct dmt_err e = { 0 };
 	unsigned ifindex = 0;
 
@@ -855,8 +888,15 @@ static void print_options(const struct recv_cfg *c)
 	out_u64("queue_start", c->com.mode != DMT_MODE_COPY ? ", queues %" PRIu64 : NULL, c->queue_start);
 	out_u64("queue_count", c->com.mode != DMT_MODE_COPY ? ":%" PRIu64 : NULL, c->queue_count);
 	out_bool("setup", c->no_setup ? ", no NIC setup" : NULL, !c->no_setup);
+	out_bool("gro_hw_setup", !c->no_setup && c->no_gro_hw ? ", rx-gro-hw left as is" : NULL,
+		 !c->no_setup && !c->no_gro_hw);
 	out_str("provider", "\nbuffer: %s", dmt_provider_name(c->com.provider));
 	out_u64("size", " size %" PRIu64, c->com.size);
+	out_bool("hugepages", c->hugepages ? " hugepages" : NULL, c->hugepages);
+	if (c->rx_page_size)
+		out_u64("rx_page_size", ", rx-page-size %" PRIu64, c->rx_page_size);
+	else
+		out_null("rx_page_size", NULL);
 	if (c->com.validate)
 		out_u64("validate", ", validate %" PRIu64, c->com.validate);
 	else

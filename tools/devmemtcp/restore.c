@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +36,9 @@ void restore_usage(FILE *f)
 	fprintf(f,
 		"devmemtcp [-j] restore [IFNAME] [--log-dir DIR]\n"
 		"  undo the NIC changes (tcp-data-split, hds-thresh, RSS table, ntuple\n"
-		"  rules and feature) that a killed `devmemtcp recv` left, from the undo\n"
-		"  log written before each change; IFNAME: that interface's log, else\n"
-		"  every log of this network namespace\n"
+		"  rules and feature, rx-gro-hw) that a killed `devmemtcp recv` left,\n"
+		"  from the undo log written before each change; IFNAME: that\n"
+		"  interface's log, else every log of this network namespace\n"
 		"  --log-dir DIR       where the logs are (/run/devmemtcp)\n");
 }
 
@@ -124,6 +125,8 @@ static void what_text(const struct dmt_nic_log *l, char *buf, size_t len)
 		ADD("%u ntuple rule%s", l->rules, l->rules == 1 ? "" : "s");
 	if (l->ntuple)
 		ADD("ntuple feature off");
+	if (l->sz >= offsetof(struct dmt_nic_log, gro_hw) + sizeof(l->gro_hw) && l->gro_hw)
+		ADD("rx-gro-hw off");
 #undef ADD
 	if (!n)
 		snprintf(buf, len, "nothing needed putting back");
@@ -157,6 +160,7 @@ static int report(const struct dmt_nic_log *l, void *arg)
 		out_bool("rss", NULL, l->rss);
 		out_u64("rules", NULL, l->rules);
 		out_bool("ntuple", NULL, l->ntuple);
+		out_bool("gro_hw", NULL, l->sz >= offsetof(struct dmt_nic_log, gro_hw) + sizeof(l->gro_hw) && l->gro_hw);
 		out_bool("restored", NULL, !l->err.code);
 		if (l->err.code)
 			out_str("error", NULL, dmt_err_str(&l->err, sentence, sizeof(sentence)));
