@@ -44,7 +44,31 @@ ksft_pair() {
 ksft_unpair() {
 	ip link del $DMV_B 2>/dev/null
 	ip netns del a 2>/dev/null
+	[ -z "$KSFT_HP0" ] || echo "$KSFT_HP0" >/proc/sys/vm/nr_hugepages
 	true
+}
+
+# ksft_hugepages N: at least N huge pages of 2 MiB in the pool, for the
+# selftests' large-niov cases (devmem_lib asks for 64 but goes on with
+# fewer, and ncdevmem then fails "create udmabuf: Cannot allocate memory"
+# when an earlier test left memory fragmented): caches dropped and memory
+# compacted first.  A result line says what it got; KSFT_HP0 keeps the
+# count before, which ksft_unpair puts back.
+KSFT_HP0=
+ksft_hugepages() {
+	local want=$1 hp=/proc/sys/vm/nr_hugepages got
+	KSFT_HP0=$(cat $hp)
+	[ "$KSFT_HP0" -ge "$want" ] && return 0
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	echo 1 >/proc/sys/vm/compact_memory 2>/dev/null
+	echo "$want" >$hp
+	got=$(cat $hp)
+	if [ "$got" -ge "$want" ]; then
+		ktap_ok "$want huge pages of 2 MiB reserved for the large-niov cases"
+	else
+		ktap_fail "$want huge pages of 2 MiB reserved for the large-niov cases (got $got; $(grep -E '^MemFree' /proc/meminfo | tr -s ' '))"
+	fi
 }
 
 # ksft_run DIR NAME LIMIT SCALE [ARG...]: run DIR/NAME.py (NETIF and the

@@ -51,6 +51,7 @@ ip -n a -6 route add $LOCAL_PREFIX_V6 via $DMV_B6 dev $DMV_A ||
 # it there by hand.
 SCALE=3
 [ "${DEVMEMTCP_FLAVOR:-normal}" = debug ] && SCALE=10
+ksft_hugepages 64
 for t in ${NK_SELFTESTS:-nk_devmem userns_devmem nk_qlease}; do
 	ksft_run "$HW" "$t" 600 $SCALE
 done
