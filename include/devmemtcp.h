@@ -502,10 +502,11 @@ int dmt_nic_get_state(struct dmt_nic *nic, struct dmt_nic_state *st);
  * queues out of the default RSS context (the indirection table spreads
  * over the other queues), and the ntuple feature on where the driver has a
  * rule table and the feature can be changed.  (0.2) Also hardware GRO
- * (rx-gro-hw) on where the driver lets it change: the payload of many
- * segments then fills whole buffers (mlx5 refuses tcp-data-split without
- * it).  Needs at least count+1 RX queues.  tcp-data-split is restored to the core's config before,
- * "unknown" included (what the driver reports may differ).
+ * (rx-gro-hw) on where the driver lets it change, unless the handle was
+ * opened with DMT_NIC_NO_GRO_HW: the payload of many segments then fills
+ * whole buffers (mlx5 refuses tcp-data-split without it).  Needs at least
+ * count+1 RX queues.  tcp-data-split is restored to the core's config
+ * before, "unknown" included (what the driver reports may differ).
  */
 int dmt_nic_prepare_rx(struct dmt_nic *nic, unsigned start, unsigned count);
 /*
