@@ -49,12 +49,19 @@ ksft_unpair() {
 }
 
 # ksft_hugepages N: at least N huge pages of 2 MiB in the pool, for the
-# selftests' large-niov cases (devmem_lib asks for 64 but goes on with
-# fewer, and ncdevmem then fails "create udmabuf: Cannot allocate memory"
-# when an earlier test left memory fragmented): caches dropped and memory
-# compacted first.  A result line says what it got; KSFT_HP0 keeps the
-# count before, which ksft_unpair puts back.
+# selftests' large-niov cases.  devmem_lib asks for 64 and goes on with
+# what it has; each ncdevmem -b 16384 pins 32 of them (its 62.5 MiB
+# udmabuf, rounded up), and they come back only when the kernel frees the
+# binding, some time after the process exits (about 1 s in a TCG guest).
+# The cases run back to back, so with 64 pages a CI run failed "create
+# udmabuf: Cannot allocate memory" (two earlier bindings still held):
+# callers ask for room for four.  Caches are dropped and memory compacted first.  A result
+# line says what it got; KSFT_HP0 keeps the count before, which
+# ksft_unpair puts back; ksft_hugepages_report prints the pool's state.
 KSFT_HP0=
+ksft_hugepages_report() {
+	echo "# huge pages after the run: $(grep -E '^HugePages_(Total|Free|Rsvd)' /proc/meminfo | tr -s ' ' | tr '\n' ' ')"
+}
 ksft_hugepages() {
 	local want=$1 hp=/proc/sys/vm/nr_hugepages got
 	KSFT_HP0=$(cat $hp)

@@ -36,8 +36,9 @@ ksft_pair
 # checks, not on its 5 s wait for ncdevmem to listen.
 SCALE=3 LIMIT=900
 if [ "${DEVMEMTCP_FLAVOR:-normal}" = debug ]; then SCALE=10 LIMIT=1100; fi
-ksft_hugepages 64
+ksft_hugepages 128
 ksft_run "$HW" devmem $LIMIT $SCALE
+ksft_hugepages_report
 sed 's/^/# /' "$KSFT_LOG/devmem" | grep -v -E '^# (not )?ok ' | tail -n 25
 ksft_require $REQUIRED
 ktap_done

@@ -51,8 +51,9 @@ ip -n a -6 route add $LOCAL_PREFIX_V6 via $DMV_B6 dev $DMV_A ||
 # it there by hand.
 SCALE=3
 [ "${DEVMEMTCP_FLAVOR:-normal}" = debug ] && SCALE=10
-ksft_hugepages 64
+ksft_hugepages 128
 for t in ${NK_SELFTESTS:-nk_devmem userns_devmem nk_qlease}; do
 	ksft_run "$HW" "$t" 600 $SCALE
 done
+ksft_hugepages_report
 ktap_done
