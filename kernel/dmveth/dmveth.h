@@ -14,6 +14,7 @@
 #include <linux/netdevice.h>
 #include <linux/sizes.h>
 #include <linux/skbuff.h>
+#include <linux/smp.h>
 #include <linux/in6.h>
 #include <linux/u64_stats_sync.h>
 
@@ -78,6 +79,8 @@ struct dmveth_rq {
 	unsigned int buf_size;	/* bytes per pool buffer (rx-page-size) */
 	unsigned int frag_size;	/* bytes per payload fragment (rx_frag_size) */
 	unsigned int idx;
+	int irq_cpu;		/* where its "interrupt" runs the NAPI */
+	call_single_data_t irq;	/* raises it there from another CPU */
 	bool peer_stopped;	/* the peer's TX queues wait for room here */
 	struct dmveth_rq_stats stats;
 };
@@ -192,6 +195,7 @@ void dmveth_rq_start(struct net_device *dev, struct dmveth_rq *rq,
 		     struct page_pool *pool);
 struct page_pool *dmveth_rq_stop(struct net_device *dev, struct dmveth_rq *rq);
 void dmveth_kick_queues(struct net_device *dev);
+void dmveth_rq_interrupt(struct dmveth_rq *rq);
 unsigned int dmveth_wire_frames(const struct sk_buff *skb);
 int dmveth_parse_flow(const struct sk_buff *skb, struct dmveth_flow *fl);
 

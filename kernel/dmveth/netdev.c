@@ -9,6 +9,7 @@
  * full the sender's TX queue stops until that NAPI drained half of it.
  */
 #include <linux/etherdevice.h>
+#include <linux/moduleparam.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/tcp.h>
@@ -155,7 +156,7 @@ static netdev_tx_t dmveth_xmit(struct sk_buff *skb, struct net_device *dev)
 		if (skb_queue_len_lockless(&rq->backlog) < limit / 2)
 			netif_tx_wake_queue(txq);
 	}
-	napi_schedule(&rq->napi);
+	dmveth_rq_interrupt(rq);
 	rcu_read_unlock();
 	return NETDEV_TX_OK;
 
@@ -163,6 +164,35 @@ drop:
 	rcu_read_unlock();
 	dmveth_tx_drop(dev, skb, ts);
 	return NETDEV_TX_OK;
+}
+
+static bool irq_spread = true;
+module_param(irq_spread, bool, 0644);
+MODULE_PARM_DESC(irq_spread,
+		 "run RX queue N's NAPI on CPU N (mod online CPUs), as a NIC's spread interrupts do (default); off: in the sender's softirq");
+
+static void dmveth_rq_irq(void *info)
+{
+	struct dmveth_rq *rq = info;
+
+	__napi_schedule_irqoff(&rq->napi);
+}
+
+/*
+ * The frames the peer queued on @rq are "in the ring": raise the queue's
+ * interrupt.  A NIC's RX interrupts are spread over the CPUs, so its NAPI
+ * runs beside the sending process, not in its softirq; with irq_spread off
+ * (or the queue's CPU gone) it runs here.  Called with BHs off.
+ */
+void dmveth_rq_interrupt(struct dmveth_rq *rq)
+{
+	int cpu = READ_ONCE(rq->irq_cpu);
+
+	if (!napi_schedule_prep(&rq->napi))
+		return;
+	if (!READ_ONCE(irq_spread) || cpu == smp_processor_id() ||
+	    smp_call_function_single_async(cpu, &rq->irq))
+		__napi_schedule(&rq->napi);
 }
 
 /* Let the peer send again if it stopped for room on @rq. */
@@ -220,7 +250,7 @@ void dmveth_kick_queues(struct net_device *dev)
 	local_bh_disable();
 	for (i = 0; i < n; i++)
 		if (skb_queue_len_lockless(&priv->rq[i].backlog))
-			napi_schedule(&priv->rq[i].napi);
+			dmveth_rq_interrupt(&priv->rq[i]);
 	local_bh_enable();
 }
 
@@ -475,6 +505,8 @@ static int dmveth_dev_init(struct net_device *dev)
 		rq->dev = dev;
 		rq->idx = i;
 		skb_queue_head_init(&rq->backlog);
+		rq->irq_cpu = cpumask_local_spread(i, NUMA_NO_NODE);
+		INIT_CSD(&rq->irq, dmveth_rq_irq, rq);
 		u64_stats_init(&rq->stats.syncp);
 		/* deleted by free_netdev() */
 		netif_napi_add_config(dev, &rq->napi, dmveth_poll, i);
