@@ -39,6 +39,8 @@ RATIOS = [
      "user CPU / (user+sys) CPU of the devmemtcp sender and receiver (devmem, no validation)"),
     ("loopback_copy_vs_iperf3", ">=", 1.0,
      "host loopback: devmemtcp copy send->recv MB/s / iperf3 copy MB/s"),
+    ("dmveth_vs_veth_iperf3", ">=", 0.8,
+     "iperf3 (copy) over a dmveth pair MB/s / over a veth pair MB/s: what dmveth's own work costs plain TCP (issue 12)"),
 ]
 ENDS = ("send", "recv")
 
@@ -177,6 +179,8 @@ def ratios(cases):
         "lib_user_cpu_share": (med(cases, "dmt_devmem", "user_cpu_share"), cases.get("dmt_devmem", {}).get("user_cpu_share")),
         "loopback_copy_vs_iperf3": (div(med(cases, "host_dmt_copy"), med(cases, "host_iperf3_copy")),
                                     paired(cases, "host_dmt_copy", "host_iperf3_copy")),
+        "dmveth_vs_veth_iperf3": (div(med(cases, "iperf3_dmveth"), med(cases, "iperf3_veth_copy")),
+                                  paired(cases, "iperf3_dmveth", "iperf3_veth_copy")),
     }
     return out
 

@@ -4,7 +4,7 @@
 # - a tiny real host-only run (bench/loopback: 16 MiB over 127.0.0.1,
 #   2 rounds, no strace pass) plus VM records made up here and marked as
 #   such (no VM in host tests; they only exercise the writer), through
-#   bench/report.py: the eight ratio keys present and numbers, every case
+#   bench/report.py: the nine ratio keys present and numbers, every case
 #   with MB/s median/min/max and, per end, CPU per GB and wake-ups per MB as
 #   median/min/max numbers, goals, per-round ratios, the method, the table;
 #   the SVG plots written (when gnuplot is installed);
@@ -22,7 +22,8 @@ if [ ! -x "$BUILD/bench/runstat" ] || [ ! -x "$BUILD/bin/devmemtcp" ]; then ktap
 cat >"$T/schema.py" <<'PY'
 import json, sys
 KEYS = ["devmem_vs_iperf3_veth", "cpu_per_gb_devmem_vs_iperf3", "devmem_vs_memcpy", "validate_cost",
-        "devmem_vs_ncdevmem", "flows4_vs_flows1", "lib_user_cpu_share", "loopback_copy_vs_iperf3"]
+        "devmem_vs_ncdevmem", "flows4_vs_flows1", "lib_user_cpu_share", "loopback_copy_vs_iperf3",
+        "dmveth_vs_veth_iperf3"]
 j = json.load(open(sys.argv[1]))
 need_vm = sys.argv[2] == "full" if len(sys.argv) > 2 else True
 err = []
@@ -119,18 +120,18 @@ python3 bench/report.py "$T/all.raw" "$T/out" --stamp test >"$T/table" 2>"$T/rep
 rc=$?
 if [ $rc = 0 ] && python3 "$T/schema.py" "$T/out/latest.json" full >"$T/check" 2>&1 &&
 	[ -f "$T/out/bench-test.json" ] && cmp -s "$T/out/latest.json" "$T/out/bench-test.json"; then
-	ktap_ok "report.py: latest.json and its dated copy, the eight keys numbers, every case median/min/max ($(tail -n 1 "$T/check" | sed 's/^# //'))"
+	ktap_ok "report.py: latest.json and its dated copy, the nine keys numbers, every case median/min/max ($(tail -n 1 "$T/check" | sed 's/^# //'))"
 else
 	sed 's/^/# /' "$T/check" "$T/report.err" 2>/dev/null | tail -n 20
-	ktap_fail "report.py: latest.json and its dated copy, the eight keys numbers, every case median/min/max (exit $rc)"
+	ktap_fail "report.py: latest.json and its dated copy, the nine keys numbers, every case median/min/max (exit $rc)"
 fi
 # the table: one line per case, one per ratio
 if grep -q '^host_dmt_copy ' "$T/table" && grep -q '^dmt_flows@4 ' "$T/table" &&
-	[ "$(grep -c -E '^(devmem_vs_iperf3_veth|cpu_per_gb_devmem_vs_iperf3|devmem_vs_memcpy|validate_cost|devmem_vs_ncdevmem|flows4_vs_flows1|lib_user_cpu_share|loopback_copy_vs_iperf3) +[0-9.]+ ' "$T/table")" = 8 ]; then
-	ktap_ok "report.py: the table has the cases and the eight ratios with values"
+	[ "$(grep -c -E '^(devmem_vs_iperf3_veth|cpu_per_gb_devmem_vs_iperf3|devmem_vs_memcpy|validate_cost|devmem_vs_ncdevmem|flows4_vs_flows1|lib_user_cpu_share|loopback_copy_vs_iperf3|dmveth_vs_veth_iperf3) +[0-9.]+ ' "$T/table")" = 9 ]; then
+	ktap_ok "report.py: the table has the cases and the nine ratios with values"
 else
 	sed 's/^/# /' "$T/table" | tail -n 20
-	ktap_fail "report.py: the table has the cases and the eight ratios with values"
+	ktap_fail "report.py: the table has the cases and the nine ratios with values"
 fi
 if command -v gnuplot >/dev/null; then
 	n=0
