@@ -166,10 +166,10 @@ drop:
 	return NETDEV_TX_OK;
 }
 
-static bool irq_spread = true;
+static bool irq_spread;
 module_param(irq_spread, bool, 0644);
 MODULE_PARM_DESC(irq_spread,
-		 "run RX queue N's NAPI on CPU N (mod online CPUs), as a NIC's spread interrupts do (default); off: in the sender's softirq");
+		 "run RX queue N's NAPI on CPU N (mod online CPUs), as a NIC's spread interrupts do; off (default): in the sender's softirq");
 
 static void dmveth_rq_irq(void *info)
 {
@@ -181,8 +181,9 @@ static void dmveth_rq_irq(void *info)
 /*
  * The frames the peer queued on @rq are "in the ring": raise the queue's
  * interrupt.  A NIC's RX interrupts are spread over the CPUs, so its NAPI
- * runs beside the sending process, not in its softirq; with irq_spread off
- * (or the queue's CPU gone) it runs here.  Called with BHs off.
+ * runs beside the sending process, not in its softirq: irq_spread does
+ * that.  Off (the default), or with the queue's CPU gone, it runs here.
+ * Called with BHs off.
  */
 void dmveth_rq_interrupt(struct dmveth_rq *rq)
 {
