@@ -28,6 +28,9 @@ TEST_SRCS := $(wildcard tests/progs/*.c)
 TEST_PROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 BENCH_PROGS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 EXAMPLE_PROGS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+# A libcuda.so.1 without a GPU (memfd memory, udmabuf dma-bufs) for the CUDA
+# code paths' tests: tests/standin/libcuda.c.
+CUDA_STANDIN := $(BUILD)/tests/cuda-standin/libcuda.so.1
 KMOD_FILES := $(wildcard kernel/*/*.c kernel/*/*.h)
 
 # The NCCL net plugin: nccl/*.c with the library's PIC objects inside, only
@@ -38,7 +41,7 @@ NCCL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) -Inccl -Iinclude -fvisibility=hidden 
 
 .PHONY: all lib deps vm vm-debug demo check test bench checkpatch rig-progs install clean asan
 
-all: lib $(if $(TOOL_SRCS),$(TOOL)) $(TEST_PROGS) $(BENCH_PROGS) $(EXAMPLE_PROGS) $(if $(NCCL_SRCS),$(NCCL_PLUGIN))
+all: lib $(if $(TOOL_SRCS),$(TOOL)) $(TEST_PROGS) $(CUDA_STANDIN) $(BENCH_PROGS) $(EXAMPLE_PROGS) $(if $(NCCL_SRCS),$(NCCL_PLUGIN))
 
 # libdevmemtcp: shared (soname + version script) and static; `make install`
 # writes its devmemtcp.pc for the PREFIX given then.
@@ -107,6 +110,11 @@ $(BUILD)/nccl/%.o: nccl/%.c $(wildcard nccl/*.h) include/devmemtcp.h
 $(NCCL_PLUGIN): $(patsubst nccl/%.c,$(BUILD)/nccl/%.o,$(NCCL_SRCS)) $(LIB_PIC) nccl/nccl-net.map
 	$(CC) -shared -Wl,--version-script=nccl/nccl-net.map -Wl,--no-undefined \
 		$(LDFLAGS) $(filter %.o,$^) -o $@ $(MNL_LIBS) -ldl -lpthread
+
+$(CUDA_STANDIN): tests/standin/libcuda.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -fPIC -shared -fvisibility=hidden \
+		-Wl,-soname,libcuda.so.1 -Wl,--no-undefined $< -o $@ -lpthread
 
 # The plugin's tests: the ABI layouts (nccl/nccl_net.h) and the harness that
 # dlopens the plugin (it links nothing of ours).

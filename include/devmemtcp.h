@@ -611,8 +611,10 @@ int dmt_bind_rx(struct dmt_nl *nl, unsigned ifindex, int dmabuf_fd,
 struct dmt_rxbind_opts {
 	size_t sz;
 	enum dmt_mode policy;	/* DMT_MODE_DEVMEM; DMT_MODE_AUTO: copy into
-				 * the host-mapped buffer if refused;
-				 * DMT_MODE_COPY: plain recv into it */
+				 * the buffer if refused; DMT_MODE_COPY:
+				 * plain recv into it (through its host
+				 * mapping, or, CUDA, a bounce buffer and
+				 * the driver's copy call) */
 	unsigned queue_start;
 	unsigned queue_count;	/* 0: 1 */
 	unsigned :32;		/* 0.1's tail padding (0.1's DMT_OPTS did not
@@ -645,8 +647,9 @@ struct dmt_rx_frag {
 	uint32_t len;
 	bool linear;		/* payload that did not land in the dma-buf */
 	const void *data;	/* linear: the bytes; copy mode: in the map;
-				 * NULL for a devmem fragment (read it with
-				 * dmt_dmabuf_read at off) */
+				 * NULL for a devmem fragment, or a copy
+				 * into a buffer without a mapping (CUDA):
+				 * read it with dmt_dmabuf_read at off */
 };
 
 struct dmt_rx_opts {
@@ -737,7 +740,9 @@ struct dmt_rx_chunk {
 				 * buffer: valid until its next receive; in
 				 * the call's: while the caller keeps it);
 				 * copy mode: in the buffer's mapping; NULL
-				 * for a devmem frag (read at buf, off) */
+				 * for a devmem frag, or a copy into a
+				 * buffer without a mapping, CUDA (read at
+				 * buf, off) */
 	uint64_t reserved[2];	/* 0 */
 };
 

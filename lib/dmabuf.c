@@ -809,6 +809,11 @@ int dmt_dmabuf_cpu_sync(const struct dmt_dmabuf *buf, bool start,
 	return sync_ioctl(buf, (start ? DMA_BUF_SYNC_START : DMA_BUF_SYNC_END) | rw);
 }
 
+bool dmt_dmabuf_writable(const struct dmt_dmabuf *buf)
+{
+	return buf->map || (buf->ops && buf->ops->write);
+}
+
 /* The public flags are the kernel's values: either set may be passed. */
 _Static_assert(DMT_DMABUF_SYNC_READ == DMA_BUF_SYNC_READ &&
 	       DMT_DMABUF_SYNC_WRITE == DMA_BUF_SYNC_WRITE &&

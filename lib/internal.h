@@ -82,6 +82,9 @@ struct dmt_dmabuf_ops {
  */
 int dmt_dmabuf_cpu_sync(const struct dmt_dmabuf *buf, bool start,
 			unsigned long rw);
+/* Can the CPU write into it: a host mapping, or the provider's copy calls
+ * (CUDA's cuMemcpyHtoD)? */
+bool dmt_dmabuf_writable(const struct dmt_dmabuf *buf);
 
 /* ----------------------------------------------------------------- genl.c */
 

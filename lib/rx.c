@@ -255,19 +255,20 @@ DMT_API struct dmt_rxbind *dmt_rxbind_new(const char *ifname,
 		if (ret < 0)
 			goto err_free;
 	}
-	if (!dmt_dmabuf_map(buf)) {
+	if (!dmt_dmabuf_writable(buf)) {
 		if (policy == DMT_MODE_AUTO && err) {
 			char fix[sizeof(err->fix)];
 
 			snprintf(fix, sizeof(fix), "%.100s%sno copy fallback either: the %s "
-				 "buffer has no host mapping", e.fix, e.fix[0] ? "; " : "",
-				 dmt_provider_name(buf->provider));
+				 "buffer has no host mapping and no copy calls", e.fix,
+				 e.fix[0] ? "; " : "", dmt_provider_name(buf->provider));
 			dmt_err_copy(err, &e);
 			snprintf(err->fix, sizeof(err->fix), "%s", fix);
 		} else if (policy != DMT_MODE_AUTO) {
-			dmt_err_set(err, -EINVAL, "use a host-mappable buffer (udmabuf, heap, host)",
-				    "copy RX into a %s buffer: it has no host mapping",
-				    dmt_provider_name(buf->provider));
+			dmt_err_set(err, -EINVAL, "use a buffer the CPU can write (udmabuf, heap, "
+				    "host, cuda)",
+				    "copy RX into a %s buffer: it has no host mapping and no "
+				    "copy calls", dmt_provider_name(buf->provider));
 		}
 		goto err_free;
 	}
@@ -306,6 +307,7 @@ DMT_API const char *dmt_rxbind_fallback_reason(const struct dmt_rxbind *bind)
 
 #define RX_MAX_BINDS 16
 #define RX_COPY_HELD 4096		/* copy mode: chunks held at once */
+#define RX_BOUNCE (1u << 20)		/* copy mode, unmapped buffer: per recv */
 #define HELD_INIT_BITS 65536		/* token bitmap to start with */
 #define CMSG_DEVMEM CMSG_SPACE(sizeof(struct dmabuf_cmsg))
 
@@ -341,7 +343,10 @@ struct dmt_rx {
 	struct dmt_rx_chunk *scratch;	/* dmt_rx_recv parses into these */
 
 	/* copy */
-	char *map;
+	char *map;		/* NULL: recv into bounce, then the provider's
+				 * copy call (CUDA) puts it into the buffer */
+	char *bounce;
+	size_t bounce_len;
 	size_t size;
 	uint64_t pos;		/* stream position; ring offset pos % size */
 	int deferred;		/* -errno met after bytes were returned */
@@ -496,16 +501,20 @@ DMT_API struct dmt_rx *dmt_rx_new(int fd, struct dmt_rxbind *bind,
 		}
 	} else {
 		rx->map = dmt_dmabuf_map(bind->c.buf);
-		if (!rx->map || !rx->size) {
-			dmt_err_set(err, -EINVAL, "copy mode needs a host-mappable buffer",
-				    "copy RX into a %s buffer without a host mapping",
+		if (!rx->size || !dmt_dmabuf_writable(bind->c.buf)) {
+			dmt_err_set(err, -EINVAL, "copy mode needs a buffer the CPU can write",
+				    "copy RX into a %s buffer without a host mapping or copy calls",
 				    dmt_provider_name(bind->c.buf->provider));
 			goto err_free;
+		}
+		if (!rx->map) {
+			rx->bounce_len = rx->size < RX_BOUNCE ? rx->size : RX_BOUNCE;
+			rx->bounce = malloc(rx->bounce_len);
 		}
 		rx->scratch = calloc(frags, sizeof(*rx->scratch));
 		rx->pieces = calloc(RX_COPY_HELD, sizeof(*rx->pieces));
 		rx->piece_tail = rx->piece_head = 1;
-		if (!rx->scratch || !rx->pieces) {
+		if (!rx->scratch || !rx->pieces || (!rx->map && !rx->bounce)) {
 			dmt_err_set(err, -ENOMEM, NULL, "receive engine (%u frags)", frags);
 			goto err_free;
 		}
@@ -896,6 +905,7 @@ DMT_API void dmt_rx_free(struct dmt_rx *rx)
 	free(rx->scratch);
 	free(rx->held);
 	free(rx->pieces);
+	free(rx->bounce);
 	pthread_mutex_destroy(&rx->lock);
 	free(rx);
 }
@@ -1152,6 +1162,8 @@ static int recv_devmem(struct dmt_rx *rx, struct dmt_rx_chunk *ch, unsigned max,
 /*
  * Copy mode: recv() into the ring, at most budget bytes and never over a
  * held chunk.  hold (dmt_rx_recv_hold): each piece is held until put.
+ * A buffer without a mapping (CUDA) is filled through the bounce buffer
+ * and the provider's copy call; its chunks have no data pointer.
  */
 static int recv_copy(struct dmt_rx *rx, struct dmt_rx_chunk *ch, unsigned max,
 		     size_t budget, int flags, bool hold)
@@ -1185,16 +1197,32 @@ static int recv_copy(struct dmt_rx *rx, struct dmt_rx_chunk *ch, unsigned max,
 
 		if (len > rx->size - off)
 			len = rx->size - off;	/* up to the end: wrap next */
+		if (!rx->map && len > rx->bounce_len)
+			len = rx->bounce_len;
 		dmt_dmabuf_cpu_sync(rx->buf, true, DMA_BUF_SYNC_WRITE);
-		ret = recv(rx->rfd, rx->map + off, len, n ? MSG_DONTWAIT : flags);
+		ret = recv(rx->rfd, rx->map ? rx->map + off : rx->bounce, len,
+			   n ? MSG_DONTWAIT : flags);
 		e = errno;
 		dmt_dmabuf_cpu_sync(rx->buf, false, DMA_BUF_SYNC_WRITE);
+		if (ret > 0 && !rx->map) {
+			int w = dmt_dmabuf_write(rx->buf, off, rx->bounce, ret);
+
+			if (w < 0) {	/* the bytes are gone from the stream */
+				rx_fail(rx, w, NULL, "copy of %zd received bytes into the %s "
+					"buffer at offset %zu", ret,
+					dmt_provider_name(rx->buf->provider), off);
+				if (!n)
+					return w;
+				rx->deferred = w;
+				break;
+			}
+		}
 		pthread_mutex_lock(&rx->lock);
 		rx->st.recv_calls++;
 		rx->cnt.recv_calls++;
 		if (ret > 0) {
 			ch[n] = (struct dmt_rx_chunk){
-				.off = off, .len = ret, .data = rx->map + off,
+				.off = off, .len = ret, .data = rx->map ? rx->map + off : NULL,
 				.bind = rx->bind, .buf = rx->buf,
 			};
 			if (hold) {

@@ -115,6 +115,8 @@ static const char *zc_refusal(const struct dmt_dmabuf *buf)
 {
 	if (buf->provider == DMT_PROVIDER_HOST)
 		return "the host buffer has no mapping";
+	if (!dmt_dmabuf_map(buf))
+		return "it has no host pages to pin (only host and udmabuf buffers can)";
 	return "its host mapping is a PFN map that MSG_ZEROCOPY cannot pin "
 	       "(only host and udmabuf buffers can)";
 }

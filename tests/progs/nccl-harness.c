@@ -1480,6 +1480,13 @@ int main(int argc, char **argv)
 			skip(&t, "--provider cuda: the sender's arena in GPU memory", why);
 			return ktap_exit(&t);
 		}
+		if (access("/dev/udmabuf", R_OK | W_OK)) {
+			/* a GPU without udmabuf (as on a GPU machine seen here) */
+			skip(&t, "--provider cuda: the receiver's arena",
+			     "no /dev/udmabuf for the receiver's arena, whose UNPACK is done "
+			     "on the CPU here (modprobe udmabuf)");
+			return ktap_exit(&t);
+		}
 	}
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))

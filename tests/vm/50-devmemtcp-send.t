@@ -22,7 +22,7 @@ command -v devmemtcp >/dev/null || ktap_bail "devmemtcp built (make all)"
 command -v ncdevmem >/dev/null || ktap_bail "ncdevmem present in the VM (the rig builds it; fix: vm/build)"
 
 # The library's programs, here with /dev/udmabuf and bind-tx.  (The CUDA
-# provider: no GPU here either; the host run of lib-dmabuf says so, once.)
+# provider: 52-cuda-standin.t, through a stand-in libcuda.so.1.)
 relay "lib-dmabuf (vm)" env DMT_TEST_CUDA=0 lib-dmabuf
 relay "lib-netlink (vm)" lib-netlink
 # the engine over lo and veth with udmabuf (not devmem: the normal kernel
