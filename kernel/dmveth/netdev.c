@@ -187,7 +187,7 @@ static void dmveth_rq_irq(void *info)
  */
 void dmveth_rq_interrupt(struct dmveth_rq *rq)
 {
-	int cpu = READ_ONCE(rq->irq_cpu);
+	int cpu = rq->irq_cpu;
 
 	if (!napi_schedule_prep(&rq->napi))
 		return;

@@ -31,7 +31,25 @@ dmveth_pair() {
 dmveth_unpair() {
 	ip netns del a 2>/dev/null
 	ip netns del b 2>/dev/null
+	dmveth_irq_spread_restore
 	true
+}
+
+# dmveth_irq_spread 0|1: dmveth's irq_spread module option (1: each RX
+# queue's NAPI on its own interrupt CPU, as make bench runs; 0: in the
+# sender's softirq, the default); the first call keeps the value it found,
+# which dmveth_unpair (or dmveth_irq_spread_restore) puts back.
+DMV_SPREAD=/sys/module/dmveth/parameters/irq_spread
+DMV_SPREAD0=
+dmveth_irq_spread() {
+	[ -w $DMV_SPREAD ] || { echo "# no $DMV_SPREAD: dmveth.ko is older than the tree (fix: vm/build)" >&2; return 1; }
+	[ -n "$DMV_SPREAD0" ] || DMV_SPREAD0=$(cat $DMV_SPREAD)
+	echo "$1" >$DMV_SPREAD
+}
+dmveth_irq_spread_restore() {
+	[ -n "$DMV_SPREAD0" ] || return 0
+	if [ "$DMV_SPREAD0" = Y ]; then echo 1 >$DMV_SPREAD; else echo 0 >$DMV_SPREAD; fi
+	DMV_SPREAD0=
 }
 
 # dmveth_test_init [QUEUES]: the start most dmveth tests share: LOG (a new

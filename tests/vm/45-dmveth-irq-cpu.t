@@ -13,12 +13,9 @@ set -o pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/lib/ktap.sh"
 . "$TOP/tests/lib/dmveth.sh"
-PARAM=/sys/module/dmveth/parameters/irq_spread
 [ "$(nproc)" -ge 2 ] || { ktap_skip "RX NAPI on the queue's CPU" "one CPU online: nothing to spread over"; exit 0; }
-[ -w $PARAM ] || ktap_bail "no $PARAM: dmveth.ko is older than the tree (fix: vm/build)"
-SPREAD0=$(cat $PARAM)
-dmveth_test_init 4
-dmveth_test_cleanup_hook() { [ "$SPREAD0" = Y ] && echo 1 >$PARAM || echo 0 >$PARAM; }
+[ -w $DMV_SPREAD ] || ktap_bail "no $DMV_SPREAD: dmveth.ko is older than the tree (fix: vm/build)"
+dmveth_test_init 4	# its cleanup puts irq_spread back as it was
 ip netns exec b ethtool -K $DMV_B ntuple on &&
 	ip netns exec b ethtool -N $DMV_B flow-type tcp4 dst-port 5952 action 1 >/dev/null
 ktap_check "ntuple rule: TCP to port 5952 -> $DMV_B queue 1" test $? = 0
@@ -30,7 +27,7 @@ rxq1() { ip netns exec b ethtool -S $DMV_B | awk '$1 == "rx1_packets:" { print $
 # and P (packets on dmb's queue 1)
 xfer() {
 	local n0 p0 rpid
-	echo "$1" >$PARAM
+	dmveth_irq_spread "$1" || return 1
 	taskset -c 0 ip netns exec b timeout 60 socat -u TCP-LISTEN:5952,reuseaddr /dev/null &
 	rpid=$!
 	wait_listen b 5952 30 || return 1
