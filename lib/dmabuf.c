@@ -427,6 +427,7 @@ typedef unsigned long long cu_deviceptr;
 #define CU_MEM_ALLOCATION_TYPE_PINNED		1
 #define CU_MEM_LOCATION_TYPE_DEVICE		1
 #define CU_MEM_ALLOC_GRANULARITY_MINIMUM	0
+#define CU_MEMHOSTALLOC_PORTABLE		0x01
 
 /* CUmemAllocationProp */
 struct cu_alloc_prop {
@@ -466,6 +467,8 @@ struct cuda {
 	cu_result (*dmabuf_handle)(void *handle, cu_deviceptr ptr, size_t size,
 				   int type, unsigned long long flags);
 	cu_result (*error_name)(cu_result res, const char **name);
+	cu_result (*host_alloc)(void **p, size_t len, unsigned int flags);
+	cu_result (*free_host)(void *p);
 };
 
 static int cu_errno(cu_result res)
@@ -530,6 +533,33 @@ static int cuda_read(struct dmt_dmabuf *buf, size_t off, void *dst, size_t len)
 	return cuda_copy(buf, off, dst, len, false);
 }
 
+/* Pinned host memory (any context may copy with it): no staging copy in
+ * the driver.  NULL if the driver has none to give. */
+static void *cuda_staging_alloc(struct dmt_dmabuf *buf, size_t len)
+{
+	struct cuda *cu = buf->priv;
+	cu_context old;
+	void *p = NULL;
+
+	if (!cu->host_alloc || !cu->free_host || cu->ctx_push(cu->ctx) != CU_SUCCESS)
+		return NULL;
+	if (cu->host_alloc(&p, len, CU_MEMHOSTALLOC_PORTABLE) != CU_SUCCESS)
+		p = NULL;
+	cu->ctx_pop(&old);
+	return p;
+}
+
+static void cuda_staging_free(struct dmt_dmabuf *buf, void *p)
+{
+	struct cuda *cu = buf->priv;
+	cu_context old;
+
+	if (cu->ctx_push(cu->ctx) != CU_SUCCESS)
+		return;
+	cu->free_host(p);
+	cu->ctx_pop(&old);
+}
+
 static void cuda_release(struct dmt_dmabuf *buf)
 {
 	struct cuda *cu = buf->priv;
@@ -552,6 +582,8 @@ static const struct dmt_dmabuf_ops cuda_ops = {
 	.write = cuda_write,
 	.read = cuda_read,
 	.release = cuda_release,
+	.staging_alloc = cuda_staging_alloc,
+	.staging_free = cuda_staging_free,
 };
 
 static int cuda_load(struct cuda *cu, struct dmt_err *err)
@@ -576,6 +608,8 @@ static int cuda_load(struct cuda *cu, struct dmt_err *err)
 		SYM(dtoh, "cuMemcpyDtoH_v2", false),
 		SYM(dmabuf_handle, "cuMemGetHandleForAddressRange", false),
 		SYM(error_name, "cuGetErrorName", true),
+		SYM(host_alloc, "cuMemHostAlloc", true),
+		SYM(free_host, "cuMemFreeHost", true),
 #undef SYM
 	};
 
@@ -812,6 +846,24 @@ int dmt_dmabuf_cpu_sync(const struct dmt_dmabuf *buf, bool start,
 bool dmt_dmabuf_writable(const struct dmt_dmabuf *buf)
 {
 	return buf->map || (buf->ops && buf->ops->write);
+}
+
+void *dmt_dmabuf_staging_alloc(struct dmt_dmabuf *buf, size_t len, bool *own)
+{
+	void *p = NULL;
+
+	if (buf->ops && buf->ops->staging_alloc)
+		p = buf->ops->staging_alloc(buf, len);
+	*own = p != NULL;
+	return p ? p : malloc(len);
+}
+
+void dmt_dmabuf_staging_free(struct dmt_dmabuf *buf, void *p, bool own)
+{
+	if (p && own)
+		buf->ops->staging_free(buf, p);
+	else
+		free(p);
 }
 
 /* The public flags are the kernel's values: either set may be passed. */

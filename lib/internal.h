@@ -73,6 +73,10 @@ struct dmt_dmabuf_ops {
 		     size_t len);
 	int (*read)(struct dmt_dmabuf *buf, size_t off, void *dst, size_t len);
 	void (*release)(struct dmt_dmabuf *buf);
+	/* optional: host memory those copies are fastest with (CUDA: pinned,
+	 * so the copy engine reads it directly); NULL when it has none */
+	void *(*staging_alloc)(struct dmt_dmabuf *buf, size_t len);
+	void (*staging_free)(struct dmt_dmabuf *buf, void *p);
 };
 
 /*
@@ -85,6 +89,10 @@ int dmt_dmabuf_cpu_sync(const struct dmt_dmabuf *buf, bool start,
 /* Can the CPU write into it: a host mapping, or the provider's copy calls
  * (CUDA's cuMemcpyHtoD)? */
 bool dmt_dmabuf_writable(const struct dmt_dmabuf *buf);
+/* A bounce buffer for dmt_dmabuf_read/write: the provider's staging memory
+ * (*own true) or malloc; free it with the same *own, before the buffer. */
+void *dmt_dmabuf_staging_alloc(struct dmt_dmabuf *buf, size_t len, bool *own);
+void dmt_dmabuf_staging_free(struct dmt_dmabuf *buf, void *p, bool own);
 
 /* ----------------------------------------------------------------- genl.c */
 

@@ -347,6 +347,7 @@ struct dmt_rx {
 				 * copy call (CUDA) puts it into the buffer */
 	char *bounce;
 	size_t bounce_len;
+	bool bounce_own;	/* the provider's staging memory (CUDA: pinned) */
 	size_t size;
 	uint64_t pos;		/* stream position; ring offset pos % size */
 	int deferred;		/* -errno met after bytes were returned */
@@ -509,7 +510,8 @@ DMT_API struct dmt_rx *dmt_rx_new(int fd, struct dmt_rxbind *bind,
 		}
 		if (!rx->map) {
 			rx->bounce_len = rx->size < RX_BOUNCE ? rx->size : RX_BOUNCE;
-			rx->bounce = malloc(rx->bounce_len);
+			rx->bounce = dmt_dmabuf_staging_alloc(rx->buf, rx->bounce_len,
+								&rx->bounce_own);
 		}
 		rx->scratch = calloc(frags, sizeof(*rx->scratch));
 		rx->pieces = calloc(RX_COPY_HELD, sizeof(*rx->pieces));
@@ -905,7 +907,8 @@ DMT_API void dmt_rx_free(struct dmt_rx *rx)
 	free(rx->scratch);
 	free(rx->held);
 	free(rx->pieces);
-	free(rx->bounce);
+	if (rx->bounce)
+		dmt_dmabuf_staging_free(rx->buf, rx->bounce, rx->bounce_own);
 	pthread_mutex_destroy(&rx->lock);
 	free(rx);
 }

@@ -276,6 +276,7 @@ struct dmt_tx {
 	const char *base;	/* host address of buffer byte 0, NULL: none */
 	char *bounce;		/* copy mode without a mapping */
 	size_t bounce_len;
+	bool bounce_own;	/* the provider's staging memory (CUDA: pinned) */
 
 	size_t win_off, win_len;
 	uint64_t tail, sent, queued, head;
@@ -499,7 +500,7 @@ static int need_bounce(struct dmt_tx *tx, size_t len)
 	if (tx->bounce)
 		return 0;
 	tx->bounce_len = len < TX_BOUNCE_MAX ? len : TX_BOUNCE_MAX;
-	tx->bounce = malloc(tx->bounce_len);
+	tx->bounce = dmt_dmabuf_staging_alloc(tx->buf, tx->bounce_len, &tx->bounce_own);
 	if (!tx->bounce)
 		return tx_fail(tx, -ENOMEM, NULL, "bounce buffer of %zu bytes", tx->bounce_len);
 	return 0;
@@ -610,7 +611,8 @@ DMT_API void dmt_tx_free(struct dmt_tx *tx)
 {
 	if (!tx)
 		return;
-	free(tx->bounce);
+	if (tx->bounce)
+		dmt_dmabuf_staging_free(tx->buf, tx->bounce, tx->bounce_own);
 	free(tx->rec);
 	free(tx->req);
 	free(tx->vecs);

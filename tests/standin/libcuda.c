@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -220,6 +221,23 @@ API int cuMemGetHandleForAddressRange(void *handle, unsigned long long ptr, size
 		*(int *)handle = fd;
 	close(dev);
 	return ret;
+}
+
+/* Pinned host memory on a GPU; plain memory here. */
+API int cuMemHostAlloc(void **p, size_t len, unsigned int flags)
+{
+	if (!initialised)
+		return NOT_INITIALIZED;
+	if (!len || flags & ~0x0fu)
+		return INVALID_VALUE;
+	*p = malloc(len);
+	return *p ? SUCCESS : OUT_OF_MEMORY;
+}
+
+API int cuMemFreeHost(void *p)
+{
+	free(p);
+	return SUCCESS;
 }
 
 API int cuGetErrorName(int res, const char **name)
