@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 40
+# cap: 30
 # The schema of `make bench`'s JSON (issue 13), not its values:
 # - a tiny real host-only run (bench/loopback: 16 MiB over 127.0.0.1,
 #   2 rounds, no strace pass) plus VM records made up here and marked as

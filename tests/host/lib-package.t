@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 60
+# cap: 30
 # libdevmemtcp as a package: the shared library's soname and exported
 # symbols (exactly the calls declared in include/devmemtcp.h, all in the
 # version node), `make install` into a staging root, a program built with

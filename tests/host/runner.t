@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 60
+# cap: 45
 # The test runner's self-test: tests/run (and tests/vm/suite, through a fake
 # vm/run that runs the suite on this machine) is fed fake .t files that fail
 # in every way a real one can, and must count each as a failure named with

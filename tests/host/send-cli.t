@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 60
+# cap: 30
 # cap-asan: 60
 # asan: yes
 # devmemtcp send on the host (no /dev/udmabuf here: --provider host): the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 60
+# cap: 30
 # cap-asan: 60
 # asan: yes
 # The send engine on this machine: tx-modes (zerocopy, copy, auto over lo,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 40
+# cap: 30
 # The rig's clear failures: each a one-line error naming the problem and the
 # fix, given before any long work: not root, no Debian mirror, too little
 # disk, qemu missing.

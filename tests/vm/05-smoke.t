@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 75
+# cap: 30
 # Rig smoke tests in the guest: a kernel new enough for devmem TX, udmabuf
 # from a sealed memfd with DMA_BUF_IOCTL_SYNC, the netdev genl family with
 # bind-rx and bind-tx, our uapi numbers against the rig's own headers.

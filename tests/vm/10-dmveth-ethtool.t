@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 200
+# cap: 135
 # dmveth's configuration surface: link creation limits, a frame crossing
 # (IPv4, IPv6), ethtool channels (-l/-L), rings and header split (-g/-G,
 # tcp-data-split, hds-thresh), the RSS table and key (-x/-X), ntuple rules

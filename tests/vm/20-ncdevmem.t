@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# cap: 130
-# cap-debug: 340
+# cap: 90
+# cap-debug: 180
 # vm-suite: debug
 # dmveth with the kernel's own ncdevmem: probe mode, then devmem TX ->
 # dmveth -> devmem RX into `ncdevmem -l -L -v 7`, IPv4 and IPv6, from

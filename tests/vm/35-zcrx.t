@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 100
+# cap: 45
 # io_uring zero-copy receive (zcrx) on a dmveth queue: the kernel's own
 # iou-zcrx selftest program, server in netns b on dmb queue 3 (header split
 # on, RSS over queues 0-2, an ntuple rule steering the flow to 3), client

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# cap: 240
-# cap-debug: 460
+# cap: 150
+# cap-debug: 300
 # vm-suite: debug
 # dmveth teardown while a devmem RX binding exists.  The binding comes from
 # the kernel's ncdevmem server (`ncdevmem -l` binds the last RX queue of dmb,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 90
+# cap: 50
 # dmveth: a sender whose TX queue stopped on a full RX backlog sends again
 # after the receiver reconfigures or restarts its queues (issue 12, bug 1),
 # and frames dropped with a backlog count the same on the queue and the

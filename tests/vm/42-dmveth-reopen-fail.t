@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 60
+# cap: 30
 # dmveth: a queue reconfiguration that cannot get its page pools (failed
 # allocation or memory provider init) changes nothing and leaves a device
 # that still passes traffic, goes down and is deleted; a failed open leaves

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 75
+# cap: 65
 # dmveth: ethtool -L while TCP streams run (issue 12, bugs 3 and 7).
 # Shrinking must leave no frame in a removed queue: the peer's xmit could
 # still steer to a removed queue after it had been emptied, and the frame

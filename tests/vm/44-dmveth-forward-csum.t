@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 45
+# cap: 30
 # dmveth: a frame whose TCP checksum the sender left to the NIC
 # (CHECKSUM_PARTIAL) and that a router forwards elsewhere must leave that
 # router with a correct checksum (issue 12, bug 4).  dmveth used to mark

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 60
+# cap: 30
 # dmveth: an RX queue's NAPI runs on that queue's "interrupt" CPU (queue N
 # on CPU N modulo the online CPUs, as a NIC's spread IRQs put it), not in
 # the sending process's softirq: with the sender and the receiver both

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 45
+# cap: 30
 # dmveth: received frames carry their NAPI's id, as a driver's do with
 # skb_mark_napi_id(): a TCP socket's SO_INCOMING_NAPI_ID names one of
 # dmb's RX queue NAPIs (netdev queue-get), which busy polling needs; and

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 60
+# cap: 35
 # dmveth: bind-rx rx-page-size (Linux 7.3, QCFG_RX_PAGE_SIZE; issue 12).
 # The kernel's ncdevmem binds a dmveth queue with -b SIZE (a udmabuf on
 # 2 MiB huge pages, whose entries are aligned to any buffer size).

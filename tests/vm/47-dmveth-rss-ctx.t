@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 45
+# cap: 30
 # dmveth: additional RSS contexts (issue 12), with ethtool's ioctl API.
 # - ethtool -X dmb context new weight 0 0 1 1: context 1 spreads over queues
 #   2 and 3 (ethtool -x ... context 1 reads it back); context new weight 1 1:

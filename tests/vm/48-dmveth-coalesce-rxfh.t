@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 45
+# cap: 40
 # dmveth: interrupt coalescing (ethtool -c/-C) and the RSS hash fields
 # (ethtool -n/-N rx-flow-hash), issue 12.
 # - ethtool -c reports the defaults (rx/tx-usecs 0, rx/tx-frames 1: NAPI

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 60
+# cap: 30
 # dmveth: payload fragments smaller than a buffer (issue 12), as drivers that
 # split a page into 2 KiB halves deliver them, through GRO.
 # - The rx_frag_size module parameter refuses what is not 0 or a power of 2

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 200
+# cap: 160
 # The kernel's NIC selftests (tools/testing/selftests/drivers/net/: hw/
 # ntuple.py, hw/rss_ctx.py, hw/iou-zcrx.py, hds.py, queues.py) on dmveth,
 # issue 12: NETIF is one end in this netns, the remote end is in netns "a" (REMOTE_TYPE=netns),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 170
+# cap: 145
 # libdevmemtcp TX and `devmemtcp send` in the VM:
 # - the library's own test programs where the VM has what the host lacks
 #   (udmabuf, bind-tx);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 150
+# cap: 50
 # The CUDA code paths with a stand-in libcuda.so.1 (tests/standin/libcuda.c:
 # memfd "device memory", a udmabuf as its dma-buf, memcpy as the driver's
 # copies), since the rig has no GPU.  No name here claims a GPU; what a real

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 60
+# cap: 35
 # libdevmemtcp 0.2 TX in the VM, on dmveth:
 # - examples/sender (messages from two dma-bufs with cookies, 8
 #   non-blocking connections on one epoll thread) in devmem mode into

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 200
+# cap: 175
 # libdevmemtcp RX and `devmemtcp recv` / `probe` in the VM, on dmveth:
 # - the library's NIC setup (prepare, steer, restore) and receive engine
 #   programs against a real devmem NIC;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 75
+# cap: 70
 # Durable, exact NIC undo (libdevmemtcp 0.2) in the VM, on dmveth:
 # - the library (tests/progs/nic-undo): tcp-data-split "unknown" round trip
 #   on dmveth and on netdevsim (a single-buffer XDP attach works again after

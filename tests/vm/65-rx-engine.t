@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 60
+# cap: 40
 # libdevmemtcp 0.2's receive engine in the VM, on dmveth in devmem mode:
 # - examples/receiver: 8 connections on one epoll thread from 8
 #   `devmemtcp send --mode devmem`, fragments held per request while a

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 90
+# cap: 35
 # The NCCL net plugin in devmem mode on dmveth, driven by nccl-harness as
 # NCCL's proxy threads would: rank 0 receives in netns b on dmb (init's
 # probe passes, listen prepares a queue and binds the bounce dma-buf, accept
