@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cap: 90
-# cap-debug: 180
+# cap-debug: 150
 # vm-suite: debug
 # dmveth with the kernel's own ncdevmem: probe mode, then devmem TX ->
 # dmveth -> devmem RX into `ncdevmem -l -L -v 7`, IPv4 and IPv6, from

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cap: 150
-# cap-debug: 300
+# cap-debug: 250
 # vm-suite: debug
 # dmveth teardown while a devmem RX binding exists.  The binding comes from
 # the kernel's ncdevmem server (`ncdevmem -l` binds the last RX queue of dmb,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cap: 35
-# cap-debug: 150
+# cap-debug: 120
 # vm-suite: debug
 # dmveth: devmem TX and RX over a lossy wire (issue 12).  netem on dma (the
 # sending end, netns a) loses 2% and duplicates 1% of the frames (TSO frames

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cap: 320
+# cap: 280
 # cap-debug: 850
 # vm-suite: debug
 # The kernel's netkit NIC selftests (tools/testing/selftests/drivers/net/
