@@ -20,7 +20,7 @@
 
 #define DRV_NAME		"dmveth"
 
-#define DMVETH_MAX_QUEUES	64
+#define DMVETH_MAX_QUEUES	128
 #define DMVETH_DEF_QUEUES	4
 #define DMVETH_RING_DEF		256
 #define DMVETH_RING_MIN		16
@@ -30,7 +30,7 @@
 #define DMVETH_KEY_SIZE		40
 #define DMVETH_MAX_RULES	128
 /* RSS contexts: 0 is the device's table, 1..DMVETH_MAX_CTX - 1 additional */
-#define DMVETH_MAX_CTX		8
+#define DMVETH_MAX_CTX		64
 /* largest rx-page-size (QCFG_RX_PAGE_SIZE): one TSO frame's payload */
 #define DMVETH_RX_PAGE_MAX	SZ_64K
 /* interrupt coalescing limits (ethtool -C) */
@@ -201,6 +201,8 @@ int dmveth_parse_flow(const struct sk_buff *skb, struct dmveth_flow *fl);
 
 /* devmem.c: page pools, the "DMA engine", queue management ops */
 extern const struct netdev_queue_mgmt_ops dmveth_queue_mgmt_ops;
+/* Pick the DMA engine's copy routine: the faster one here. */
+void dmveth_dma_copy_init(void);
 struct page_pool *dmveth_create_pool(struct net_device *dev,
 				     struct dmveth_rq *rq, unsigned int ring,
 				     unsigned int buf_size);

@@ -83,6 +83,47 @@ static void dmveth_steer_respread(struct net_device *dev,
 	dmveth_steer_publish(dev, st);
 }
 
+/* The largest queue in indirection table @indir. */
+static u32 dmveth_indir_max(const u32 *indir)
+{
+	u32 i, m = 0;
+
+	for (i = 0; i < DMVETH_INDIR_SIZE; i++)
+		m = max(m, indir[i]);
+	return m;
+}
+
+/*
+ * Whether every "context N action Q" rule keeps Q plus the largest entry
+ * of N's table below @nq, with context @ctx's table taken as @indir (NULL:
+ * as it is).  The core checks a rule's queue and a context's table each on
+ * its own (ethtool_check_max_channel()); their sum is the driver's to
+ * check, as for a NIC whose hardware adds them.
+ */
+static bool dmveth_rss_rules_fit(const struct dmveth_steer *st, u32 ctx,
+				 const u32 *indir, unsigned int nq)
+{
+	const struct dmveth_rule *r;
+	const u32 *t;
+	unsigned int i;
+
+	for (i = 0; i < DMVETH_MAX_RULES; i++) {
+		r = &st->rules[i];
+		if (!r->used || !(r->fs.flow_type & FLOW_RSS) ||
+		    r->fs.ring_cookie == RX_CLS_FLOW_DISC)
+			continue;
+		if (indir && r->rss_context == ctx)
+			t = indir;
+		else if (r->rss_context)
+			t = st->ctx[r->rss_context].indir;
+		else
+			t = st->indir;
+		if (r->fs.ring_cookie + dmveth_indir_max(t) >= nq)
+			return false;
+	}
+	return true;
+}
+
 /* The RSS hash input fields a class can use, all of them by default. */
 static u32 dmveth_hash_fields_max(int hc)
 {
@@ -488,6 +529,13 @@ static int dmveth_set_channels(struct net_device *dev,
 	st = dmveth_steer_dup(dev);
 	if (!st)
 		return -ENOMEM;
+	/* the table as it will be; no context rule may then pass the last queue */
+	if (!netif_is_rxfh_configured(dev))
+		dmveth_indir_spread(st, n);
+	if (!dmveth_rss_rules_fit(st, 0, NULL, n)) {
+		kvfree(st);
+		return -EINVAL;
+	}
 
 	if (running)
 		err = dmveth_set_queue_count(dev, n);
@@ -635,6 +683,13 @@ static int dmveth_rxfh_check(struct net_device *dev,
 					   "indirection table entry out of range");
 			return -EINVAL;
 		}
+	}
+	if (rxfh->indir &&
+	    !dmveth_rss_rules_fit(dmveth_steer_locked(dev), rxfh->rss_context,
+				  rxfh->indir, dev->real_num_rx_queues)) {
+		NL_SET_ERR_MSG_MOD(extack,
+				   "a rule's queue offset plus this table passes the last queue; delete or change the rule first");
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -863,8 +918,10 @@ static int dmveth_get_rxnfc(struct net_device *dev, struct ethtool_rxnfc *info,
 static int dmveth_rule_check(struct net_device *dev,
 			     const struct ethtool_rxnfc *info)
 {
+	const struct dmveth_steer *st = dmveth_steer_locked(dev);
 	const struct ethtool_rx_flow_spec *fs = &info->fs;
 	u64 ring = fs->ring_cookie;
+	const u32 *table;
 	u8 l4proto;
 
 	if (fs->flow_type & (FLOW_EXT | FLOW_MAC_EXT))
@@ -876,22 +933,59 @@ static int dmveth_rule_check(struct net_device *dev,
 	/* context N: the queue is an offset added to N's table entries */
 	if ((fs->flow_type & FLOW_RSS) && info->rss_context &&
 	    (info->rss_context >= DMVETH_MAX_CTX ||
-	     !dmveth_steer_locked(dev)->ctx[info->rss_context].used))
+	     !st->ctx[info->rss_context].used))
 		return -EINVAL;
 	/* A plain queue index: no VF, no other cookie bits. */
 	if (ring != ethtool_get_flow_spec_ring(ring) ||
 	    ring >= dev->real_num_rx_queues)
 		return -EINVAL;
+	/* ... and with a context, past none of the queues its table adds */
+	if (fs->flow_type & FLOW_RSS) {
+		table = info->rss_context ? st->ctx[info->rss_context].indir :
+					    st->indir;
+		if (ring + dmveth_indir_max(table) >= dev->real_num_rx_queues)
+			return -EINVAL;
+	}
 	return 0;
 }
 
-/* The slot for a new rule at @loc, which may be a special location. */
-static int dmveth_rule_loc(const struct dmveth_steer *st, u32 loc)
+/*
+ * Whether a rule already matches what @fs matches.  A rule placed
+ * anywhere (RX_CLS_LOC_ANY) must not: a filter table keyed by the flow
+ * holds one entry per key, and bnxt refuses a second with -EEXIST.
+ */
+static bool dmveth_rule_same(const struct dmveth_steer *st,
+			     const struct ethtool_rx_flow_spec *fs)
+{
+	const struct ethtool_rx_flow_spec *o;
+	int i;
+
+	for (i = 0; i < DMVETH_MAX_RULES; i++) {
+		o = &st->rules[i].fs;
+		if (st->rules[i].used &&
+		    !((o->flow_type ^ fs->flow_type) & ~FLOW_RSS) &&
+		    !memcmp(&o->h_u, &fs->h_u, sizeof(o->h_u)) &&
+		    !memcmp(&o->m_u, &fs->m_u, sizeof(o->m_u)))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The slot for new rule @fs at its location, which may be a special one:
+ * any (the first free, unless a rule has the same match), first free or
+ * last free.
+ */
+static int dmveth_rule_loc(const struct dmveth_steer *st,
+			   const struct ethtool_rx_flow_spec *fs)
 {
 	int i;
 
-	switch (loc) {
+	switch (fs->location) {
 	case RX_CLS_LOC_ANY:
+		if (dmveth_rule_same(st, fs))
+			return -EEXIST;
+		fallthrough;
 	case RX_CLS_LOC_FIRST:
 		for (i = 0; i < DMVETH_MAX_RULES; i++)
 			if (!st->rules[i].used)
@@ -903,7 +997,7 @@ static int dmveth_rule_loc(const struct dmveth_steer *st, u32 loc)
 				return i;
 		return -ENOSPC;
 	}
-	return loc < DMVETH_MAX_RULES ? loc : -EINVAL;
+	return fs->location < DMVETH_MAX_RULES ? fs->location : -EINVAL;
 }
 
 static int dmveth_rule_ins(struct net_device *dev, struct ethtool_rxnfc *info)
@@ -918,7 +1012,7 @@ static int dmveth_rule_ins(struct net_device *dev, struct ethtool_rxnfc *info)
 	err = dmveth_rule_check(dev, info);
 	if (err)
 		return err;
-	loc = dmveth_rule_loc(dmveth_steer_locked(dev), fs->location);
+	loc = dmveth_rule_loc(dmveth_steer_locked(dev), fs);
 	if (loc < 0)
 		return loc;
 

@@ -13,6 +13,7 @@
 #include <linux/etherdevice.h>
 #include <linux/kmemleak.h>
 #include <linux/module.h>
+#include <linux/moduleparam.h>
 #include <linux/platform_device.h>
 #include <net/netdev_queues.h>
 #include <net/rtnetlink.h>
@@ -95,12 +96,28 @@ static unsigned int dmveth_get_num_queues(void)
 }
 
 /*
- * Before register: the pair's DMA device as parent, default rings, and the
- * coalescing that matches what dmveth does: NAPI runs for every frame.
+ * A NIC's DMA engine fills receive buffers beside the CPUs; dmveth's is a
+ * copy, done by the RX queue's NAPI.  In a NAPI thread of its own (as
+ * wireguard's) the scheduler runs it on whichever CPU is free; in softirq
+ * it mostly runs on the sending CPU, after the sender's own work.
+ * /sys/class/net/IF/threaded changes it per device.
+ */
+static bool napi_threaded = true;
+module_param(napi_threaded, bool, 0644);
+MODULE_PARM_DESC(napi_threaded,
+		 "new devices run their RX NAPIs in threads (default Y), else in softirq");
+
+/*
+ * Before register: the pair's DMA device as parent, default rings, the
+ * coalescing that matches what dmveth does (NAPI runs for every frame) and
+ * threaded NAPI unless napi_threaded is off.
  */
 static void dmveth_preinit(struct net_device *dev)
 {
 	struct dmveth_priv *priv = netdev_priv(dev);
+
+	if (READ_ONCE(napi_threaded))
+		netif_threaded_enable(dev);
 
 	SET_NETDEV_DEV(dev, dmveth_dma_dev());
 	priv->dev = dev;
@@ -289,6 +306,7 @@ static int __init dmveth_init(void)
 	err = dmveth_check_dma(&dmveth_pdev->dev);
 	if (err)
 		goto err_unregister_pdev;
+	dmveth_dma_copy_init();
 	dmveth_fault_init();
 	err = rtnl_link_register(&dmveth_link_ops);
 	if (err)

@@ -16,16 +16,17 @@ ksft_need() {
 	done
 }
 
-# ksft_pair: netns "a" and a dmveth pair with 4 queues: NETIF ($DMV_B) in
-# this netns, the remote end ($DMV_A) in netns a (REMOTE_TYPE=netns), both
-# up with IPv4 and IPv6 addresses; IPv6 addresses survive a link going
-# down (queues.py check_down), and lo is up on both sides.  Bails out on
-# failure; the caller's EXIT trap runs ksft_unpair.
+# ksft_pair [MAX]: netns "a" and a dmveth pair with 4 active queues of MAX
+# (default 4): NETIF ($DMV_B) in this netns, the remote end ($DMV_A) in
+# netns a (REMOTE_TYPE=netns), both up with IPv4 and IPv6 addresses; IPv6
+# addresses survive a link going down (queues.py check_down), and lo is up
+# on both sides.  Bails out on failure; the caller's EXIT trap runs
+# ksft_unpair.
 ksft_pair() {
-	local peer
+	local peer max=${1:-4}
 	ip netns add a || ktap_bail "ip netns add a"
-	ip link add $DMV_B numrxqueues 4 numtxqueues 4 type dmveth ||
-		ktap_bail "ip link add $DMV_B type dmveth"
+	ip link add $DMV_B numrxqueues "$max" numtxqueues "$max" type dmveth ||
+		ktap_bail "ip link add $DMV_B numrxqueues $max type dmveth"
 	peer=$(ip -o link show $DMV_B | sed -n 's/^[0-9]*: [^@]*@\([^:]*\):.*/\1/p')
 	ip link set "$peer" name $DMV_A && ip link set $DMV_A netns a ||
 		ktap_bail "the peer of $DMV_B renamed $DMV_A and moved to netns a"
@@ -35,6 +36,10 @@ ksft_pair() {
 	ip -n a addr add $DMV_A6/64 dev $DMV_A nodad
 	sysctl -qw net.ipv6.conf.$DMV_B.keep_addr_on_down=1
 	ip netns exec a sysctl -qw net.ipv6.conf.$DMV_A.keep_addr_on_down=1
+	if [ "$max" -gt 4 ]; then
+		ethtool -L $DMV_B combined 4 && ip netns exec a ethtool -L $DMV_A combined 4 ||
+			ktap_bail "ethtool -L combined 4 on both ends of the $max-queue pair"
+	fi
 	ip link set lo up
 	ip -n a link set lo up
 	ip link set $DMV_B up

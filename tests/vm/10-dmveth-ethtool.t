@@ -109,13 +109,13 @@ elif ! ip link show dmvbad >/dev/null 2>&1; then
 else
 	ktap_fail "ip link add numrxqueues 2 numtxqueues 3 type dmveth is refused: a link was left"
 fi
-if out=$(ip link add dmvbad numrxqueues 65 numtxqueues 65 type dmveth 2>&1); then
+if out=$(ip link add dmvbad numrxqueues 129 numtxqueues 129 type dmveth 2>&1); then
 	ip link del dmvbad 2>/dev/null
-	ktap_fail "ip link add numrxqueues 65 numtxqueues 65 type dmveth is refused"
+	ktap_fail "ip link add numrxqueues 129 numtxqueues 129 type dmveth is refused"
 elif ! ip link show dmvbad >/dev/null 2>&1; then
-	ktap_ok "ip link add numrxqueues 65 numtxqueues 65 type dmveth is refused (${out//$'\n'/ })"
+	ktap_ok "ip link add numrxqueues 129 numtxqueues 129 type dmveth is refused (${out//$'\n'/ })"
 else
-	ktap_fail "ip link add numrxqueues 65 numtxqueues 65 type dmveth is refused: a link was left"
+	ktap_fail "ip link add numrxqueues 129 numtxqueues 129 type dmveth is refused: a link was left"
 fi
 
 dmveth_pair 4 || { ktap_fail "create a dmveth pair with 4 queues in netns a and b"; exit 1; }
