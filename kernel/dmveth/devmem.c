@@ -27,11 +27,12 @@
  * Delivery is a NIC's with GRO: a TSO frame is cut at the sender's segment
  * size into wire frames (headers fixed up as tcp_gso_segment() would), each
  * handed to napi_gro_receive(), so GRO merges them again (unreadable ones
- * included).  Queues with buffers larger than a page, and any queue while
- * the device has rx-gro-hw on (`ethtool -K IF rx-gro-hw on`, off by
- * default), aggregate like hardware GRO (bnxt, mlx5 SHAMPO) instead: the
- * TSO frame arrives whole, as one GSO packet, its payload packed into
- * buffers filled to their size instead of one buffer per wire frame.
+ * included), while rx-gro-hw is off (`ethtool -K IF rx-gro-hw off`, as
+ * mlx5's default).  By default, as gve (DQO) and bnxt ship, and on queues
+ * with buffers larger than a page, the NIC aggregates like hardware GRO
+ * instead: the TSO frame arrives whole, as one GSO packet, its payload
+ * packed into buffers from the pool filled to their size (header split or
+ * not) instead of one buffer per wire frame.
  *
  * rx_frag_size (module parameter) cuts buffers into fragments of that size,
  * as drivers that split a page into 2 KiB halves do: payload fragments then
@@ -465,8 +466,8 @@ static void dmveth_rx_frame(struct dmveth_rq *rq, struct sk_buff *txskb,
 	struct dmveth_priv *priv = netdev_priv(rq->dev);
 	struct device *dma = dmveth_dma_dev();
 	unsigned int lin, wire, frames = 1;
+	bool split = false, agg;
 	struct sk_buff *skb;
-	bool split = false;
 	int err;
 
 	if (seg < 0) {
@@ -482,7 +483,12 @@ static void dmveth_rx_frame(struct dmveth_rq *rq, struct sk_buff *txskb,
 	    READ_ONCE(priv->hds_config) == ETHTOOL_TCP_DATA_SPLIT_ENABLED &&
 	    n > READ_ONCE(priv->hds_thresh))
 		split = true;
-	lin = split ? hlen : wire;
+	/*
+	 * A TSO frame aggregated whole: its payload in the pool's buffers
+	 * (a NIC's aggregation buffers), split or not, not one linear area.
+	 */
+	agg = seg < 0 && fl->hdr_len && n && skb_is_gso(txskb);
+	lin = split || agg ? hlen : wire;
 
 	skb = napi_alloc_skb(&rq->napi, lin);
 	if (unlikely(!skb)) {
@@ -490,9 +496,9 @@ static void dmveth_rx_frame(struct dmveth_rq *rq, struct sk_buff *txskb,
 		return;
 	}
 	err = dmveth_skb_read(dma, txskb, 0, skb_put(skb, hlen), hlen);
-	if (!err && n && !split)
+	if (!err && n && lin == wire)
 		err = dmveth_skb_read(dma, txskb, off, skb_put(skb, n), n);
-	if (!err && split) {
+	if (!err && lin != wire) {
 		skb_mark_for_recycle(skb);
 		err = dmveth_rx_payload(rq, skb, txskb, off, n);
 	}
@@ -545,7 +551,8 @@ drop_skb:
  * hand the result to GRO: a TSO frame as the wire frames it stands for, cut
  * at its segment size, unless the queue's fragments are larger than a page
  * (rx-page-size) or rx-gro-hw is on: then the frame arrives whole, as
- * hardware GRO aggregates it.  The caller frees @txskb.
+ * hardware GRO aggregates it, if its payload fits in an skb's fragments
+ * (with rx_frag_size it may not: it is cut then).  The caller frees @txskb.
  */
 void dmveth_dma_rx(struct dmveth_rq *rq, struct sk_buff *txskb)
 {
@@ -558,8 +565,10 @@ void dmveth_dma_rx(struct dmveth_rq *rq, struct sk_buff *txskb)
 	}
 	mss = skb_shinfo(txskb)->gso_size;
 	if (!skb_is_gso(txskb) || !skb_is_gso_tcp(txskb) || !fl.hdr_len ||
-	    !mss || len <= fl.hdr_len || rq->frag_size > PAGE_SIZE ||
-	    (READ_ONCE(rq->dev->features) & NETIF_F_GRO_HW)) {
+	    !mss || len <= fl.hdr_len ||
+	    ((rq->frag_size > PAGE_SIZE ||
+	      (READ_ONCE(rq->dev->features) & NETIF_F_GRO_HW)) &&
+	     DIV_ROUND_UP(len - fl.hdr_len, rq->frag_size) <= MAX_SKB_FRAGS)) {
 		dmveth_rx_frame(rq, txskb, &fl, 0, 0, 0, -1, true);
 		return;
 	}

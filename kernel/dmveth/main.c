@@ -52,8 +52,8 @@ static void dmveth_setup(struct net_device *dev)
 	dev->queue_mgmt_ops = &dmveth_queue_mgmt_ops;
 	dev->stat_ops = &dmveth_stat_ops;
 	dev->netmem_tx = NETMEM_TX_DMA;
-	dev->features |= DMVETH_FEATURES | NETIF_F_NTUPLE;
-	/* rx-gro-hw: off by default, see dmveth_dma_rx() */
+	/* rx-gro-hw on by default, as gve (DQO) and bnxt: see dmveth_dma_rx() */
+	dev->features |= DMVETH_FEATURES | NETIF_F_NTUPLE | NETIF_F_GRO_HW;
 	dev->hw_features = DMVETH_FEATURES | NETIF_F_NTUPLE | NETIF_F_GRO_HW;
 	dev->vlan_features = DMVETH_FEATURES;
 	dev->needs_free_netdev = true;

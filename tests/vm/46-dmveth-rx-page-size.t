@@ -38,6 +38,9 @@ command -v ncdevmem >/dev/null || ktap_bail "ncdevmem present in the VM (the rig
 command -v socat >/dev/null || ktap_bail "socat present in the VM (the rig's root file system has it)"
 
 dmveth_pair 4 || ktap_bail "create a dmveth pair in netns a and b"
+# rx-gro-hw off, as mlx5 ships it (dmveth's default is on, as gve's and
+# bnxt's): recv's NIC setup turns it on, and back off
+ip netns exec b ethtool -K $DMV_B rx-gro-hw off || ktap_bail "ethtool -K $DMV_B rx-gro-hw off"
 # ncdevmem's 62.5 MiB buffer, rounded up to 2 MiB huge pages: 32 of them
 [ "$HP0" -ge 40 ] || echo 40 >$HP
 [ "$(cat $HP)" -ge 32 ] || ktap_bail "reserve 32 huge pages of 2 MiB (got $(cat $HP))"

@@ -14,7 +14,8 @@
 #   frames were cut at the sender's segment size) and GRO merged them again
 #   (netns b's IP layer saw at least twice as many segments,
 #   IpExtInNoECTPkts, as packets, IpInReceives).
-# - rx-gro-hw: off by default; with rx_frag_size back to 0 and
+# - rx-gro-hw: on by default (as gve and bnxt ship), turned off for the
+#   cases above; with rx_frag_size back to 0 and
 #   `ethtool -K dmb rx-gro-hw on`, the same stream arrives as whole TSO
 #   frames with their payload packed into page-sized net_iovs: every byte
 #   validated, largest fragment 4096, fragments averaging at least 3000
@@ -50,6 +51,14 @@ else
 fi
 # the queues latch it when they start: after the parameter is set
 dmveth_test_init 4
+grohw() { ip netns exec b ethtool -k $DMV_B | awk '$1 == "rx-gro-hw:" {print $2}'; }
+# rx-gro-hw is on by default (as gve and bnxt ship); off, TSO frames are cut
+# at the segment size and go through GRO
+if [ "$(grohw)" = on ] && ip netns exec b ethtool -K $DMV_B rx-gro-hw off && [ "$(grohw)" = off ]; then
+	ktap_ok "rx-gro-hw is on by default and turns off"
+else
+	ktap_fail "rx-gro-hw is on by default and turns off (now: $(grohw))"
+fi
 
 rxpk() { # rxpk: frames dmb's queues received
 	ip netns exec b ethtool -S $DMV_B | awk '$1 ~ /^rx[0-9]+_packets:/ {s += $2} END {print s + 0}'
@@ -87,11 +96,10 @@ fi
 
 # rx-gro-hw: whole TSO frames, payload packed into full buffers
 echo 0 >$PARAM
-grohw() { ip netns exec b ethtool -k $DMV_B | awk '$1 == "rx-gro-hw:" {print $2}'; }
-if [ "$(grohw)" = off ] && ip netns exec b ethtool -K $DMV_B rx-gro-hw on && [ "$(grohw)" = on ]; then
-	ktap_ok "rx-gro-hw is off by default and turns on"
+if ip netns exec b ethtool -K $DMV_B rx-gro-hw on && [ "$(grohw)" = on ]; then
+	ktap_ok "rx-gro-hw turns on again"
 else
-	ktap_fail "rx-gro-hw is off by default and turns on (now: $(grohw))"
+	ktap_fail "rx-gro-hw turns on again (now: $(grohw))"
 fi
 stream	# ncdevmem's bind-rx restarts the queue: rx_frag_size 0 again
 if $ok && [ "$max" = 4096 ] && [ $((sum / nf)) -ge 3000 ]; then

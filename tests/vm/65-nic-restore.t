@@ -45,6 +45,9 @@ nic_state() {
 }
 
 dmveth_pair 4 || { ktap_fail "create a dmveth pair in netns a and b"; exit 1; }
+# rx-gro-hw off, as mlx5 ships it (dmveth's default is on, as gve's and
+# bnxt's): recv's NIC setup turns it on, restore turns it off again
+ip netns exec b ethtool -K $DMV_B rx-gro-hw off || { ktap_fail "ethtool -K $DMV_B rx-gro-hw off"; exit 1; }
 
 # netdevsim in netns b (new_device takes the writer's namespace): it reports
 # tcp-data-split "enabled" while its config is "unknown"
