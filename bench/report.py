@@ -196,6 +196,26 @@ def net_cpu(cases, big, tiny):
     return max(0.0, cb - ct) / ((b["bytes"] - t["bytes"]) / 1e9)
 
 
+def net_user_share(cases, big, tiny):
+    """user CPU / all CPU of BIG's two ends, less TINY's (the fixed costs:
+    exec, dynamic linking, buffers, bind, NIC set-up), medians"""
+    b, t = cases.get(big), cases.get(tiny)
+
+    def secs(c, kind):
+        try:
+            return sum(c[e][kind]["median"] for e in ENDS) * c["bytes"] / 1e9
+        except (KeyError, TypeError):
+            return None
+    if not b or not t:
+        return None
+    ub, sb = secs(b, "cpu_user_s_per_gb"), secs(b, "cpu_sys_s_per_gb")
+    ut, st = secs(t, "cpu_user_s_per_gb"), secs(t, "cpu_sys_s_per_gb")
+    if None in (ub, sb, ut, st):
+        return None
+    u, a = max(0.0, ub - ut), max(0.0, ub + sb - ut - st)
+    return u / a if a > 0 else None
+
+
 def fmt(v, w=8, p=1):
     if v is None:
         return "-".rjust(w)
@@ -372,8 +392,10 @@ def main():
     doc["extra"] = {
         "cpu_s_per_gb_net_devmem": nd, "cpu_s_per_gb_net_iperf3_veth": ni,
         "cpu_per_gb_devmem_vs_iperf3_net": nd / ni if nd is not None and ni else None,
+        "lib_user_cpu_share_net": net_user_share(cases, "dmt_devmem", "dmt_devmem_tiny"),
         "what": "CPU-s per GB both ends with the fixed costs taken off: (CPU of the big run - CPU of the same "
-                "pair with 1 MiB) / (the bytes' difference); medians",
+                "pair with 1 MiB) / (the bytes' difference); the user CPU share likewise (user / all, big run "
+                "less the 1 MiB run); medians",
     }
     missing = [k for k, _, _, _ in RATIOS if rat[k][0] is None]
     for k, _, _, _ in RATIOS:
@@ -392,6 +414,8 @@ def main():
     if e["cpu_per_gb_devmem_vs_iperf3_net"] is not None:
         print("fixed costs taken off (1 MiB runs): CPU-s/GB both ends devmem %.2f, iperf3 veth %.2f, ratio %.3f" % (
             e["cpu_s_per_gb_net_devmem"], e["cpu_s_per_gb_net_iperf3_veth"], e["cpu_per_gb_devmem_vs_iperf3_net"]))
+    if e["lib_user_cpu_share_net"] is not None:
+        print("fixed costs taken off (1 MiB runs): devmemtcp user CPU share %.3f" % e["lib_user_cpu_share_net"])
     print("\nwritten: %s/latest.json, bench-%s.json%s" % (out, stamp, "".join(", " + os.path.basename(p) for p in made)))
     if missing:
         print("report: not measured (a case failed in every round): %s" % ", ".join(missing), file=sys.stderr)
