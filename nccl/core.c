@@ -668,37 +668,43 @@ ncclResult_t dn_accept(void *listen_comm, void **recv_comm,
 		*recv_comm = c;
 		return ncclSuccess;
 	}
-	/* devmem: a control connection waits for its data connection */
-	if (l->hello.flags & DN_HELLO_CTRL) {
+	/* devmem: a control connection and its data connection, accepted in
+	 * either order; the first waits for the other */
+	bool data = l->hello.flags & DN_HELLO_DATA;
+	int p;
+
+	if (!(l->hello.flags & (DN_HELLO_CTRL | DN_HELLO_DATA))) {
+		DN_INFO(NCCL_NET, "accept: dropped a connection (a host-mode peer: this "
+			"listen comm is in devmem mode)");
+		close(l->pfd);
+		l->pfd = -1;
+		return ncclSuccess;
+	}
+	for (p = 0; p < l->npend && (l->pend[p].connid != l->hello.connid ||
+				     l->pend[p].data == data); p++)
+		;
+	if (p == l->npend) {
 		if (l->npend == (int)(sizeof(l->pend) / sizeof(l->pend[0]))) {
 			DN_WARN("accept: %d connects half done: dropped one", l->npend);
 			close(l->pfd);
 		} else {
 			l->pend[l->npend].fd = l->pfd;
-			l->pend[l->npend++].connid = l->hello.connid;
+			l->pend[l->npend].connid = l->hello.connid;
+			l->pend[l->npend].data = data;
+			l->pend[l->npend++].peer = l->peer;
 		}
 		l->pfd = -1;
 		return ncclSuccess;
 	}
-	int p;
+	struct sockaddr_storage peer = data ? l->peer : l->pend[p].peer;
 
-	for (p = 0; p < l->npend && l->pend[p].connid != l->hello.connid; p++)
-		;
-	if (!(l->hello.flags & DN_HELLO_DATA) || p == l->npend) {
-		DN_INFO(NCCL_NET, "accept: dropped a connection (%s)",
-			l->hello.flags & DN_HELLO_DATA ? "data connection without its control one" :
-			"a host-mode peer: this listen comm is in devmem mode");
-		close(l->pfd);
-		l->pfd = -1;
-		return ncclSuccess;
-	}
-	c = comm_new(DN_RECV, l->pfd, l->dev);
+	c = comm_new(DN_RECV, data ? l->pfd : l->pend[p].fd, l->dev);
 	if (!c)
 		return ncclSystemError;
-	c->cfd = l->pend[p].fd;
+	c->cfd = data ? l->pend[p].fd : l->pfd;
 	l->pend[p] = l->pend[--l->npend];
 	l->pfd = -1;
-	if (dn_devmem_accept(&dn_state.dev, c, &l->peer) < 0)
+	if (dn_devmem_accept(&dn_state.dev, c, &peer) < 0)
 		goto fail;	/* logged */
 	/* steered: the sender may start */
 	uint8_t ack = DN_ACK;

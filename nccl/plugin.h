@@ -193,8 +193,16 @@ struct dn_listen {
 	size_t hello_got;
 	struct sockaddr_storage peer;
 	bool devmem;			/* holds a reference on dev.rx */
-	struct { int fd; uint64_t connid; } pend[8];	/* control connections
-							 * waiting for their data one */
+	/* split connects half accepted: a control connection waiting for
+	 * its data one or, as the two may reach the accept queue in either
+	 * order (their handshakes land on different RX queues), a data
+	 * connection waiting for its control one */
+	struct {
+		int fd;
+		uint64_t connid;
+		bool data;
+		struct sockaddr_storage peer;	/* a data connection's */
+	} pend[8];
 	int npend;
 };
 

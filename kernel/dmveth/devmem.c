@@ -215,7 +215,7 @@ void dmveth_dma_copy_init(void)
 	u64 tm, tw;
 	void *buf;
 
-	/* copies from an odd offset, as a frame's payload mostly starts */
+	/* from 16 source offsets: a payload mostly starts unaligned */
 	buf = kvmalloc(2 * len + 16, GFP_KERNEL);
 	if (!buf)
 		return;

@@ -84,6 +84,7 @@
 #include <linux/sockios.h>
 #include <linux/udmabuf.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -93,6 +94,7 @@
 
 #include "ktap.h"
 #include "nccl_net.h"
+#include "plugin.h"	/* the handle and hello: raw_connect() speaks them */
 
 #define MiB (1u << 20)
 #define DEADLINE_S 30
@@ -546,6 +548,45 @@ static int ntuple_rules(void)
 
 /* Rank 0: listen, hand the handle over, accept until the comm exists.
  * Rank 1: take the handle, connect until the comm exists. */
+/*
+ * One connection of a split (devmem) connect, made by hand: blocking
+ * connect to the listen comm of handle @h, then its hello with @flags
+ * (DN_HELLO_CTRL or DN_HELLO_DATA) and @connid.  The fd, or -1.
+ */
+static int raw_connect(const struct dn_handle *h, uint32_t flags, uint64_t connid)
+{
+	struct sockaddr_storage ss = { 0 };
+	struct dn_hello hello = { .magic = DN_MAGIC, .flags = flags, .nonce = h->nonce,
+				  .connid = connid };
+	socklen_t len;
+	int fd;
+
+	if (h->family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = h->port;
+		memcpy(&a->sin_addr, h->addr, 4);
+		len = sizeof(*a);
+	} else {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = h->port;
+		memcpy(&a->sin6_addr, h->addr, 16);
+		len = sizeof(*a);
+	}
+	fd = socket(h->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&ss, len) ||
+	    send(fd, &hello, sizeof(hello), MSG_NOSIGNAL) != sizeof(hello)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 static void *establish(void *lcomm, int *retries)
 {
 	char handle[NCCL_NET_HANDLE_MAXSIZE];
@@ -1139,6 +1180,43 @@ static void full_suite(void)
 			      "the second comm's ntuple rule gone at its close, the listen comm "
 			      "open, the first comm's kept (rules: %d, %d with it, %d after)",
 			      rules0, rules1, rules2);
+		}
+	}
+	/* devmem: a connect whose data connection reaches the accept queue
+	 * before its control one (their handshakes land on different RX
+	 * queues, each with its own NAPI, so either may be first): accepted
+	 * all the same, and acked on its control connection */
+	if (rank == 0 ? side_send(handle, sizeof(handle)) : side_recv(handle, sizeof(handle)))
+		return;
+	if (((const struct dn_handle *)handle)->flags & DN_H_SPLIT) {
+		if (rank == 0) {
+			void *comm3 = establish(l, &retries);
+
+			if (CHECK(comm3 != NULL, "accept of a connect whose data connection "
+				  "came before its control one"))
+				CHECK(P(closeRecv)(comm3) == ncclSuccess, "close that comm");
+		} else {
+			uint64_t connid = 0x5eed0000u ^ (uint64_t)getpid() << 32;
+			int dfd, cfd = -1;
+			uint8_t ack = 0;
+
+			dfd = raw_connect((const void *)handle, DN_HELLO_DATA, connid);
+			/* the data connection accepted and its hello read first */
+			usleep(300 * 1000);
+			if (dfd >= 0)
+				cfd = raw_connect((const void *)handle, DN_HELLO_CTRL, connid);
+			if (cfd >= 0) {
+				struct pollfd pf = { .fd = cfd, .events = POLLIN };
+
+				if (poll(&pf, 1, DEADLINE_S * 1000) != 1 || read(cfd, &ack, 1) != 1)
+					ack = 0;
+			}
+			CHECK(ack == DN_ACK, "a connect by hand, data connection first, then "
+			      "control: acked on the control connection (%#x)", ack);
+			if (cfd >= 0)
+				close(cfd);
+			if (dfd >= 0)
+				close(dfd);
 		}
 	}
 	/* NCCL closes the listen comm right after accept: the first comm goes
