@@ -544,21 +544,7 @@ ncclResult_t dn_connect(int dev, void *handle, void **send_comm,
 		return ncclInvalidArgument;
 	}
 	split = h->flags & DN_H_SPLIT;
-	if (h->family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-
-		a->sin_family = AF_INET;
-		a->sin_port = h->port;
-		memcpy(&a->sin_addr, h->addr, 4);
-		len = sizeof(*a);
-	} else {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-		a->sin6_family = AF_INET6;
-		a->sin6_port = h->port;
-		memcpy(&a->sin6_addr, h->addr, 16);
-		len = sizeof(*a);
-	}
+	len = dn_handle_addr(h, &ss);
 	if (h->stage == ST_START) {
 		h->fd = h->dfd = -1;
 		if (getrandom(&h->connid, sizeof(h->connid), 0) != sizeof(h->connid))

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "devmemtcp.h"
@@ -95,6 +96,26 @@ struct dn_handle {
  * waits for the receiver's ack (the data flow is steered) before sending. */
 #define DN_H_SPLIT 0x1u
 _Static_assert(sizeof(struct dn_handle) <= NCCL_NET_HANDLE_MAXSIZE, "handle too big");
+
+/* The listen comm's address in handle @h, as connect() takes it. */
+static inline socklen_t dn_handle_addr(const struct dn_handle *h, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (h->family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = h->port;
+		memcpy(&a->sin_addr, h->addr, 4);
+		return sizeof(*a);
+	}
+	struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+
+	a->sin6_family = AF_INET6;
+	a->sin6_port = h->port;
+	memcpy(&a->sin6_addr, h->addr, 16);
+	return sizeof(*a);
+}
 
 /* First bytes on every connection: who we are, which listen comm we want. */
 struct dn_hello {

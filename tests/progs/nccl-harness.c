@@ -555,27 +555,12 @@ static int ntuple_rules(void)
  */
 static int raw_connect(const struct dn_handle *h, uint32_t flags, uint64_t connid)
 {
-	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_storage ss;
 	struct dn_hello hello = { .magic = DN_MAGIC, .flags = flags, .nonce = h->nonce,
 				  .connid = connid };
-	socklen_t len;
+	socklen_t len = dn_handle_addr(h, &ss);
 	int fd;
 
-	if (h->family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-
-		a->sin_family = AF_INET;
-		a->sin_port = h->port;
-		memcpy(&a->sin_addr, h->addr, 4);
-		len = sizeof(*a);
-	} else {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-		a->sin6_family = AF_INET6;
-		a->sin6_port = h->port;
-		memcpy(&a->sin6_addr, h->addr, 16);
-		len = sizeof(*a);
-	}
 	fd = socket(h->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
