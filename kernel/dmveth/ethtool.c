@@ -93,6 +93,18 @@ static u32 dmveth_indir_max(const u32 *indir)
 	return m;
 }
 
+/* Context @ctx's indirection table; context 0's is the device's own. */
+static const u32 *dmveth_ctx_indir(const struct dmveth_steer *st, u32 ctx)
+{
+	return ctx ? st->ctx[ctx].indir : st->indir;
+}
+
+/* Whether queue offset @ring plus every entry of @indir is below @nq. */
+static bool dmveth_offset_fits(u64 ring, const u32 *indir, unsigned int nq)
+{
+	return ring + dmveth_indir_max(indir) < nq;
+}
+
 /*
  * Whether every "context N action Q" rule keeps Q plus the largest entry
  * of N's table below @nq, with context @ctx's table taken as @indir (NULL:
@@ -114,11 +126,9 @@ static bool dmveth_rss_rules_fit(const struct dmveth_steer *st, u32 ctx,
 			continue;
 		if (indir && r->rss_context == ctx)
 			t = indir;
-		else if (r->rss_context)
-			t = st->ctx[r->rss_context].indir;
 		else
-			t = st->indir;
-		if (r->fs.ring_cookie + dmveth_indir_max(t) >= nq)
+			t = dmveth_ctx_indir(st, r->rss_context);
+		if (!dmveth_offset_fits(r->fs.ring_cookie, t, nq))
 			return false;
 	}
 	return true;
@@ -363,7 +373,7 @@ static int dmveth_rss_rule_queue(const struct dmveth_steer *st,
 				 const struct dmveth_flow *fl,
 				 struct dmveth_skb_cb *cb, unsigned int nq)
 {
-	const u32 *indir = st->indir;
+	const u32 *indir = dmveth_ctx_indir(st, r->rss_context);
 	u64 q;
 
 	if (r->rss_context) {
@@ -372,7 +382,6 @@ static int dmveth_rss_rule_queue(const struct dmveth_steer *st,
 		if (!c->used)
 			return -1;
 		cb->hash = dmveth_flow_hash(st, c->key, fl);
-		indir = c->indir;
 	}
 	q = ethtool_get_flow_spec_ring(r->fs.ring_cookie) +
 	    indir[cb->hash % DMVETH_INDIR_SIZE];
@@ -921,7 +930,6 @@ static int dmveth_rule_check(struct net_device *dev,
 	const struct dmveth_steer *st = dmveth_steer_locked(dev);
 	const struct ethtool_rx_flow_spec *fs = &info->fs;
 	u64 ring = fs->ring_cookie;
-	const u32 *table;
 	u8 l4proto;
 
 	if (fs->flow_type & (FLOW_EXT | FLOW_MAC_EXT))
@@ -940,12 +948,10 @@ static int dmveth_rule_check(struct net_device *dev,
 	    ring >= dev->real_num_rx_queues)
 		return -EINVAL;
 	/* ... and with a context, past none of the queues its table adds */
-	if (fs->flow_type & FLOW_RSS) {
-		table = info->rss_context ? st->ctx[info->rss_context].indir :
-					    st->indir;
-		if (ring + dmveth_indir_max(table) >= dev->real_num_rx_queues)
-			return -EINVAL;
-	}
+	if ((fs->flow_type & FLOW_RSS) &&
+	    !dmveth_offset_fits(ring, dmveth_ctx_indir(st, info->rss_context),
+				dev->real_num_rx_queues))
+		return -EINVAL;
 	return 0;
 }
 

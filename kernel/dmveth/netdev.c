@@ -143,7 +143,10 @@ static netdev_tx_t dmveth_xmit(struct sk_buff *skb, struct net_device *dev)
 	u64_stats_add(&dstats->tx_bytes, len);
 	u64_stats_update_end(&dstats->syncp);
 
-	skb_queue_tail(&rq->backlog, skb);
+	/* BHs are off here and in NAPI; no hard IRQ takes this lock */
+	spin_lock(&rq->backlog.lock);
+	__skb_queue_tail(&rq->backlog, skb);
+	spin_unlock(&rq->backlog.lock);
 	if (skb_queue_len_lockless(&rq->backlog) >= limit) {
 		txq = netdev_get_tx_queue(dev, txq_idx);
 		netif_tx_stop_queue(txq);
@@ -218,6 +221,7 @@ static int dmveth_poll(struct napi_struct *napi, int budget)
 {
 	struct dmveth_rq *rq = container_of(napi, struct dmveth_rq, napi);
 	struct dmveth_priv *priv = netdev_priv(rq->dev);
+	struct sk_buff_head batch;
 	struct sk_buff *txskb;
 	int done = 0;
 
@@ -226,7 +230,15 @@ static int dmveth_poll(struct napi_struct *napi, int budget)
 		return 0;
 	}
 
-	while (done < budget && (txskb = skb_dequeue(&rq->backlog))) {
+	/* take up to @budget frames off the ring at once: one lock round */
+	__skb_queue_head_init(&batch);
+	spin_lock(&rq->backlog.lock);
+	while (skb_queue_len(&batch) < budget &&
+	       (txskb = __skb_dequeue(&rq->backlog)))
+		__skb_queue_tail(&batch, txskb);
+	spin_unlock(&rq->backlog.lock);
+
+	while ((txskb = __skb_dequeue(&batch))) {
 		dmveth_dma_rx(rq, txskb);
 		/* the "DMA" is over: this completes the sender's zerocopy */
 		consume_skb(txskb);
