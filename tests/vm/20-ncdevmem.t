@@ -37,8 +37,13 @@ transfer() {
 	port=$((port + 1))
 	rx0=$(stat_of b $DMV_B 'rx[0-9]+_unreadable_packets:')
 	tx0=$(stat_of a $DMV_A 'tx[0-9]+_unreadable_packets:')
-	rm -f "$LOG/srv"
-	ip netns exec b ncdevmem -l -L -f $DMV_B -s "$srv" -c "$cli" -p $port -v 7 >"$LOG/srv" 2>&1 &
+	rm -f "$LOG/srv" "$LOG/srv.out"
+	# ncdevmem writes "Validated buffer" to stdout, block-buffered into a
+	# file, and everything else unbuffered to stderr.  Both in one file, a
+	# 4 KiB stdout flush ends mid-line and the next stderr line is glued
+	# to it, so a last total_received= or a Failed validation line can hide
+	# (a CI run read 66411008 of 67108864 that way): keep them apart.
+	ip netns exec b ncdevmem -l -L -f $DMV_B -s "$srv" -c "$cli" -p $port -v 7 >"$LOG/srv.out" 2>"$LOG/srv" &
 	local spid=$!
 	if ! wait_listen b $port 60; then
 		tail -n 20 "$LOG/srv" | sed 's/^/# /'

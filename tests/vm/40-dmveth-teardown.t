@@ -95,7 +95,8 @@ PORT=5400
 # pid.  Ready (and bound: it binds before listen()) once it listens.
 server() {
 	PORT=$((PORT + 1))
-	ip netns exec b ncdevmem -l -f $DMV_B -s $DMV_B4 -c $DMV_A4 -p $PORT -v 7 >"$LOG/srv.$PORT" 2>&1 &
+	# stdout apart from stderr: see 20-ncdevmem.t (lines glued mid-way).
+	ip netns exec b ncdevmem -l -f $DMV_B -s $DMV_B4 -c $DMV_A4 -p $PORT -v 7 >"$LOG/srv.$PORT.out" 2>"$LOG/srv.$PORT" &
 	SPID=$!
 	if ! wait_listen b $PORT 60; then
 		tail -n 20 "$LOG/srv.$PORT" | sed 's/^/# server: /'

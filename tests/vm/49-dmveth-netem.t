@@ -41,8 +41,9 @@ transfer() {
 	local name=$1 srv=$2 cli=$3 bytes=$4 gen crc src got bad lin r0 r1 d0 d1 t0 t1
 	port=$((port + 1))
 	r0=$(retrans) d0=$(qstat)
-	rm -f "$LOG/srv"
-	ip netns exec b ncdevmem -l -L -f $DMV_B -s "$srv" -c "$cli" -p $port -v 7 >"$LOG/srv" 2>&1 &
+	rm -f "$LOG/srv" "$LOG/srv.out"
+	# stdout apart from stderr: see 20-ncdevmem.t (lines glued mid-way).
+	ip netns exec b ncdevmem -l -L -f $DMV_B -s "$srv" -c "$cli" -p $port -v 7 >"$LOG/srv.out" 2>"$LOG/srv" &
 	local spid=$!
 	if ! wait_listen b $port 60; then
 		tail -n 20 "$LOG/srv" | sed 's/^/# /'

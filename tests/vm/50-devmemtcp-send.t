@@ -45,8 +45,9 @@ send_ncdevmem() {
 	local name=$1 srv=$2 cli=$3 bytes=$4 crc src spid host got bad
 	shift 4
 	port=$((port + 1))
-	rm -f "$LOG/srv"
-	ip netns exec b ncdevmem -l -L -f $DMV_B -s "$srv" -c "$cli" -p $port -v 7 >"$LOG/srv" 2>&1 &
+	rm -f "$LOG/srv" "$LOG/srv.out"
+	# stdout apart from stderr: see 20-ncdevmem.t (lines glued mid-way).
+	ip netns exec b ncdevmem -l -L -f $DMV_B -s "$srv" -c "$cli" -p $port -v 7 >"$LOG/srv.out" 2>"$LOG/srv" &
 	spid=$!
 	if ! wait_listen b $port 60; then
 		tail -n 20 "$LOG/srv" | sed 's/^/# /'
