@@ -546,8 +546,6 @@ static int ntuple_rules(void)
 
 /* ------------------------------------------------------------- connect */
 
-/* Rank 0: listen, hand the handle over, accept until the comm exists.
- * Rank 1: take the handle, connect until the comm exists. */
 /*
  * One connection of a split (devmem) connect, made by hand: blocking
  * connect to the listen comm of handle @h, then its hello with @flags
@@ -572,6 +570,8 @@ static int raw_connect(const struct dn_handle *h, uint32_t flags, uint64_t conni
 	return fd;
 }
 
+/* Rank 0: listen, hand the handle over, accept until the comm exists.
+ * Rank 1: take the handle, connect until the comm exists. */
 static void *establish(void *lcomm, int *retries)
 {
 	char handle[NCCL_NET_HANDLE_MAXSIZE];
