@@ -263,50 +263,115 @@ static int dmveth_phys_read(void *dst, phys_addr_t src, unsigned int len)
 }
 
 /*
- * Read @len bytes at @off of @skb into @dst, the way a NIC would: the
- * linear area is host memory; frags are reached through DMA addresses.
+ * A NIC's read position in a frame it sends: the linear area is host memory;
+ * a fragment is reached through its DMA address, mapped once when the read
+ * first enters it and unmapped when it moves past (one map per fragment,
+ * however many receive buffers its bytes fill).
  */
-static int dmveth_skb_read(struct device *dma, const struct sk_buff *skb,
-			   unsigned int off, void *dst, unsigned int len)
+struct dmveth_txcur {
+	struct device *dma;
+	const struct sk_buff *skb;
+	unsigned int frag;	/* the fragment mapped, or nr_frags */
+	unsigned int fstart;	/* its offset in the frame */
+	dma_addr_t addr;	/* its DMA address, when frag < nr_frags */
+};
+
+static void dmveth_txcur_init(struct dmveth_txcur *cur, struct device *dma,
+			      const struct sk_buff *skb)
 {
-	unsigned int hlen = skb_headlen(skb), i, pos;
+	cur->dma = dma;
+	cur->skb = skb;
+	cur->frag = skb_shinfo(skb)->nr_frags;
+	cur->fstart = 0;
+}
 
-	if (off < hlen) {
-		unsigned int n = min(len, hlen - off);
+/* Unmap the fragment the cursor is in, if any. */
+static void dmveth_txcur_put(struct dmveth_txcur *cur)
+{
+	const skb_frag_t *frag;
 
-		dmveth_dma_copy(dst, skb->data + off, n);
-		dst += n;
-		off += n;
-		len -= n;
+	if (cur->frag >= skb_shinfo(cur->skb)->nr_frags)
+		return;
+	frag = &skb_shinfo(cur->skb)->frags[cur->frag];
+	/* a net_iov's address belongs to its binding: never unmap */
+	if (!skb_frag_is_net_iov(frag))
+		dma_unmap_page(cur->dma, cur->addr, skb_frag_size(frag),
+			       DMA_TO_DEVICE);
+	cur->frag = skb_shinfo(cur->skb)->nr_frags;
+}
+
+/*
+ * Move the cursor to the fragment holding frame offset @off (past the
+ * linear area) and map it.  Reads go forward; one behind the cursor starts
+ * the walk again from the first fragment.
+ */
+static int dmveth_txcur_seek(struct dmveth_txcur *cur, unsigned int off)
+{
+	const struct skb_shared_info *sh = skb_shinfo(cur->skb);
+	unsigned int i = 0, pos = skb_headlen(cur->skb);
+
+	if (cur->frag < sh->nr_frags) {
+		if (off >= cur->fstart &&
+		    off < cur->fstart + skb_frag_size(&sh->frags[cur->frag]))
+			return 0;
+		if (off > cur->fstart) {
+			i = cur->frag;
+			pos = cur->fstart;
+		}
+		dmveth_txcur_put(cur);
 	}
-	pos = hlen;
-	for (i = 0; len && i < skb_shinfo(skb)->nr_frags; i++) {
-		const skb_frag_t *frag = &skb_shinfo(skb)->frags[i];
-		unsigned int fsize = skb_frag_size(frag), foff, n;
-		dma_addr_t addr;
-		int err;
+	for (; i < sh->nr_frags; i++) {
+		const skb_frag_t *frag = &sh->frags[i];
+		unsigned int fsize = skb_frag_size(frag);
 
 		if (off >= pos + fsize) {
 			pos += fsize;
 			continue;
 		}
-		foff = off - pos;
-		n = min(len, fsize - foff);
-		addr = skb_frag_dma_map(dma, frag, foff, n, DMA_TO_DEVICE);
-		if (dma_mapping_error(dma, addr))
+		cur->addr = skb_frag_dma_map(cur->dma, frag, 0, fsize,
+					     DMA_TO_DEVICE);
+		if (dma_mapping_error(cur->dma, cur->addr))
 			return -EIO;
-		err = dmveth_phys_read(dst, dma_to_phys(dma, addr), n);
-		/* a net_iov's address belongs to its binding: never unmap */
-		if (!skb_frag_is_net_iov(frag))
-			dma_unmap_page(dma, addr, n, DMA_TO_DEVICE);
+		cur->frag = i;
+		cur->fstart = pos;
+		return 0;
+	}
+	return -EFAULT;
+}
+
+/* Read @len bytes at @off of the cursor's frame into @dst. */
+static int dmveth_txcur_read(struct dmveth_txcur *cur, unsigned int off,
+			     void *dst, unsigned int len)
+{
+	unsigned int hlen = skb_headlen(cur->skb);
+
+	if (off < hlen) {
+		unsigned int n = min(len, hlen - off);
+
+		dmveth_dma_copy(dst, cur->skb->data + off, n);
+		dst += n;
+		off += n;
+		len -= n;
+	}
+	while (len) {
+		unsigned int foff, n;
+		int err;
+
+		err = dmveth_txcur_seek(cur, off);
+		if (err)
+			return err;
+		foff = off - cur->fstart;
+		n = min(len, skb_frag_size(&skb_shinfo(cur->skb)->frags[cur->frag]) -
+			     foff);
+		err = dmveth_phys_read(dst, dma_to_phys(cur->dma, cur->addr + foff),
+				       n);
 		if (err)
 			return err;
 		dst += n;
 		off += n;
 		len -= n;
-		pos += fsize;
 	}
-	return len ? -EFAULT : 0;
+	return 0;
 }
 
 /* Count @frames wire frames of @len bytes in all received on @rq. */
@@ -342,12 +407,11 @@ void dmveth_rx_drop(struct dmveth_rq *rq, unsigned int n, bool alloc_fail)
 }
 
 /*
- * "DMA" @len bytes at @off of @txskb to the physical range at @phys (one
- * receive buffer, contiguous), a page at a time.
+ * "DMA" @len bytes at @off of the cursor's frame to the physical range at
+ * @phys (one receive buffer, contiguous), a page at a time.
  */
-static int dmveth_phys_fill(struct device *dma, phys_addr_t phys,
-			    const struct sk_buff *txskb, unsigned int off,
-			    unsigned int len)
+static int dmveth_phys_fill(struct dmveth_txcur *cur, phys_addr_t phys,
+			    unsigned int off, unsigned int len)
 {
 	while (len) {
 		unsigned int poff = offset_in_page(phys);
@@ -357,7 +421,7 @@ static int dmveth_phys_fill(struct device *dma, phys_addr_t phys,
 
 		if (!v)
 			return -EFAULT;
-		err = dmveth_skb_read(dma, txskb, off, v + poff, n);
+		err = dmveth_txcur_read(cur, off, v + poff, n);
 		kunmap_local(v);
 		if (err)
 			return err;
@@ -375,11 +439,11 @@ static int dmveth_phys_fill(struct device *dma, phys_addr_t phys,
  * into smaller fragments).
  */
 static int dmveth_rx_payload(struct dmveth_rq *rq, struct sk_buff *skb,
-			     const struct sk_buff *txskb, unsigned int off,
+			     struct dmveth_txcur *cur, unsigned int off,
 			     unsigned int len)
 {
 	unsigned int fsize = rq->frag_size;
-	struct device *dma = dmveth_dma_dev();
+	struct device *dma = cur->dma;
 	int i = skb_shinfo(skb)->nr_frags, err;
 
 	if (i + DIV_ROUND_UP(len, fsize) > MAX_SKB_FRAGS)
@@ -395,7 +459,7 @@ static int dmveth_rx_payload(struct dmveth_rq *rq, struct sk_buff *skb,
 			return -ENOMEM;
 		phys = dma_to_phys(dma, page_pool_get_dma_addr_netmem(netmem) +
 				   boff);
-		err = dmveth_phys_fill(dma, phys, txskb, off, n);
+		err = dmveth_phys_fill(cur, phys, off, n);
 		/* the skb owns the netmem from here; freeing it recycles it */
 		skb_add_rx_frag_netmem(skb, i++, netmem, boff, n, bsize);
 		if (err)
@@ -452,19 +516,19 @@ static void dmveth_seg_fixup(struct sk_buff *skb, const struct sk_buff *txskb,
 }
 
 /*
- * Build one received frame from @txskb on @rq: wire frame @seg cut from a
- * TSO frame (the @hlen bytes of headers and the payload [@off, @off + @n),
- * @last: the final one), or with @seg < 0 the whole frame.  With header
- * split the payload goes to the pool's buffers.  The frame goes to GRO; a
- * failure drops it.
+ * Build one received frame on @rq from the frame @cur reads: wire frame
+ * @seg cut from a TSO frame (the @hlen bytes of headers and the payload
+ * [@off, @off + @n), @last: the final one), or with @seg < 0 the whole
+ * frame.  With header split the payload goes to the pool's buffers.  The
+ * frame goes to GRO; a failure drops it.
  */
-static void dmveth_rx_frame(struct dmveth_rq *rq, struct sk_buff *txskb,
+static void dmveth_rx_frame(struct dmveth_rq *rq, struct dmveth_txcur *cur,
 			    const struct dmveth_flow *fl, unsigned int hlen,
 			    unsigned int off, unsigned int n, int seg,
 			    bool last)
 {
 	struct dmveth_priv *priv = netdev_priv(rq->dev);
-	struct device *dma = dmveth_dma_dev();
+	const struct sk_buff *txskb = cur->skb;
 	unsigned int lin, wire, frames = 1;
 	bool split = false, agg;
 	struct sk_buff *skb;
@@ -495,12 +559,12 @@ static void dmveth_rx_frame(struct dmveth_rq *rq, struct sk_buff *txskb,
 		dmveth_rx_drop(rq, frames, true);
 		return;
 	}
-	err = dmveth_skb_read(dma, txskb, 0, skb_put(skb, hlen), hlen);
+	err = dmveth_txcur_read(cur, 0, skb_put(skb, hlen), hlen);
 	if (!err && n && lin == wire)
-		err = dmveth_skb_read(dma, txskb, off, skb_put(skb, n), n);
+		err = dmveth_txcur_read(cur, off, skb_put(skb, n), n);
 	if (!err && lin != wire) {
 		skb_mark_for_recycle(skb);
-		err = dmveth_rx_payload(rq, skb, txskb, off, n);
+		err = dmveth_rx_payload(rq, skb, cur, off, n);
 	}
 	if (unlikely(err))
 		goto drop_skb;
@@ -557,26 +621,29 @@ drop_skb:
 void dmveth_dma_rx(struct dmveth_rq *rq, struct sk_buff *txskb)
 {
 	unsigned int len = txskb->len, mss, off, n, seg;
+	struct dmveth_txcur cur;
 	struct dmveth_flow fl;
 
 	if (unlikely(!rq->pool || dmveth_parse_flow(txskb, &fl))) {
 		dmveth_rx_drop(rq, dmveth_wire_frames(txskb), false);
 		return;
 	}
+	dmveth_txcur_init(&cur, dmveth_dma_dev(), txskb);
 	mss = skb_shinfo(txskb)->gso_size;
 	if (!skb_is_gso(txskb) || !skb_is_gso_tcp(txskb) || !fl.hdr_len ||
 	    !mss || len <= fl.hdr_len ||
 	    ((rq->frag_size > PAGE_SIZE ||
 	      (READ_ONCE(rq->dev->features) & NETIF_F_GRO_HW)) &&
 	     DIV_ROUND_UP(len - fl.hdr_len, rq->frag_size) <= MAX_SKB_FRAGS)) {
-		dmveth_rx_frame(rq, txskb, &fl, 0, 0, 0, -1, true);
-		return;
+		dmveth_rx_frame(rq, &cur, &fl, 0, 0, 0, -1, true);
+	} else {
+		for (off = fl.hdr_len, seg = 0; off < len; off += n, seg++) {
+			n = min(mss, len - off);
+			dmveth_rx_frame(rq, &cur, &fl, fl.hdr_len, off, n, seg,
+					off + n == len);
+		}
 	}
-	for (off = fl.hdr_len, seg = 0; off < len; off += n, seg++) {
-		n = min(mss, len - off);
-		dmveth_rx_frame(rq, txskb, &fl, fl.hdr_len, off, n, seg,
-				off + n == len);
-	}
+	dmveth_txcur_put(&cur);
 }
 
 /* ---- queue management: a restart swaps the queue's page pool ---- */
