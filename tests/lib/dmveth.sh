@@ -83,6 +83,38 @@ wait_listen() {
 	return 1
 }
 
+# ncdevmem_server FILE PORT SRV CLI: the kernel's devmem receiver,
+# `ncdevmem -l -L -v 7` on $DMV_B in netns b, in the background (its pid
+# in NCD_PID), until it listens (60 s); else 1, with its last lines as
+# comments.  Its stderr goes to FILE, its stdout to FILE.out: ncdevmem
+# writes "Validated buffer" to stdout, block-buffered into a file, and
+# everything else unbuffered to stderr.  In one file a 4 KiB stdout flush
+# ends mid-line and the next stderr line is glued to it, which can hide
+# the last total_received= or a Failed validation line (a CI run read
+# 66411008 of 67108864 bytes that way).
+ncdevmem_server() {
+	local f=$1 port=$2
+	rm -f "$f" "$f.out"
+	ip netns exec b ncdevmem -l -L -f "$DMV_B" -s "$3" -c "$4" -p "$port" -v 7 >"$f.out" 2>"$f" &
+	NCD_PID=$!
+	wait_listen b "$port" 60 && return 0
+	tail -n 20 "$f" | sed 's/^/# /'
+	kill "$NCD_PID" 2>/dev/null
+	return 1
+}
+
+# ncdevmem_got FILE: the server's last total_received (empty if none);
+# ncdevmem_bad FILE: its Failed validation lines (ncdevmem tolerates 20
+# wrong bytes and still exits 0); ncdevmem_tail FILE N: its last N lines
+# that are not per-buffer chatter, as comments.
+ncdevmem_got() { sed -n 's/^total_received=\([0-9]*\)$/\1/p' "$1" | tail -n 1; }
+ncdevmem_bad() { grep -c '^Failed validation' "$1"; }
+ncdevmem_tail() {
+	grep -m 3 '^Failed validation' "$1" | sed 's/^/# server: /'
+	grep -v -E 'received frag_page|Validated buffer|^recvmsg ret=|^total_received=|^Failed validation' "$1" |
+		tail -n "$2" | sed 's/^/# server: /'
+}
+
 # pattern N BYTES: the ncdevmem -v N pattern (bytes 1..N-1, then '\n').
 pattern() {
 	python3 -c '

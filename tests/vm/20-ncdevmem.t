@@ -37,20 +37,11 @@ transfer() {
 	port=$((port + 1))
 	rx0=$(stat_of b $DMV_B 'rx[0-9]+_unreadable_packets:')
 	tx0=$(stat_of a $DMV_A 'tx[0-9]+_unreadable_packets:')
-	rm -f "$LOG/srv" "$LOG/srv.out"
-	# ncdevmem writes "Validated buffer" to stdout, block-buffered into a
-	# file, and everything else unbuffered to stderr.  Both in one file, a
-	# 4 KiB stdout flush ends mid-line and the next stderr line is glued
-	# to it, so a last total_received= or a Failed validation line can hide
-	# (a CI run read 66411008 of 67108864 that way): keep them apart.
-	ip netns exec b ncdevmem -l -L -f $DMV_B -s "$srv" -c "$cli" -p $port -v 7 >"$LOG/srv.out" 2>"$LOG/srv" &
-	local spid=$!
-	if ! wait_listen b $port 60; then
-		tail -n 20 "$LOG/srv" | sed 's/^/# /'
+	if ! ncdevmem_server "$LOG/srv" $port "$srv" "$cli"; then
 		ktap_fail "$name: server listening"
-		kill $spid 2>/dev/null
 		return
 	fi
+	local spid=$NCD_PID
 	t0=$(date +%s.%N)
 	pattern 7 "$bytes" | ip netns exec a "$sender" -f $DMV_A -s "$srv" -c "$cli" -p $port "$@" >"$LOG/cli" 2>&1
 	gen=${PIPESTATUS[0]} crc=${PIPESTATUS[1]}
@@ -59,8 +50,8 @@ transfer() {
 	t1=$(date +%s.%N)
 	rx1=$(stat_of b $DMV_B 'rx[0-9]+_unreadable_packets:')
 	tx1=$(stat_of a $DMV_A 'tx[0-9]+_unreadable_packets:')
-	got=$(sed -n 's/^total_received=\([0-9]*\)$/\1/p' "$LOG/srv" | tail -n 1)
-	bad=$(grep -c '^Failed validation' "$LOG/srv")
+	got=$(ncdevmem_got "$LOG/srv")
+	bad=$(ncdevmem_bad "$LOG/srv")
 	if [ "$gen" = 0 ] && [ "$crc" = 0 ] && [ $src = 0 ] && grep -q 'client exited' "$LOG/srv" &&
 		[ "$bad" = 0 ] && [ "$got" = "$bytes" ] &&
 		[ "$rx1" -gt "$rx0" ] && [ "$tx1" -gt "$tx0" ]; then
@@ -68,9 +59,7 @@ transfer() {
 	else
 		echo "# pattern exit $gen, client exit $crc, server exit $src, server total_received=${got:-none} (sent $bytes), $bad 'Failed validation' lines, unreadable RX +$((rx1 - rx0)) TX +$((tx1 - tx0))"
 		grep -v -E 'received frag_page|Validated buffer|tx complete|sendmsg_ret' "$LOG/cli" | tail -n 10 | sed 's/^/# client: /'
-		grep -m 3 '^Failed validation' "$LOG/srv" | sed 's/^/# server: /'
-		grep -v -E 'received frag_page|Validated buffer|^recvmsg ret=|^total_received=|^Failed validation' "$LOG/srv" |
-			tail -n 15 | sed 's/^/# server: /'
+		ncdevmem_tail "$LOG/srv" 15
 		ktap_fail "$name"
 	fi
 }

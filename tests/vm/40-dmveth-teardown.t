@@ -95,7 +95,7 @@ PORT=5400
 # pid.  Ready (and bound: it binds before listen()) once it listens.
 server() {
 	PORT=$((PORT + 1))
-	# stdout apart from stderr: see 20-ncdevmem.t (lines glued mid-way).
+	# stdout apart from stderr: see ncdevmem_server in tests/lib/dmveth.sh.
 	ip netns exec b ncdevmem -l -f $DMV_B -s $DMV_B4 -c $DMV_A4 -p $PORT -v 7 >"$LOG/srv.$PORT.out" 2>"$LOG/srv.$PORT" &
 	SPID=$!
 	if ! wait_listen b $PORT 60; then

@@ -41,16 +41,11 @@ transfer() {
 	local name=$1 srv=$2 cli=$3 bytes=$4 gen crc src got bad lin r0 r1 d0 d1 t0 t1
 	port=$((port + 1))
 	r0=$(retrans) d0=$(qstat)
-	rm -f "$LOG/srv" "$LOG/srv.out"
-	# stdout apart from stderr: see 20-ncdevmem.t (lines glued mid-way).
-	ip netns exec b ncdevmem -l -L -f $DMV_B -s "$srv" -c "$cli" -p $port -v 7 >"$LOG/srv.out" 2>"$LOG/srv" &
-	local spid=$!
-	if ! wait_listen b $port 60; then
-		tail -n 20 "$LOG/srv" | sed 's/^/# /'
+	if ! ncdevmem_server "$LOG/srv" $port "$srv" "$cli"; then
 		ktap_fail "$name: ncdevmem listening"
-		kill $spid 2>/dev/null
 		return
 	fi
+	local spid=$NCD_PID
 	t0=$(date +%s.%N)
 	pattern 7 "$bytes" | timeout 90 ip netns exec a devmem-tx -f $DMV_A -s "$srv" -c "$cli" -p $port >"$LOG/cli" 2>&1
 	gen=${PIPESTATUS[0]} crc=${PIPESTATUS[1]}
@@ -58,8 +53,8 @@ transfer() {
 	src=$?
 	t1=$(date +%s.%N)
 	r1=$(retrans) d1=$(qstat)
-	got=$(sed -n 's/^total_received=\([0-9]*\)$/\1/p' "$LOG/srv" | tail -n 1)
-	bad=$(grep -c '^Failed validation' "$LOG/srv")
+	got=$(ncdevmem_got "$LOG/srv")
+	bad=$(ncdevmem_bad "$LOG/srv")
 	lin=$(grep -c 'SCM_DEVMEM_LINEAR' "$LOG/srv")
 	if [ "$gen" = 0 ] && [ "$crc" = 0 ] && [ "$src" = 0 ] && grep -q 'client exited' "$LOG/srv" &&
 		[ "$bad" = 0 ] && [ "$lin" = 0 ] && [ "$got" = "$bytes" ] &&
@@ -68,8 +63,7 @@ transfer() {
 	else
 		echo "# pattern exit $gen, devmem-tx exit $crc, ncdevmem exit $src, total_received=${got:-none} (sent $bytes), $bad 'Failed validation', $lin linear; netem dropped +$((d1 - d0)), retransmits +$((r1 - r0))"
 		grep -v -E 'tx complete|sendmsg_ret' "$LOG/cli" | tail -n 8 | sed 's/^/# client: /'
-		grep -v -E 'received frag_page|Validated buffer|^recvmsg ret=|^total_received=' "$LOG/srv" |
-			tail -n 12 | sed 's/^/# server: /'
+		ncdevmem_tail "$LOG/srv" 12
 		ktap_fail "$name: every byte validated through loss, duplication and reordering"
 	fi
 }

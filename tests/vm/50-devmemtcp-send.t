@@ -45,16 +45,11 @@ send_ncdevmem() {
 	local name=$1 srv=$2 cli=$3 bytes=$4 crc src spid host got bad
 	shift 4
 	port=$((port + 1))
-	rm -f "$LOG/srv" "$LOG/srv.out"
-	# stdout apart from stderr: see 20-ncdevmem.t (lines glued mid-way).
-	ip netns exec b ncdevmem -l -L -f $DMV_B -s "$srv" -c "$cli" -p $port -v 7 >"$LOG/srv.out" 2>"$LOG/srv" &
-	spid=$!
-	if ! wait_listen b $port 60; then
-		tail -n 20 "$LOG/srv" | sed 's/^/# /'
+	if ! ncdevmem_server "$LOG/srv" $port "$srv" "$cli"; then
 		ktap_fail "$name: ncdevmem listening"
-		kill $spid 2>/dev/null
 		return
 	fi
+	spid=$NCD_PID
 	case $srv in *:*) host="[$srv]:$port" ;; *) host="$srv:$port" ;; esac
 	case $cli in *:*) cli="[$cli]" ;; esac
 	# bounded (the transfer takes seconds): a stall is a failure that
@@ -71,8 +66,8 @@ send_ncdevmem() {
 	fi
 	bwait $spid 30
 	src=$?
-	got=$(sed -n 's/^total_received=\([0-9]*\)$/\1/p' "$LOG/srv" | tail -n 1)
-	bad=$(grep -c '^Failed validation' "$LOG/srv")
+	got=$(ncdevmem_got "$LOG/srv")
+	bad=$(ncdevmem_bad "$LOG/srv")
 	if [ $crc = 0 ] && [ $src = 0 ] && grep -q 'client exited' "$LOG/srv" &&
 		[ "$bad" = 0 ] && [ "$got" = "$bytes" ] &&
 		[ "$(json "$LOG/cli" mode)" = devmem ] &&
@@ -81,9 +76,7 @@ send_ncdevmem() {
 	else
 		echo "# devmemtcp exit $crc, ncdevmem exit $src, total_received=${got:-none} (sent $bytes), $bad 'Failed validation' lines"
 		sed 's/^/# devmemtcp: /' "$LOG/cli" "$LOG/cli.err" | tail -n 15
-		grep -m 3 '^Failed validation' "$LOG/srv" | sed 's/^/# ncdevmem: /'
-		grep -v -E 'received frag_page|Validated buffer|^recvmsg ret=|^total_received=|^Failed validation' "$LOG/srv" |
-			tail -n 15 | sed 's/^/# ncdevmem: /'
+		ncdevmem_tail "$LOG/srv" 15
 		ktap_fail "$name"
 	fi
 }
