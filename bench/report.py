@@ -379,6 +379,9 @@ def main():
             "tool_syscalls_per_mb": "devmemtcp only: the data-path calls the tool counts itself "
                                     "(send: sendmsg; recv: recvmsg + SO_DEVMEM_DONTNEED), both ends",
             "rounds": "every case once per round, the order rotated each round, all in one VM boot",
+            "devmemtcp_buffers": "udmabuf, send 16 MiB and recv 64 MiB, on " +
+                                 ("4 KiB pages (BENCH_HUGE=0)" if os.environ.get("BENCH_HUGE", "1") == "0"
+                                  else "2 MiB huge pages (--hugepages)"),
             "ratios": "ratios of medians; ratio_rounds: the per-round ratios",
         },
         "cases": cases,
@@ -393,9 +396,13 @@ def main():
         "cpu_s_per_gb_net_devmem": nd, "cpu_s_per_gb_net_iperf3_veth": ni,
         "cpu_per_gb_devmem_vs_iperf3_net": nd / ni if nd is not None and ni else None,
         "lib_user_cpu_share_net": net_user_share(cases, "dmt_devmem", "dmt_devmem_tiny"),
+        "validate_cost_host_copy": (med(cases, "host_dmt_copy_v7") / med(cases, "host_dmt_copy")
+                                    if med(cases, "host_dmt_copy_v7") is not None and med(cases, "host_dmt_copy")
+                                    else None),
         "what": "CPU-s per GB both ends with the fixed costs taken off: (CPU of the big run - CPU of the same "
                 "pair with 1 MiB) / (the bytes' difference); the user CPU share likewise (user / all, big run "
-                "less the 1 MiB run); medians",
+                "less the 1 MiB run); medians; validate_cost_host_copy: host loopback, devmemtcp copy "
+                "--validate 7 MB/s / without (validation on a real CPU, not TCG)",
     }
     missing = [k for k, _, _, _ in RATIOS if rat[k][0] is None]
     for k, _, _, _ in RATIOS:
@@ -416,6 +423,9 @@ def main():
             e["cpu_s_per_gb_net_devmem"], e["cpu_s_per_gb_net_iperf3_veth"], e["cpu_per_gb_devmem_vs_iperf3_net"]))
     if e["lib_user_cpu_share_net"] is not None:
         print("fixed costs taken off (1 MiB runs): devmemtcp user CPU share %.3f" % e["lib_user_cpu_share_net"])
+    if e["validate_cost_host_copy"] is not None:
+        print("validation on the host (loopback, copy mode, no TCG): validated / unvalidated %.3f" %
+              e["validate_cost_host_copy"])
     print("\nwritten: %s/latest.json, bench-%s.json%s" % (out, stamp, "".join(", " + os.path.basename(p) for p in made)))
     if missing:
         print("report: not measured (a case failed in every round): %s" % ", ".join(missing), file=sys.stderr)

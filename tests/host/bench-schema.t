@@ -44,7 +44,9 @@ for k in ("schema", "rounds", "cases", "method", "vm", "host", "stamp"):
     if k not in j:
         err.append("top-level %s missing" % k)
 cases = j.get("cases", {})
-want = ["host_iperf3_copy", "host_dmt_copy", "host_iperf3_z", "host_dmt_zerocopy"]
+want = ["host_iperf3_copy", "host_dmt_copy", "host_iperf3_z", "host_dmt_zerocopy", "host_dmt_copy_v7"]
+if not num(j.get("extra", {}).get("validate_cost_host_copy")):
+    err.append("extra.validate_cost_host_copy: not a number: %r" % j.get("extra", {}).get("validate_cost_host_copy"))
 if need_vm:
     want += ["memcpy", "iperf3_veth_copy", "iperf3_veth_z", "iperf3_dmveth", "ncdevmem", "ncdevmem_v7",
              "dmt_devmem", "dmt_devmem_nogro", "dmt_devmem_v7", "dmt_zerocopy", "dmt_zerocopy_v7", "dmt_copy", "dmt_copy_v7",
@@ -78,11 +80,11 @@ PY
 
 # the host part, measured for real (tiny)
 if BENCH_ROUNDS=2 BENCH_STRACE=0 BENCH_HOST_BYTES=$((16 << 20)) timeout 60 bench/loopback >"$T/raw" 2>"$T/lo.err" &&
-	[ "$(grep -c '^BENCH .*"ok": true' "$T/raw")" = 10 ]; then
-	ktap_ok "bench/loopback: 5 host cases x 2 rounds over 127.0.0.1, each ok"
+	[ "$(grep -c '^BENCH .*"ok": true' "$T/raw")" = 12 ]; then
+	ktap_ok "bench/loopback: 6 host cases x 2 rounds over 127.0.0.1, each ok"
 else
 	sed 's/^/# /' "$T/lo.err" | tail -n 10
-	ktap_fail "bench/loopback: 5 host cases x 2 rounds over 127.0.0.1, each ok ($(grep -c '^BENCH' "$T/raw") lines)"
+	ktap_fail "bench/loopback: 6 host cases x 2 rounds over 127.0.0.1, each ok ($(grep -c '^BENCH' "$T/raw") lines)"
 fi
 
 # VM records MADE UP HERE (the schema test has no VM): the shape bench/dmveth
