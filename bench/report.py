@@ -159,9 +159,11 @@ def paired(cases, a, b, field="mbps"):
     return mmm(vals)
 
 
+def div(a, b):
+    return a / b if a is not None and b else None
+
+
 def ratios(cases):
-    def div(a, b):
-        return a / b if a is not None and b else None
     out = {
         "devmem_vs_iperf3_veth": (div(med(cases, "dmt_devmem"), med(cases, "iperf3_veth_copy")),
                                   paired(cases, "dmt_devmem", "iperf3_veth_copy")),
@@ -394,11 +396,9 @@ def main():
     nd, ni = net_cpu(cases, "dmt_devmem", "dmt_devmem_tiny"), net_cpu(cases, "iperf3_veth_copy", "iperf3_veth_tiny")
     doc["extra"] = {
         "cpu_s_per_gb_net_devmem": nd, "cpu_s_per_gb_net_iperf3_veth": ni,
-        "cpu_per_gb_devmem_vs_iperf3_net": nd / ni if nd is not None and ni else None,
+        "cpu_per_gb_devmem_vs_iperf3_net": div(nd, ni),
         "lib_user_cpu_share_net": net_user_share(cases, "dmt_devmem", "dmt_devmem_tiny"),
-        "validate_cost_host_copy": (med(cases, "host_dmt_copy_v7") / med(cases, "host_dmt_copy")
-                                    if med(cases, "host_dmt_copy_v7") is not None and med(cases, "host_dmt_copy")
-                                    else None),
+        "validate_cost_host_copy": div(med(cases, "host_dmt_copy_v7"), med(cases, "host_dmt_copy")),
         "what": "CPU-s per GB both ends with the fixed costs taken off: (CPU of the big run - CPU of the same "
                 "pair with 1 MiB) / (the bytes' difference); the user CPU share likewise (user / all, big run "
                 "less the 1 MiB run); medians; validate_cost_host_copy: host loopback, devmemtcp copy "

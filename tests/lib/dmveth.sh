@@ -83,8 +83,8 @@ wait_listen() {
 	return 1
 }
 
-# ncdevmem_server FILE PORT SRV CLI: the kernel's devmem receiver,
-# `ncdevmem -l -L -v 7` on $DMV_B in netns b, in the background (its pid
+# ncdevmem_server FILE PORT SRV CLI [ARGS...]: the kernel's devmem receiver,
+# `ncdevmem -l -L -v 7 ARGS` on $DMV_B in netns b, in the background (its pid
 # in NCD_PID), until it listens (60 s); else 1, with its last lines as
 # comments.  Its stderr goes to FILE, its stdout to FILE.out: ncdevmem
 # writes "Validated buffer" to stdout, block-buffered into a file, and
@@ -93,9 +93,10 @@ wait_listen() {
 # the last total_received= or a Failed validation line (a CI run read
 # 66411008 of 67108864 bytes that way).
 ncdevmem_server() {
-	local f=$1 port=$2
+	local f=$1 port=$2 srv=$3 cli=$4
+	shift 4
 	rm -f "$f" "$f.out"
-	ip netns exec b ncdevmem -l -L -f "$DMV_B" -s "$3" -c "$4" -p "$port" -v 7 >"$f.out" 2>"$f" &
+	ip netns exec b ncdevmem -l -L -f "$DMV_B" -s "$srv" -c "$cli" -p "$port" -v 7 "$@" >"$f.out" 2>"$f" &
 	NCD_PID=$!
 	wait_listen b "$port" 60 && return 0
 	tail -n 20 "$f" | sed 's/^/# /'
@@ -143,18 +144,10 @@ out.write(unit * (reps % 65536) + unit[:rest])
 nc_stream() {
 	local port=$1 bytes=$2 spid gen snd rc got bad lin t0 t1
 	shift 2
-	rm -f "$LOG/srv"
-	ip netns exec b ncdevmem -l -L -f "$DMV_B" -s "$DMV_B4" -c "$DMV_A4" -p "$port" -v 7 "$@" \
-		>"$LOG/srv" 2>&1 &
-	spid=$!
 	NC_OK=false NC_SECS=0 NC_WHY="ncdevmem never listened on port $port"
 	: >"$LOG/frags"
-	if ! wait_listen b "$port" 30; then
-		kill "$spid" 2>/dev/null
-		bwait "$spid" 10
-		tail -n 15 "$LOG/srv" | sed 's/^/# /'
-		return 1
-	fi
+	ncdevmem_server "$LOG/srv" "$port" "$DMV_B4" "$DMV_A4" "$@" || return 1
+	spid=$NCD_PID
 	t0=$(date +%s.%N)
 	pattern 7 "$bytes" | timeout 60 ip netns exec a socat -u -b 65536 - "TCP:$DMV_B4:$port,sourceport=$port"
 	gen=${PIPESTATUS[0]} snd=${PIPESTATUS[1]}
@@ -162,8 +155,8 @@ nc_stream() {
 	rc=$?
 	t1=$(date +%s.%N)
 	NC_SECS=$(awk -v a="$t0" -v z="$t1" 'BEGIN {printf "%.1f", z - a}')
-	got=$(sed -n 's/^total_received=\([0-9]*\)$/\1/p' "$LOG/srv" | tail -n 1)
-	bad=$(grep -c '^Failed validation' "$LOG/srv")
+	got=$(ncdevmem_got "$LOG/srv")
+	bad=$(ncdevmem_bad "$LOG/srv")
 	lin=$(grep -c 'SCM_DEVMEM_LINEAR' "$LOG/srv")
 	sed -n 's/^received .*frag_offset=\([0-9]*\), frag_size=\([0-9]*\),.*/\1 \2/p' "$LOG/srv" >"$LOG/frags"
 	if [ "$gen" = 0 ] && [ "$snd" = 0 ] && [ "$rc" = 0 ] && grep -q 'client exited' "$LOG/srv" &&
@@ -173,8 +166,7 @@ nc_stream() {
 	fi
 	NC_WHY="pattern exit $gen, socat exit $snd, ncdevmem exit $rc, total_received=${got:-none} (sent $bytes), $bad 'Failed validation' lines, $lin linear, $(wc -l <"$LOG/frags") fragments"
 	echo "# $NC_WHY"
-	grep -v -E 'received frag_page|Validated buffer|^recvmsg ret=|^total_received=' "$LOG/srv" |
-		tail -n 15 | sed 's/^/# server: /'
+	ncdevmem_tail "$LOG/srv" 15
 	return 0
 }
 
