@@ -54,11 +54,14 @@ struct dmveth_tq_stats {
 	u64 unreadable_packets;	/* skbs carrying net_iov (devmem) frags */
 	u64 drops;
 	u64 stops;		/* times the queue stopped for a full backlog */
+	u64 xmit_more;		/* frames whose doorbell waited for a later one */
 	struct u64_stats_sync syncp;
 };
 
 /* What xmit tells the peer's NAPI about a frame (the sender's skb->cb). */
 struct dmveth_skb_cb {
+	struct netdev_queue *txq;	/* the sender's, for its BQL completion */
+	u32 len;		/* bytes BQL counted at xmit */
 	u32 hash;		/* RSS hash, valid when hash_type is set */
 	u8 hash_type;		/* enum pkt_hash_types */
 };
@@ -159,6 +162,12 @@ struct dmveth_priv {
 	struct list_head fault_node;	/* on the fault injection list */
 	struct dmveth_rq rq[DMVETH_MAX_QUEUES];
 	struct dmveth_tq_stats tq_stats[DMVETH_MAX_QUEUES];
+	/*
+	 * Per TX queue, under its xmit lock: the peer's RX queue that holds
+	 * frames of the current xmit_more batch whose interrupt is not raised
+	 * yet (the doorbell not rung); NULL between batches.
+	 */
+	struct dmveth_rq *tx_doorbell[DMVETH_MAX_QUEUES];
 };
 
 /* The flow of a frame, parsed from its (readable) headers. */

@@ -27,7 +27,7 @@ static const char * const dmveth_rq_stat_names[] = {
 };
 
 static const char * const dmveth_tq_stat_names[] = {
-	"packets", "bytes", "unreadable_packets", "drops", "stops",
+	"packets", "bytes", "unreadable_packets", "drops", "stops", "xmit_more",
 };
 
 #define DMVETH_RQ_NSTATS	ARRAY_SIZE(dmveth_rq_stat_names)
@@ -1123,6 +1123,7 @@ static void dmveth_get_ethtool_stats(struct net_device *dev,
 			data[2] = s->unreadable_packets;
 			data[3] = s->drops;
 			data[4] = s->stops;
+			data[5] = s->xmit_more;
 		} while (u64_stats_fetch_retry(&s->syncp, start));
 		data += DMVETH_TQ_NSTATS;
 	}

@@ -7,6 +7,8 @@
  * NAPI then builds new skbs from its own buffers (devmem.c), hands them to
  * GRO and frees the sender's skb, which is when a zerocopy send completes.  When a backlog is
  * full the sender's TX queue stops until that NAPI drained half of it.
+ * BQL counts each frame from xmit until it leaves the backlog; xmit raises
+ * the RX queue's "interrupt" once per xmit_more batch.
  */
 #include <linux/etherdevice.h>
 #include <linux/moduleparam.h>
@@ -100,19 +102,39 @@ static void dmveth_tx_drop(struct net_device *dev, struct sk_buff *skb,
 	kfree_skb(skb);
 }
 
+/*
+ * The doorbell of TX queue @txq_idx: raise the interrupt of @rq, which just
+ * got a frame, unless more frames of this batch follow (xmit_more) and the
+ * queue still runs; a batch that moves on to another RX queue rings the
+ * one it leaves.  A NIC rings once per batch, not per frame; here that
+ * saves waking the RX queue's NAPI thread for each frame.
+ */
+static void dmveth_doorbell(struct dmveth_priv *priv, u16 txq_idx,
+			    struct dmveth_rq *rq, bool ring)
+{
+	struct dmveth_rq *pending = priv->tx_doorbell[txq_idx];
+
+	if (pending && pending != rq)
+		dmveth_rq_interrupt(pending);
+	if (ring && rq)
+		dmveth_rq_interrupt(rq);
+	priv->tx_doorbell[txq_idx] = ring ? NULL : rq;
+}
+
 static netdev_tx_t dmveth_xmit(struct sk_buff *skb, struct net_device *dev)
 {
 	struct dmveth_priv *priv = netdev_priv(dev);
 	u16 txq_idx = skb_get_queue_mapping(skb);
+	struct netdev_queue *txq = netdev_get_tx_queue(dev, txq_idx);
 	struct dmveth_tq_stats *ts = &priv->tq_stats[txq_idx];
 	struct dmveth_priv *peer_priv;
-	struct netdev_queue *txq;
 	struct net_device *peer;
 	unsigned int len = skb->len, frames = dmveth_wire_frames(skb);
 	struct pcpu_dstats *dstats;
 	struct dmveth_flow fl;
 	struct dmveth_rq *rq;
 	unsigned int limit;
+	bool ring;
 	int q;
 
 	BUILD_BUG_ON(sizeof(struct dmveth_skb_cb) > sizeof(skb->cb));
@@ -143,12 +165,19 @@ static netdev_tx_t dmveth_xmit(struct sk_buff *skb, struct net_device *dev)
 	u64_stats_add(&dstats->tx_bytes, len);
 	u64_stats_update_end(&dstats->syncp);
 
+	/*
+	 * BQL counts the frame before the peer's NAPI can see it: that NAPI
+	 * (or a purge) gives it back once the frame leaves the backlog
+	 * (dmveth_bql_add()).
+	 */
+	DMVETH_CB(skb)->txq = txq;
+	DMVETH_CB(skb)->len = len;
+	netdev_tx_sent_queue(txq, len);
 	/* BHs are off here and in NAPI; no hard IRQ takes this lock */
 	spin_lock(&rq->backlog.lock);
 	__skb_queue_tail(&rq->backlog, skb);
 	spin_unlock(&rq->backlog.lock);
 	if (skb_queue_len_lockless(&rq->backlog) >= limit) {
-		txq = netdev_get_tx_queue(dev, txq_idx);
 		netif_tx_stop_queue(txq);
 		u64_stats_update_begin(&ts->syncp);
 		ts->stops++;
@@ -159,11 +188,20 @@ static netdev_tx_t dmveth_xmit(struct sk_buff *skb, struct net_device *dev)
 		if (skb_queue_len_lockless(&rq->backlog) < limit / 2)
 			netif_tx_wake_queue(txq);
 	}
-	dmveth_rq_interrupt(rq);
+	/* a stopped queue ends the batch: no frame with !xmit_more follows */
+	ring = !netdev_xmit_more() || netif_xmit_stopped(txq);
+	dmveth_doorbell(priv, txq_idx, rq, ring);
+	if (!ring) {
+		u64_stats_update_begin(&ts->syncp);
+		ts->xmit_more++;
+		u64_stats_update_end(&ts->syncp);
+	}
 	rcu_read_unlock();
 	return NETDEV_TX_OK;
 
 drop:
+	if (!netdev_xmit_more() || netif_xmit_stopped(txq))
+		dmveth_doorbell(priv, txq_idx, NULL, true);
 	rcu_read_unlock();
 	dmveth_tx_drop(dev, skb, ts);
 	return NETDEV_TX_OK;
@@ -217,10 +255,39 @@ static void dmveth_wake_peer(struct dmveth_rq *rq)
 	rcu_read_unlock();
 }
 
+/*
+ * BQL completions: frames that left a backlog (after their "DMA", or
+ * purged), gathered per sender TX queue and given back together.
+ */
+struct dmveth_bql {
+	struct netdev_queue *txq;
+	unsigned int pkts;
+	unsigned int bytes;
+};
+
+static void dmveth_bql_flush(struct dmveth_bql *b)
+{
+	if (b->pkts)
+		netdev_tx_completed_queue(b->txq, b->pkts, b->bytes);
+	b->pkts = 0;
+	b->bytes = 0;
+}
+
+static void dmveth_bql_add(struct dmveth_bql *b, const struct sk_buff *skb)
+{
+	if (DMVETH_CB(skb)->txq != b->txq) {
+		dmveth_bql_flush(b);
+		b->txq = DMVETH_CB(skb)->txq;
+	}
+	b->pkts++;
+	b->bytes += DMVETH_CB(skb)->len;
+}
+
 static int dmveth_poll(struct napi_struct *napi, int budget)
 {
 	struct dmveth_rq *rq = container_of(napi, struct dmveth_rq, napi);
 	struct dmveth_priv *priv = netdev_priv(rq->dev);
+	struct dmveth_bql bql = {};
 	struct sk_buff_head batch;
 	struct sk_buff *txskb;
 	int done = 0;
@@ -240,10 +307,12 @@ static int dmveth_poll(struct napi_struct *napi, int budget)
 
 	while ((txskb = __skb_dequeue(&batch))) {
 		dmveth_dma_rx(rq, txskb);
+		dmveth_bql_add(&bql, txskb);
 		/* the "DMA" is over: this completes the sender's zerocopy */
 		consume_skb(txskb);
 		done++;
 	}
+	dmveth_bql_flush(&bql);
 
 	if (skb_queue_len_lockless(&rq->backlog) <
 	    READ_ONCE(priv->rx_ring) / 2)
@@ -274,13 +343,16 @@ void dmveth_kick_queues(struct net_device *dev)
  */
 static void dmveth_rq_purge(struct dmveth_rq *rq)
 {
+	struct dmveth_bql bql = {};
 	struct sk_buff *skb;
 	unsigned int n = 0;
 
 	while ((skb = skb_dequeue(&rq->backlog))) {
 		n += dmveth_wire_frames(skb);
+		dmveth_bql_add(&bql, skb);
 		kfree_skb(skb);
 	}
+	dmveth_bql_flush(&bql);
 	if (n)
 		dmveth_rx_drop(rq, n, false);
 	dmveth_wake_peer(rq);
@@ -540,7 +612,7 @@ static void dmveth_dev_uninit(struct net_device *dev)
 
 	dmveth_fault_del(dev);
 	for (i = 0; i < dev->num_rx_queues; i++)
-		skb_queue_purge(&priv->rq[i].backlog);
+		dmveth_rq_purge(&priv->rq[i]);
 	dmveth_steer_free(dev);
 }
 
