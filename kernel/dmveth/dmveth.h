@@ -168,6 +168,12 @@ struct dmveth_priv {
 	 * yet (the doorbell not rung); NULL between batches.
 	 */
 	struct dmveth_rq *tx_doorbell[DMVETH_MAX_QUEUES];
+	/*
+	 * Per TX queue: serializes its BQL completions.  A NIC completes a
+	 * TX queue from one place; here the peer's RX queues (NAPIs on any
+	 * CPU) and purges all do, and dql_completed() takes one at a time.
+	 */
+	spinlock_t bql_lock[DMVETH_MAX_QUEUES];
 };
 
 /* The flow of a frame, parsed from its (readable) headers. */

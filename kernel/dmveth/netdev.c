@@ -257,7 +257,8 @@ static void dmveth_wake_peer(struct dmveth_rq *rq)
 
 /*
  * BQL completions: frames that left a backlog (after their "DMA", or
- * purged), gathered per sender TX queue and given back together.
+ * purged), gathered per sender TX queue and given back together, under
+ * that queue's bql_lock: frames of one TX queue reach several RX queues.
  */
 struct dmveth_bql {
 	struct netdev_queue *txq;
@@ -267,8 +268,18 @@ struct dmveth_bql {
 
 static void dmveth_bql_flush(struct dmveth_bql *b)
 {
-	if (b->pkts)
-		netdev_tx_completed_queue(b->txq, b->pkts, b->bytes);
+	struct net_device *sender;
+	struct dmveth_priv *sp;
+	unsigned int i;
+
+	if (!b->pkts)
+		return;
+	sender = b->txq->dev;
+	sp = netdev_priv(sender);
+	i = b->txq - netdev_get_tx_queue(sender, 0);
+	spin_lock_bh(&sp->bql_lock[i]);
+	netdev_tx_completed_queue(b->txq, b->pkts, b->bytes);
+	spin_unlock_bh(&sp->bql_lock[i]);
 	b->pkts = 0;
 	b->bytes = 0;
 }
@@ -596,8 +607,10 @@ static int dmveth_dev_init(struct net_device *dev)
 		/* deleted by free_netdev() */
 		netif_napi_add_config(dev, &rq->napi, dmveth_poll, i);
 	}
-	for (i = 0; i < dev->num_tx_queues; i++)
+	for (i = 0; i < dev->num_tx_queues; i++) {
 		u64_stats_init(&priv->tq_stats[i].syncp);
+		spin_lock_init(&priv->bql_lock[i]);
+	}
 	err = dmveth_steer_init(dev);
 	if (err)
 		return err;
