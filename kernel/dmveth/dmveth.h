@@ -61,7 +61,6 @@ struct dmveth_tq_stats {
 /* What xmit tells the peer's NAPI about a frame (the sender's skb->cb). */
 struct dmveth_skb_cb {
 	struct netdev_queue *txq;	/* the sender's, for its BQL completion */
-	u32 len;		/* bytes BQL counted at xmit */
 	u32 hash;		/* RSS hash, valid when hash_type is set */
 	u8 hash_type;		/* enum pkt_hash_types */
 };

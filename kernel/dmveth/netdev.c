@@ -121,6 +121,16 @@ static void dmveth_doorbell(struct dmveth_priv *priv, u16 txq_idx,
 	priv->tx_doorbell[txq_idx] = ring ? NULL : rq;
 }
 
+/*
+ * The frame in xmit is the last of its qdisc batch: no frame with
+ * xmit_more clear follows it, or the queue stopped (for this frame or
+ * before it), which ends the batch too.
+ */
+static bool dmveth_batch_ends(struct netdev_queue *txq)
+{
+	return !netdev_xmit_more() || netif_xmit_stopped(txq);
+}
+
 static netdev_tx_t dmveth_xmit(struct sk_buff *skb, struct net_device *dev)
 {
 	struct dmveth_priv *priv = netdev_priv(dev);
@@ -168,10 +178,10 @@ static netdev_tx_t dmveth_xmit(struct sk_buff *skb, struct net_device *dev)
 	/*
 	 * BQL counts the frame before the peer's NAPI can see it: that NAPI
 	 * (or a purge) gives it back once the frame leaves the backlog
-	 * (dmveth_bql_add()).
+	 * (dmveth_bql_add(), by skb->len: nothing changes the frame after
+	 * this).
 	 */
 	DMVETH_CB(skb)->txq = txq;
-	DMVETH_CB(skb)->len = len;
 	netdev_tx_sent_queue(txq, len);
 	/* BHs are off here and in NAPI; no hard IRQ takes this lock */
 	spin_lock(&rq->backlog.lock);
@@ -188,8 +198,7 @@ static netdev_tx_t dmveth_xmit(struct sk_buff *skb, struct net_device *dev)
 		if (skb_queue_len_lockless(&rq->backlog) < limit / 2)
 			netif_tx_wake_queue(txq);
 	}
-	/* a stopped queue ends the batch: no frame with !xmit_more follows */
-	ring = !netdev_xmit_more() || netif_xmit_stopped(txq);
+	ring = dmveth_batch_ends(txq);
 	dmveth_doorbell(priv, txq_idx, rq, ring);
 	if (!ring) {
 		u64_stats_update_begin(&ts->syncp);
@@ -200,7 +209,8 @@ static netdev_tx_t dmveth_xmit(struct sk_buff *skb, struct net_device *dev)
 	return NETDEV_TX_OK;
 
 drop:
-	if (!netdev_xmit_more() || netif_xmit_stopped(txq))
+	/* a dropped frame ends no batch unless it is its last */
+	if (dmveth_batch_ends(txq))
 		dmveth_doorbell(priv, txq_idx, NULL, true);
 	rcu_read_unlock();
 	dmveth_tx_drop(dev, skb, ts);
@@ -291,7 +301,7 @@ static void dmveth_bql_add(struct dmveth_bql *b, const struct sk_buff *skb)
 		b->txq = DMVETH_CB(skb)->txq;
 	}
 	b->pkts++;
-	b->bytes += DMVETH_CB(skb)->len;
+	b->bytes += skb->len;
 }
 
 static int dmveth_poll(struct napi_struct *napi, int budget)
