@@ -44,6 +44,73 @@ ksft_pair() {
 	ip -n a link set lo up
 	ip link set $DMV_B up
 	ip -n a link set $DMV_A up
+	# The selftests' socat clients in netns a bind the source port they
+	# connect to (bind=[REMOTE]:PORT, PORT from rand_port() here), and
+	# each of them closes first, so that port sits in TIME_WAIT there for
+	# 60 s.  A later rand_port() that picks it again made socat fail
+	# "Address already in use" (seen once, in nk_devmem's
+	# check_nk_rx_large_niov).  netns a, the remote machine's stand-in,
+	# keeps no TIME_WAIT sockets: the port is free once the connection is.
+	ip netns exec a sysctl -qw net.ipv4.tcp_max_tw_buckets=0 ||
+		ktap_bail "sysctl net.ipv4.tcp_max_tw_buckets=0 in netns a"
+	ksft_port_reuse
+}
+
+# ksft_port_reuse: from netns a, two connections in a row to NETIF, each
+# from the same bound source port and each closed by netns a first (as
+# the selftests' socat clients do); the second must get the port.  A
+# result line either way.
+KSFT_REUSE_PORT=47901
+ksft_port_reuse() {
+	local srv out rc i
+	out=$(mktemp)
+	python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.settimeout(20)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen()
+for _ in range(2):
+    c = s.accept()[0]
+    c.settimeout(20)
+    while c.recv(64):
+        pass
+    c.close()
+' "$DMV_B6" $KSFT_REUSE_PORT >"$out.srv" 2>&1 &
+	srv=$!
+	for ((i = 0; i < 100; i++)); do
+		[ -n "$(ss -Hltn "sport = :$KSFT_REUSE_PORT")" ] && break
+		sleep 0.1
+	done
+	ip netns exec a python3 -c '
+import socket, sys
+src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for i in range(2):
+    c = socket.socket(socket.AF_INET6)
+    c.settimeout(20)
+    try:
+        c.bind((src, port))
+    except OSError as e:
+        sys.exit("connection %d: bind [%s]:%d: %s" % (i + 1, src, port, e.strerror))
+    c.connect((dst, port))
+    c.sendall(b"x")
+    c.shutdown(socket.SHUT_WR)
+    while c.recv(64):
+        pass
+    c.close()
+' "$DMV_A6" "$DMV_B6" $KSFT_REUSE_PORT >"$out" 2>&1
+	rc=$?
+	# a client that gave up leaves the listener waiting for it
+	[ $rc = 0 ] || kill $srv 2>/dev/null
+	bwait $srv 30 || [ $rc != 0 ] || rc=1
+	[ $rc = 0 ] || cat "$out.srv" >>"$out"
+	if [ $rc = 0 ]; then
+		ktap_ok "netns a keeps no TIME_WAIT: a source port bound, used and closed there is bound again at once (as the selftests' socat clients bind theirs)"
+	else
+		ktap_fail "netns a: a source port bound again right after its connection closed: $(tr '\n' ' ' <"$out")"
+	fi
+	rm -f "$out" "$out.srv"
 }
 
 ksft_unpair() {
