@@ -73,11 +73,16 @@ dmveth_test_cleanup() {
 	[ -z "${LOG:-}" ] || rm -rf "$LOG"
 }
 
-# wait_listen NS PORT [SECONDS]: until a TCP socket listens on PORT in NS.
+# wait_listen NS PORT [SECONDS [PID]]: until a TCP socket listens on PORT
+# in NS ("": this netns); 1 after SECONDS (60), or at once when PID, the
+# server that should listen, has exited.
 wait_listen() {
-	local ns=$1 port=$2 t=${3:-60} i
+	local ns=$1 port=$2 t=${3:-60} pid=${4:-} i
+	local in=(ip netns exec "$ns")
+	[ -n "$ns" ] || in=()
 	for ((i = 0; i < t * 10; i++)); do
-		[ -n "$(ip netns exec "$ns" ss -Hltn "sport = :$port")" ] && return 0
+		[ -n "$("${in[@]}" ss -Hltn "sport = :$port")" ] && return 0
+		[ -z "$pid" ] || kill -0 "$pid" 2>/dev/null || return 1
 		sleep 0.1
 	done
 	return 1
@@ -85,20 +90,20 @@ wait_listen() {
 
 # ncdevmem_server FILE PORT SRV CLI [ARGS...]: the kernel's devmem receiver,
 # `ncdevmem -l -L -v 7 ARGS` on $DMV_B in netns b, in the background (its pid
-# in NCD_PID), until it listens (60 s); else 1, with its last lines as
-# comments.  Its stderr goes to FILE, its stdout to FILE.out: ncdevmem
-# writes "Validated buffer" to stdout, block-buffered into a file, and
-# everything else unbuffered to stderr.  In one file a 4 KiB stdout flush
-# ends mid-line and the next stderr line is glued to it, which can hide
-# the last total_received= or a Failed validation line (a CI run read
-# 66411008 of 67108864 bytes that way).
+# in NCD_PID), until it listens (60 s); else (or at once when it exits
+# first) 1, with its last lines as comments.  Its stderr goes to FILE, its
+# stdout to FILE.out: ncdevmem writes "Validated buffer" to stdout,
+# block-buffered into a file, and everything else unbuffered to stderr.
+# In one file a 4 KiB stdout flush ends mid-line and the next stderr line
+# is glued to it, which can hide the last total_received= or a Failed
+# validation line (a CI run read 66411008 of 67108864 bytes that way).
 ncdevmem_server() {
 	local f=$1 port=$2 srv=$3 cli=$4
 	shift 4
 	rm -f "$f" "$f.out"
 	ip netns exec b ncdevmem -l -L -f "$DMV_B" -s "$srv" -c "$cli" -p "$port" -v 7 "$@" >"$f.out" 2>"$f" &
 	NCD_PID=$!
-	wait_listen b "$port" 60 && return 0
+	wait_listen b "$port" 60 "$NCD_PID" && return 0
 	tail -n 20 "$f" | sed 's/^/# /'
 	kill "$NCD_PID" 2>/dev/null
 	return 1

@@ -56,55 +56,24 @@ ksft_pair() {
 	ksft_port_reuse
 }
 
-# ksft_port_reuse: from netns a, two connections in a row to NETIF, each
-# from the same bound source port and each closed by netns a first (as
-# the selftests' socat clients do); the second must get the port.  A
-# result line either way.
+# ksft_port_reuse: from netns a, two connections in a row to NETIF with
+# the selftests' own socat client command (socat_send: source port bound
+# to the destination port, netns a closes first); the second must get the
+# port.  A result line either way.
 KSFT_REUSE_PORT=47901
 ksft_port_reuse() {
-	local srv out rc i
+	local p=$KSFT_REUSE_PORT srv out rc=0 i
 	out=$(mktemp)
-	python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_INET6)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.settimeout(20)
-s.bind((sys.argv[1], int(sys.argv[2])))
-s.listen()
-for _ in range(2):
-    c = s.accept()[0]
-    c.settimeout(20)
-    while c.recv(64):
-        pass
-    c.close()
-' "$DMV_B6" $KSFT_REUSE_PORT >"$out.srv" 2>&1 &
+	socat -u "TCP6-LISTEN:$p,bind=[$DMV_B6],reuseaddr,fork" - >/dev/null 2>"$out.srv" &
 	srv=$!
-	for ((i = 0; i < 100; i++)); do
-		[ -n "$(ss -Hltn "sport = :$KSFT_REUSE_PORT")" ] && break
-		sleep 0.1
+	wait_listen "" $p 20 $srv || { rc=1; echo "no listener on [$DMV_B6]:$p:" >"$out"; cat "$out.srv" >>"$out"; }
+	for i in 1 2; do
+		[ $rc = 0 ] || break
+		echo x | ip netns exec a timeout 20 socat -u - "TCP6:[$DMV_B6]:$p,bind=[$DMV_A6]:$p" 2>>"$out" ||
+			{ rc=1; echo "(connection $i)" >>"$out"; }
 	done
-	ip netns exec a python3 -c '
-import socket, sys
-src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-for i in range(2):
-    c = socket.socket(socket.AF_INET6)
-    c.settimeout(20)
-    try:
-        c.bind((src, port))
-    except OSError as e:
-        sys.exit("connection %d: bind [%s]:%d: %s" % (i + 1, src, port, e.strerror))
-    c.connect((dst, port))
-    c.sendall(b"x")
-    c.shutdown(socket.SHUT_WR)
-    while c.recv(64):
-        pass
-    c.close()
-' "$DMV_A6" "$DMV_B6" $KSFT_REUSE_PORT >"$out" 2>&1
-	rc=$?
-	# a client that gave up leaves the listener waiting for it
-	[ $rc = 0 ] || kill $srv 2>/dev/null
-	bwait $srv 30 || [ $rc != 0 ] || rc=1
-	[ $rc = 0 ] || cat "$out.srv" >>"$out"
+	kill $srv 2>/dev/null
+	bwait $srv 10 >/dev/null 2>&1
 	if [ $rc = 0 ]; then
 		ktap_ok "netns a keeps no TIME_WAIT: a source port bound, used and closed there is bound again at once (as the selftests' socat clients bind theirs)"
 	else

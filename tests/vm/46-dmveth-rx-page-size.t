@@ -46,11 +46,27 @@ ip netns exec b ethtool -K $DMV_B rx-gro-hw off || ktap_bail "ethtool -K $DMV_B 
 [ "$(cat $HP)" -ge 32 ] || ktap_bail "reserve 32 huge pages of 2 MiB (got $(cat $HP))"
 ktap_ok "dmveth pair in netns a and b, $(cat $HP) huge pages"
 
+# hp_free N: until N huge pages are free, at most 20 s; else the pool's
+# state as a comment and 1.  A binding's udmabuf comes back only when the
+# kernel frees the binding, some time after its process exits (about 1 s
+# under TCG, see ksft_hugepages): a CI run started the next ncdevmem
+# before that, and it could not create its udmabuf.
+hp_free() {
+	local want=$1 i
+	for ((i = 0; i < 200; i++)); do
+		[ "$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)" -ge "$want" ] && return 0
+		sleep 0.1
+	done
+	echo "# $(grep -E '^HugePages_(Total|Free|Rsvd)' /proc/meminfo | tr -s ' ' | tr '\n' ' ')"
+	return 1
+}
+
 port=5460
 # refuse SIZE TEXT: ncdevmem -b SIZE fails to bind, the kernel's TEXT shown.
 refuse() {
 	local size=$1 text=$2 rc
 	port=$((port + 1))
+	hp_free 32 || { ktap_fail "rx-page-size $size: 32 huge pages free within 20 s"; return; }
 	timeout 60 ip netns exec b ncdevmem -l -f $DMV_B -s $DMV_B4 -c $DMV_A4 -p $port -b "$size" \
 		>"$LOG/bad" 2>&1
 	rc=$?
@@ -71,6 +87,7 @@ refuse 131072 "dmveth: rx-page-size 131072 not supported: a power of 2 from 4096
 receive() {
 	local size=$1 bytes=$2 want=$3
 	port=$((port + 1))
+	hp_free 32 || { ktap_fail "rx-page-size $size: 32 huge pages free within 20 s of the last binding's exit"; return; }
 	if ! nc_stream $port "$bytes" -b "$size"; then
 		ktap_fail "rx-page-size $size: ncdevmem bound and listening"
 		return
@@ -95,6 +112,7 @@ receive 65536 $((2 << 20)) 16385
 # frame's payload fills 64 KiB buffers: fragments average more than a page
 port=$((port + 1))
 bytes=$((4 << 20))
+hp_free 8 || echo "# devmemtcp recv --hugepages follows with fewer than its 8 huge pages free"
 ip netns exec b devmemtcp -j recv --dev $DMV_B --listen $DMV_B4:$port --queues 3:1 --mode devmem \
 	--rx-page-size 64K --hugepages --size 16M --validate 7 >"$LOG/rcv" 2>"$LOG/rcv.err" &
 rpid=$!
@@ -118,6 +136,7 @@ else
 fi
 # refused by the driver: the kernel's extack, exit 2, the NIC put back
 port=$((port + 1))
+hp_free 8 || echo "# devmemtcp recv --hugepages follows with fewer than its 8 huge pages free"
 timeout 60 ip netns exec b devmemtcp recv --dev $DMV_B --listen $DMV_B4:$port --queues 3:1 --mode devmem \
 	--rx-page-size 128K --hugepages --size 16M >"$LOG/out" 2>"$LOG/err" </dev/null
 rc=$?
