@@ -77,7 +77,7 @@ xfer() {
 	local port=$1 bytes=$2 spid i
 	ip netns exec b socat -u TCP-LISTEN:"$port",reuseaddr OPEN:/dev/null >"$LOG/socat-srv" 2>&1 &
 	spid=$!
-	if ! wait_listen b "$port" 30; then
+	if ! wait_listen b "$port" 30 "$spid"; then
 		echo "# socat did not listen on $port: $(tail -n 3 "$LOG/socat-srv")"
 		kill $spid 2>/dev/null
 		return 1

@@ -49,7 +49,7 @@ zcrx() {
 	# shellcheck disable=SC2086
 	ip netns exec b iou-zcrx -s -p $port -i $DMV_B -q $Q $srv >"$LOG/srv" 2>&1 &
 	spid=$!
-	if ! wait_listen b $port 5; then
+	if ! wait_listen b $port 5 "$spid"; then
 		sed 's/^/# server: /' "$LOG/srv"
 		ktap_fail "$name: server listening"
 		kill $spid 2>/dev/null

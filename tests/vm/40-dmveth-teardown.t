@@ -98,7 +98,7 @@ server() {
 	# stdout apart from stderr: see ncdevmem_server in tests/lib/dmveth.sh.
 	ip netns exec b ncdevmem -l -f $DMV_B -s $DMV_B4 -c $DMV_A4 -p $PORT -v 7 >"$LOG/srv.$PORT.out" 2>"$LOG/srv.$PORT" &
 	SPID=$!
-	if ! wait_listen b $PORT 60; then
+	if ! wait_listen b $PORT 60 "$SPID"; then
 		tail -n 20 "$LOG/srv.$PORT" | sed 's/^/# server: /'
 		kill "$SPID" 2>/dev/null
 		ktap_fail "$1: ncdevmem -l binds queue 3 and listens"

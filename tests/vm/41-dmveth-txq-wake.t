@@ -102,7 +102,7 @@ stuck_case() {
 	mkfifo "$LOG/in"
 	ip netns exec b timeout 300 socat -u TCP-LISTEN:$PORT,reuseaddr CREATE:"$LOG/out" 2>"$LOG/srv" &
 	rpid=$!
-	if ! wait_listen b $PORT 30; then
+	if ! wait_listen b $PORT 30 "$rpid"; then
 		ktap_fail "$name: receiver listens ($(tail -n 2 "$LOG/srv"))"
 		return
 	fi

@@ -97,7 +97,7 @@ done
 BYTES=1048576
 ip netns exec c timeout 120 socat -u TCP-LISTEN:5900,reuseaddr CREATE:"$LOG/out" 2>"$LOG/srv" &
 RPID=$!
-wait_listen c 5900 30 || { ktap_fail "receiver in c listens"; exit 1; }
+wait_listen c 5900 30 "$RPID" || { ktap_fail "receiver in c listens"; exit 1; }
 if head -c $BYTES /dev/urandom >"$LOG/in" &&
 	ip netns exec a timeout 120 socat -u OPEN:"$LOG/in" TCP:10.56.0.2:5900 2>"$LOG/cli" &&
 	bwait $RPID 300 && cmp -s "$LOG/in" "$LOG/out"; then

@@ -42,7 +42,7 @@ xfer() {
 	dmveth_irq_spread "$1" || return 1
 	taskset -c 0 ip netns exec b timeout 60 socat -u TCP-LISTEN:5952,reuseaddr /dev/null &
 	rpid=$!
-	wait_listen b 5952 30 || return 1
+	wait_listen b 5952 30 "$rpid" || return 1
 	n0=$(net_rx_cpu1) p0=$(rxq1)
 	head -c 8M /dev/zero | taskset -c 0 ip netns exec a timeout 60 socat -u - TCP:$DMV_B4:5952 || return 1
 	bwait $rpid 60 || return 1

@@ -29,7 +29,7 @@ open(sys.argv[2], "w").write(f"{c.getsockopt(socket.SOL_SOCKET, SO_INCOMING_NAPI
 EOF
 ip netns exec b timeout 60 python3 "$LOG/napi.py" 5950 "$LOG/napi" 2>"$LOG/srv" &
 SPID=$!
-if ! wait_listen b 5950 30; then
+if ! wait_listen b 5950 30 "$SPID"; then
 	ktap_fail "SO_INCOMING_NAPI_ID: receiver listens ($(cat "$LOG/srv"))"
 	exit 1
 fi

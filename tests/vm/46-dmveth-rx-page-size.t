@@ -116,7 +116,7 @@ hp_free 8 || echo "# devmemtcp recv --hugepages follows with fewer than its 8 hu
 ip netns exec b devmemtcp -j recv --dev $DMV_B --listen $DMV_B4:$port --queues 3:1 --mode devmem \
 	--rx-page-size 64K --hugepages --size 16M --validate 7 >"$LOG/rcv" 2>"$LOG/rcv.err" &
 rpid=$!
-wait_listen b $port 30
+wait_listen b $port 30 "$rpid"
 ip netns exec a timeout 60 devmemtcp -j send $DMV_B4:$port --dev $DMV_A --provider udmabuf --size 8M \
 	--bytes $bytes --mode devmem --validate 7 >"$LOG/snd" 2>"$LOG/snd.err"
 src=$?

@@ -55,7 +55,7 @@ pair() {
 	ip netns exec b devmemtcp -j recv --dev $DMV_B --listen "$DMV_B4:$port" --provider cuda \
 		--size 16M --mode "$mode" --validate 7 $queues >"$LOG/rcv" 2>"$LOG/rcv.err" &
 	rpid=$!
-	if ! wait_listen b $port 60; then
+	if ! wait_listen b $port 60 "$rpid"; then
 		sed 's/^/# /' "$LOG/rcv" "$LOG/rcv.err" | tail -n 10
 		ktap_fail "$name: devmemtcp recv listening"
 		kill $rpid 2>/dev/null

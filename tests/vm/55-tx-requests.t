@@ -84,7 +84,7 @@ port=$((port + 1))
 ip netns exec b timeout 600 "$RECEIVER" -i $DMV_B -l $DMV_B4 -p $port -q 3 -c $conns -v 7 \
 	-n "$per" >"$LOG/rcv" 2>"$LOG/rcv.err" &
 rpid=$!
-if wait_listen b $port 60; then
+if wait_listen b $port 60 "$rpid"; then
 	ip netns exec a timeout 600 "$SENDER" --dev $DMV_A --to "$DMV_B4:$port" --conns $conns \
 		--bytes "$per" --msg $((64 << 10)) --period 7 --mode devmem >"$LOG/snd" 2>&1
 	src=$?
@@ -140,7 +140,7 @@ sender_to_recv() {
 	ip netns exec b devmemtcp -j recv --dev $DMV_B --listen "$lhost:$port" --queues 3:1 \
 		--validate 7 --mode devmem --fail-on-linear >"$LOG/rcv" 2>"$LOG/rcv.err" &
 	rpid=$!
-	if ! wait_listen b $port 60; then
+	if ! wait_listen b $port 60 "$rpid"; then
 		sed 's/^/# /' "$LOG/rcv.err" | tail -n 10
 		ktap_fail "$name: devmemtcp recv listening"
 		kill $rpid 2>/dev/null

@@ -104,7 +104,7 @@ recv_from() {
 	ip netns exec b devmemtcp -j recv --dev $DMV_B --listen "$lhost:$port" --queues "$queues" \
 		--validate 7 --mode devmem --fail-on-linear "$@" >"$LOG/rcv" 2>"$LOG/rcv.err" &
 	rpid=$!
-	if ! wait_listen b $port 60; then
+	if ! wait_listen b $port 60 "$rpid"; then
 		sed 's/^/# /' "$LOG/rcv.err" | tail -n 10
 		ktap_fail "$name: devmemtcp recv listening"
 		kill $rpid 2>/dev/null
@@ -184,7 +184,7 @@ rm -f "$LOG/rcv" "$LOG/rcv.err"
 ip netns exec b devmemtcp -j recv --dev $DMV_B --listen "$DMV_B4:$port" --validate 7 --mode devmem \
 	>"$LOG/rcv" 2>"$LOG/rcv.err" &
 rpid=$!
-wait_listen b $port 60 || echo "# devmemtcp recv not listening on $port after 60 s"
+wait_listen b $port 60 "$rpid" || echo "# devmemtcp recv not listening on $port after 60 s"
 ip netns exec a devmemtcp send "$DMV_B4:$port" --dev $DMV_A --provider udmabuf --size 8M \
 	--time 600 --validate 7 --mode devmem >"$LOG/snd" 2>&1 &
 spid=$!
@@ -240,7 +240,7 @@ expect "--queues past the last queue" "${EXIT[queues_range]}" "queue" \
 # a queue bound by someone else: the kernel's own words
 ip netns exec b ncdevmem -l -f $DMV_B -s $DMV_B4 -p 5791 -v 7 -t 3 -q 1 >"$LOG/holder" 2>&1 &
 hpid=$!
-if wait_listen b 5791 60; then
+if wait_listen b 5791 60 "$hpid"; then
 	expect "queue already bound by another process" "${EXIT[queue_bound]}" "designated queue already memory provider bound" \
 		b recv --dev $DMV_B --listen "$DMV_B4:5792" --queues 3:1 --mode devmem --no-setup
 else
@@ -289,7 +289,7 @@ ip netns exec b python3 -c '
 import socket, time
 s = socket.socket(); s.bind(("10.55.0.2", 5794)); s.listen(1); time.sleep(60)' &
 hpid=$!
-wait_listen b 5794 30 || echo "# the port holder is not listening on 5794"
+wait_listen b 5794 30 "$hpid" || echo "# the port holder is not listening on 5794"
 expect "port in use" "${EXIT[port_in_use]}" "in use" \
 	b recv --dev $DMV_B --listen "$DMV_B4:5794" --mode devmem
 kill $hpid 2>/dev/null

@@ -44,7 +44,7 @@ before=$(nic_state)
 ip netns exec b timeout 600 "$RECEIVER" -i $DMV_B -l $DMV_B4 -p $port -q 3 -c $conns -v 7 \
 	-n "$per" >"$LOG/rcv" 2>"$LOG/rcv.err" &
 rpid=$!
-if wait_listen b $port 60; then
+if wait_listen b $port 60 "$rpid"; then
 	spids=()
 	for i in $(seq $conns); do
 		ip netns exec a timeout 600 devmemtcp send "$DMV_B4:$port" --dev $DMV_A \
@@ -146,7 +146,7 @@ rate() {
 	ip netns exec b devmemtcp -j recv --dev $DMV_B --listen "$DMV_B4:$port" --queues 3:1 \
 		--mode devmem $v >"$LOG/vr" 2>"$LOG/vr.err" &
 	rp=$!
-	wait_listen b $port 60 || return 1
+	wait_listen b $port 60 "$rp" || return 1
 	ip netns exec a timeout 600 devmemtcp send "$DMV_B4:$port" --dev $DMV_A --provider udmabuf \
 		--size 8M --bytes "$bytes" --validate 7 --mode devmem >/dev/null 2>&1
 	timeout 300 tail --pid=$rp -f /dev/null

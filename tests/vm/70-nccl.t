@@ -154,7 +154,7 @@ port=5790
 ip netns exec b devmemtcp -j recv --dev $DMV_B --listen "$DMV_B4:$port" --queues 3:1 \
 	--validate 7 --mode devmem >"$LOG/rcv" 2>"$LOG/rcv.err" &
 rpid=$!
-if wait_listen b $port 60; then
+if wait_listen b $port 60 "$rpid"; then
 	ip netns exec a devmemtcp send "$DMV_B4:$port" --dev $DMV_A --provider udmabuf --size 8M \
 		--bytes $((32 << 20)) --validate 7 --mode devmem >"$LOG/snd" 2>&1
 	src=$?
