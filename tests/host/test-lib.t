@@ -4,9 +4,18 @@
 # tests/lib/dmveth.sh returns 1 within a second once the server it waits
 # for has exited (a receiver that dies at start fails its case with its
 # log, instead of waiting out the timeout or the file's cap), 0 once a
-# socket listens, and 1 after SECONDS when no pid is given.
+# socket listens, and 1 after SECONDS when no pid is given; hugepages_state
+# prints the pool's three counts and hugepages_wait returns 0 at once when
+# enough pages are free, 1 after its timeout when they never are; nap
+# (tests/lib/ktap.sh) sleeps as long as asked without starting a process.
 set -o pipefail
+# KTAP_LIB=FILE likewise for tests/lib/ktap.sh's nap (the results come
+# from this copy's ktap_ok and ktap_fail either way)
 . "$(dirname "$0")/../lib/ktap.sh"
+if [ -n "${KTAP_LIB:-}" ]; then
+	eval "$(sed -n '/^NAP_FD=/,/^}/p' "$KTAP_LIB")"
+	declare -F nap >/dev/null || nap() { sleep "$1"; }
+fi
 # DMVETH_LIB=FILE tests another copy (e.g. an old one:
 # `DMVETH_LIB=<(git show REV:tests/lib/dmveth.sh) tests/host/test-lib.t`)
 DMVETH_LIB=${DMVETH_LIB:-$TOP/tests/lib/dmveth.sh}
@@ -50,5 +59,43 @@ if [ "$rc" = 1 ] && awk -v s="$s" 'BEGIN {exit !(s >= 0.9)}'; then
 	ktap_ok "wait_listen: 1 after its 1 s timeout with no listener and no pid (${s} s)"
 else
 	ktap_fail "wait_listen: 1 after its 1 s timeout with no listener and no pid (status $rc after $s s)"
+fi
+
+st=$(hugepages_state)
+if [[ $st =~ ^HugePages_Total:\ [0-9]+\ HugePages_Free:\ [0-9]+\ HugePages_Rsvd:\ [0-9]+\ $ ]]; then
+	ktap_ok "hugepages_state: \"$st\""
+else
+	ktap_fail "hugepages_state: the pool's Total, Free and Rsvd counts on one line (got \"$st\")"
+fi
+free=$(awk '$1 == "HugePages_Free:" {print $2}' /proc/meminfo)
+read -r rc s < <(secs hugepages_wait "$free" 5)
+if [ "$rc" = 0 ] && awk -v s="$s" 'BEGIN {exit !(s < 1)}'; then
+	ktap_ok "hugepages_wait: 0 at once with the $free free pages it asks for (${s} s)"
+else
+	ktap_fail "hugepages_wait: 0 at once with the $free free pages it asks for (status $rc after $s s)"
+fi
+read -r rc s < <(secs hugepages_wait $((free + 1)) 1)
+if [ "$rc" = 1 ] && awk -v s="$s" 'BEGIN {exit !(s >= 0.9 && s < 5)}'; then
+	ktap_ok "hugepages_wait: 1 after its 1 s timeout asking for $((free + 1)) of $free free pages (${s} s)"
+else
+	ktap_fail "hugepages_wait: 1 after its 1 s timeout asking for $((free + 1)) of $free free pages (status $rc after $s s)"
+fi
+
+# forks: the kernel's count of processes started since boot (no fork here)
+forks() {
+	local k v
+	while read -r k v _; do
+		[ "$k" = processes ] && { echo "$v"; return; }
+	done </proc/stat
+}
+nap 0.01	# the first call makes the FIFO (a fork or two)
+f0=$(forks)
+read -r rc s < <(secs eval 'for ((i = 0; i < 20; i++)); do nap 0.05; done')
+f1=$(forks)
+# secs itself starts two date processes and the process substitution one
+if [ "$rc" = 0 ] && [ $((f1 - f0)) -lt 20 ] && awk -v s="$s" 'BEGIN {exit !(s >= 0.9 && s < 5)}'; then
+	ktap_ok "nap: 20 naps of 0.05 s took ${s} s with $((f1 - f0)) processes started on this machine meanwhile (fewer than one per nap)"
+else
+	ktap_fail "nap: 20 naps of 0.05 s take 1 s and start no process (status $rc, ${s} s, $((f1 - f0)) processes started)"
 fi
 ktap_done

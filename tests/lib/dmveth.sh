@@ -1,6 +1,8 @@
 # shellcheck shell=bash
 # Helpers for tests that run inside the VM on a dmveth pair.
-#
+# Their poll loops use nap, from ktap.sh, which tests source first.
+declare -F nap >/dev/null || . "$(dirname "${BASH_SOURCE[0]}")/ktap.sh"
+
 # dmveth_pair [QUEUES]: create the pair "dma" (netns a, 10.55.0.1, fd55::1)
 # and "dmb" (netns b, 10.55.0.2, fd55::2), both up.  Stock iproute2 cannot
 # name a dmveth peer, so the peer comes up as dmvethN and is renamed.
@@ -83,7 +85,26 @@ wait_listen() {
 	for ((i = 0; i < t * 10; i++)); do
 		[ -n "$("${in[@]}" ss -Hltn "sport = :$port")" ] && return 0
 		[ -z "$pid" ] || kill -0 "$pid" 2>/dev/null || return 1
-		sleep 0.1
+		nap 0.1
+	done
+	return 1
+}
+
+# hugepages_state: the 2 MiB huge page pool on one line
+# ("HugePages_Total: 40 HugePages_Free: 8 HugePages_Rsvd: 0 ").
+hugepages_state() {
+	grep -E '^HugePages_(Total|Free|Rsvd):' /proc/meminfo | tr -s ' ' | tr '\n' ' '
+}
+
+# hugepages_wait N [SECONDS]: until N huge pages are free; 1 after SECONDS
+# (20).  A binding's udmabuf comes back only when the kernel frees the
+# binding, some time after its process exits (0.1-0.5 s seen under TCG, up
+# to about 1 s), so the next user of the pages waits here.
+hugepages_wait() {
+	local want=$1 t=${2:-20} i
+	for ((i = 0; i < t * 10; i++)); do
+		[ "$(awk '$1 == "HugePages_Free:" {print $2}' /proc/meminfo)" -ge "$want" ] && return 0
+		nap 0.1
 	done
 	return 1
 }

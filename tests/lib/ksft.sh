@@ -101,7 +101,7 @@ ksft_unpair() {
 # ksft_unpair puts back; ksft_hugepages_report prints the pool's state.
 KSFT_HP0=
 ksft_hugepages_report() {
-	echo "# huge pages after the run: $(grep -E '^HugePages_(Total|Free|Rsvd)' /proc/meminfo | tr -s ' ' | tr '\n' ' ')"
+	echo "# huge pages after the run: $(hugepages_state)"
 }
 ksft_hugepages() {
 	local want=$1 hp=/proc/sys/vm/nr_hugepages got

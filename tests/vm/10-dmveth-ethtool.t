@@ -90,7 +90,7 @@ xfer() {
 	fi
 	for i in $(seq 600); do
 		kill -0 $spid 2>/dev/null || break
-		sleep 0.1
+		nap 0.1
 	done
 	if kill -0 $spid 2>/dev/null; then
 		echo "# the receiver on $port did not see EOF within 60 s"

@@ -81,7 +81,7 @@ zcrx "zcrx, oneshot recvzc (-o 4, 4 KiB sends)" "16 KiB" "-o 4" "-l 4096 -z 1638
 gone=0
 for _ in $(seq 50); do
 	provider_on_q || { gone=1; break; }
-	sleep 0.1
+	nap 0.1
 done
 ktap_check "queue $Q has no io-uring provider once iou-zcrx exited" test $gone = 1
 

@@ -73,7 +73,7 @@ gone() {
 	local end=$((SECONDS + $2))
 	while kill -0 "$1" 2>/dev/null; do
 		[ $SECONDS -lt $end ] || return 1
-		sleep 0.1
+		nap 0.1
 	done
 }
 # proc_state PID: the process's state letter and wait channel, for diagnostics
@@ -291,7 +291,7 @@ if normal_only "$C"; then
 		fi
 		for ((i = 0; i < 600; i++)); do
 			ip -n a link show $DMV_A >/dev/null 2>&1 || break
-			sleep 0.1
+			nap 0.1
 		done
 		if ip -n a link show $DMV_A >/dev/null 2>&1; then
 			ktap_fail "$C: the pair is gone (dma still in netns a after 60 s)"
@@ -313,7 +313,7 @@ if fresh_pair "$C" && server "$C"; then
 		n=$(eth -S $DMV_B 2>/dev/null | awk '$1 ~ /^rx[0-9]+_unreadable_packets:$/ {s += $2} END {print s + 0}')
 		[ "${n:-0}" -gt 0 ] && break
 		kill -0 "$CPID" 2>/dev/null || break
-		sleep 0.1
+		nap 0.1
 	done
 	if [ "${n:-0}" -gt 0 ] && kill -0 "$CPID" 2>/dev/null; then
 		ktap_ok "$C: transfer running ($n devmem frames received)"
@@ -335,7 +335,7 @@ if fresh_pair "$C" && server "$C"; then
 	# (Either passes: what counts is that neither is stuck in the kernel.)
 	end=$((SECONDS + 10))
 	while [ $SECONDS -lt $end ] && { kill -0 "$SPID" 2>/dev/null || kill -0 "$CPID" 2>/dev/null; }; do
-		sleep 0.2
+		nap 0.2
 	done
 	for who in "ncdevmem server:$SPID" "TCP client:$CPID"; do
 		pid=${who#*:} who=${who%:*}

@@ -61,7 +61,7 @@ until_true() {
 	shift
 	until "$@"; do
 		[ $SECONDS -lt $end ] || return 1
-		sleep 0.1
+		nap 0.1
 	done
 }
 at_least() { [ "$("${@:2}")" -ge "$1" ]; }

@@ -45,7 +45,7 @@ bounded() {
 			echo "# still running after $t s: $*"
 			return 124
 		fi
-		sleep 0.1
+		nap 0.1
 	done
 	bwait $pid 10
 }

@@ -106,7 +106,7 @@ round "ethtool -L combined 4, then 2, under traffic" 4 2
 for ((i = 0; i < 50; i++)); do
 	tx=$(devstat a $DMV_A tx packets) rx=$(devstat b $DMV_B rx packets) dr=$(devstat b $DMV_B rx dropped)
 	[ "$tx" = $((rx + dr)) ] && break
-	sleep 0.1
+	nap 0.1
 done
 if [ "$tx" = $((rx + dr)) ]; then
 	ktap_ok "every frame dma sent reached dmb: TX $tx = RX $rx + dropped $dr"

@@ -90,7 +90,7 @@ SNIFF=$!
 for ((i = 0; i < 300; i++)); do
 	[ -e "$LOG/ready" ] && break
 	kill -0 $SNIFF 2>/dev/null || break
-	sleep 0.1
+	nap 0.1
 done
 [ -e "$LOG/ready" ] || { ktap_fail "capture on vc starts ($(cat "$LOG/sniff"))"; exit 1; }
 

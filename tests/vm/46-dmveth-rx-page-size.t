@@ -46,18 +46,12 @@ ip netns exec b ethtool -K $DMV_B rx-gro-hw off || ktap_bail "ethtool -K $DMV_B 
 [ "$(cat $HP)" -ge 32 ] || ktap_bail "reserve 32 huge pages of 2 MiB (got $(cat $HP))"
 ktap_ok "dmveth pair in netns a and b, $(cat $HP) huge pages"
 
-# hp_free N: until N huge pages are free, at most 20 s; else the pool's
-# state as a comment and 1.  A binding's udmabuf comes back only when the
-# kernel frees the binding, some time after its process exits (about 1 s
-# under TCG, see ksft_hugepages): a CI run started the next ncdevmem
-# before that, and it could not create its udmabuf.
+# hp_free N: hugepages_wait N (20 s at most: a CI run started the next
+# ncdevmem before the last binding's udmabuf was freed, and it could not
+# create its own); else the pool's state as a comment and 1.
 hp_free() {
-	local want=$1 i
-	for ((i = 0; i < 200; i++)); do
-		[ "$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)" -ge "$want" ] && return 0
-		sleep 0.1
-	done
-	echo "# $(grep -E '^HugePages_(Total|Free|Rsvd)' /proc/meminfo | tr -s ' ' | tr '\n' ' ')"
+	hugepages_wait "$1" && return 0
+	echo "# $(hugepages_state)"
 	return 1
 }
 

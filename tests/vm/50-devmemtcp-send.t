@@ -110,7 +110,7 @@ rm -f "$LOG/ready"
 ip netns exec b python3 "$TOP/tests/lib/pattern-sink.py" --listen 10.56.0.2 --port 5998 \
 	--period 7 --ready "$LOG/ready" >"$LOG/sink" 2>&1 &
 spid=$!
-for _ in $(seq 600); do [ -e "$LOG/ready" ] && break; kill -0 $spid 2>/dev/null || break; sleep 0.1; done
+for _ in $(seq 600); do [ -e "$LOG/ready" ] && break; kill -0 $spid 2>/dev/null || break; nap 0.1; done
 n=$(scale $((8 << 20)))
 ip netns exec a devmemtcp -j send 10.56.0.2:5998 --dev vta --provider udmabuf --size 1M \
 	--bytes "$n" --validate 7 --mode auto >"$LOG/out" 2>"$LOG/err"

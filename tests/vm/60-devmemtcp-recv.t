@@ -194,7 +194,7 @@ for _ in $(seq 300); do
 	n=$(ip netns exec b ethtool -S $DMV_B | awk '$1 ~ /^rx[0-9]+_unreadable_packets:$/ {s += $2} END {print s + 0}')
 	[ "${n:-0}" -gt 0 ] && break
 	kill -0 $spid 2>/dev/null || break
-	sleep 0.1
+	nap 0.1
 done
 sleep 1
 kill -INT $rpid

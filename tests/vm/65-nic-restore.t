@@ -61,7 +61,7 @@ import json, sys
 print(next((l["ifname"] for l in json.load(sys.stdin) if l.get("parentdev") == sys.argv[1]), ""))' \
 			"netdevsim$NSIM_ID")
 		[ -n "$nsim" ] && break
-		sleep 0.1
+		nap 0.1
 	done
 	[ -n "$nsim" ] && ip -n b link set "$nsim" up
 fi
@@ -89,7 +89,7 @@ start_transfer() {
 	for _ in $(seq 300); do
 		ip netns exec b ss -Htni state established "sport = :$port" |
 			grep -q -E 'bytes_received:[1-9][0-9]{5}' && return 0
-		sleep 0.1
+		nap 0.1
 	done
 	return 1
 }

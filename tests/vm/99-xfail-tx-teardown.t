@@ -50,7 +50,7 @@ for ((i = 0; i < 600; i++)); do
 	n=$(ip netns exec a ethtool -S $DMV_A 2>/dev/null | awk '$1 ~ /^tx[0-9]+_unreadable_packets:$/ {s += $2} END {print s + 0}')
 	[ "${n:-0}" -gt 0 ] && break
 	kill -0 $TX 2>/dev/null || break
-	sleep 0.1
+	nap 0.1
 done
 if [ "${n:-0}" -gt 0 ]; then
 	ktap_ok "devmem TX transfer in flight ($n unreadable frames sent)"
@@ -78,7 +78,7 @@ kill -CONT $TX 2>/dev/null
 for ((i = 0; i < 1200; i++)); do
 	dmesg | grep -q netdev_nl_sock_priv_destroy && break
 	[ -d /proc/$TX ] || { sleep 5; break; }
-	sleep 0.1
+	nap 0.1
 done
 echo "# sender ended or stuck after $((i / 10)) s (state $(awk '{print $3}' /proc/$TX/stat 2>/dev/null || echo gone))"
 TX=
