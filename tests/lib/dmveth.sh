@@ -101,9 +101,13 @@ hugepages_state() {
 # binding, some time after its process exits (0.1-0.5 s seen under TCG, up
 # to about 1 s), so the next user of the pages waits here.
 hugepages_wait() {
-	local want=$1 t=${2:-20} i
+	local want=$1 t=${2:-20} i k v
 	for ((i = 0; i < t * 10; i++)); do
-		[ "$(awk '$1 == "HugePages_Free:" {print $2}' /proc/meminfo)" -ge "$want" ] && return 0
+		# read, not awk: no process started per round (see nap)
+		while read -r k v _; do
+			[ "$k" = HugePages_Free: ] && break
+		done </proc/meminfo
+		[ "${v:-0}" -ge "$want" ] && return 0
 		nap 0.1
 	done
 	return 1
