@@ -14,10 +14,15 @@ This imports the test's own library, multiplies every numeric default of a
 parameter named "timeout" or "deadline" in it by FACTOR, then runs SCRIPT
 as __main__.  The checks themselves are not touched.  FACTOR 1 runs the
 test unchanged.
+
+It also seeds Python's random module, which some of these tests draw their
+inputs from (RSS keys, queues, thresholds), and prints the seed: KSFT_SEED=N
+runs the same draws again; unset or empty, a seed is drawn from os.urandom.
 """
 
 import inspect
 import os
+import random
 import runpy
 import sys
 
@@ -62,6 +67,16 @@ def main():
     sys.argv = sys.argv[2:]
     sys.path.insert(0, here)
     os.chdir(here)
+
+    seed = os.environ.get("KSFT_SEED", "")
+    if seed == "":
+        seed = str(int.from_bytes(os.urandom(4), "big"))
+    elif not seed.isdigit():
+        sys.exit(f"ksft-scaled: KSFT_SEED={seed!r} is not a number "
+                 "(fix: a non-negative integer, or unset for a fresh one)")
+    random.seed(int(seed))
+    print(f"# ksft-scaled: random.seed({seed}) (KSFT_SEED={seed} repeats "
+          "this run's draws)", flush=True)
 
     if factor != 1:
         import lib.py  # noqa: F401  the test's own library, as it imports it

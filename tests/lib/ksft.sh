@@ -128,28 +128,39 @@ ksft_hugepages() {
 # reason contains; the count must match the selftest's plan and it must
 # exit 0.  Prints its totals line; the selftest's output is in
 # $KSFT_LOG/NAME.  Sets KSFT_SEEN to " case case ... ".  ARGs go to the
-# selftest (-t/-T patterns).
+# selftest (-t/-T patterns).  A failed case is shown with its own
+# diagnostics: the "# " lines between the result line before it and its own.
+# The selftest's Python random module is seeded (tests/lib/ksft-scaled.py
+# prints the seed): with $KSFT_SEED where set (to repeat or explore a run),
+# else with the caller's associative array KSFT_SEED_OF[NAME], else fresh.
 ksft_run() {
-	local dir=$1 name=$2 limit=$3 scale=$4 n=0 plan rc line c why t0 out
+	local dir=$1 name=$2 limit=$3 scale=$4 n=0 plan rc line c why t0 out ln prev=0 seed
 	shift 4
 	out=$KSFT_LOG/$name
 	KSFT_SEEN=" "
+	seed=${KSFT_SEED:-}
+	if [ -z "$seed" ] && declare -p KSFT_SEED_OF >/dev/null 2>&1; then
+		seed=${KSFT_SEED_OF[$name]:-}
+	fi
 	t0=$(date +%s)
 	(cd "$dir" && NETIF=$DMV_B REMOTE_TYPE=netns REMOTE_ARGS=a LOCAL_V4=$DMV_B4 \
 		REMOTE_V4=$DMV_A4 LOCAL_V6=$DMV_B6 REMOTE_V6=$DMV_A6 PYTHONDONTWRITEBYTECODE=1 \
+		KSFT_SEED=$seed \
 		timeout "$limit" python3 "$TOP/tests/lib/ksft-scaled.py" "$scale" "./$name.py" "$@") \
 		>"$out" 2>&1
 	rc=$?
 	sed -i 's/\x1b\[[0-9;]*m//g' "$out"
-	echo "# $name.py: $(grep -E '^# Totals:' "$out" | tail -n 1) (exit $rc, $(($(date +%s) - t0)) s)"
+	echo "# $name.py: $(grep -E '^# Totals:' "$out" | tail -n 1) (exit $rc, $(($(date +%s) - t0)) s; $(grep -m 1 -oE 'random\.seed\([0-9]+\)' "$out" || echo 'no seed line'))"
 	plan=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$out" | head -n 1)
 	while IFS= read -r line; do
+		ln=${line%%:*}
+		line=${line#*:}
 		n=$((n + 1))
 		c=$(sed -E "s/^(not )?ok [0-9]+ $name\.([A-Za-z0-9_.]+).*/\2/" <<<"$line")
 		KSFT_SEEN+="$c "
 		case $line in
 		"not ok "*)
-			grep -E '^# ' "$out" | grep -v '^# Totals' | tail -n 15
+			sed -n "$((prev + 1)),$((ln - 1))p" "$out" | grep -E '^# ' | tail -n 15
 			ktap_fail "$name $c${line#*$name.$c}" ;;
 		*" # SKIP "*)
 			why=${line#* # SKIP }
@@ -161,7 +172,8 @@ ksft_run() {
 		*" # "*) ktap_fail "$name $c: ${line#* # }" ;;
 		*) ktap_ok "$name $c" ;;
 		esac
-	done < <(grep -E "^(not )?ok [0-9]+ $name\." "$out")
+		prev=$ln
+	done < <(grep -nE "^(not )?ok [0-9]+ $name\." "$out")
 	if [ "$rc" = 0 ] && [ -n "$plan" ] && [ "$plan" = $n ]; then
 		ktap_ok "$name.py exits 0 with all $n planned cases reported"
 	else
