@@ -7,7 +7,8 @@
 # socket listens, and 1 after SECONDS when no pid is given; hugepages_state
 # prints the pool's three counts and hugepages_wait returns 0 at once when
 # enough pages are free, 1 after its timeout when they never are; nap
-# (tests/lib/ktap.sh) sleeps as long as asked without starting a process.
+# (tests/lib/ktap.sh) sleeps as long as asked without starting a process,
+# and so does wait_listen given the server's pid (here and in a netns).
 set -o pipefail
 # KTAP_LIB=FILE likewise for tests/lib/ktap.sh's nap (the results come
 # from this copy's ktap_ok and ktap_fail either way)
@@ -97,5 +98,56 @@ if [ "$rc" = 0 ] && [ $((f1 - f0)) -lt 20 ] && awk -v s="$s" 'BEGIN {exit !(s >=
 	ktap_ok "nap: 20 naps of 0.05 s took ${s} s with $((f1 - f0)) processes started on this machine meanwhile (fewer than one per nap)"
 else
 	ktap_fail "nap: 20 naps of 0.05 s take 1 s and start no process (status $rc, ${s} s, $((f1 - f0)) processes started)"
+fi
+# wait_listen with the server's pid reads /proc/PID/net/tcp{,6}, starting
+# no process per round: an IPv6 listener here and an IPv4 one in a netns of
+# this test's own, each listening after 1 s (about 10 rounds), with an ss
+# first in PATH that counts its calls (0 wanted here; in the netns at most
+# 1, the round before ip netns exec has entered it); with a pid outside the
+# netns it falls back to ss (counted: the counter works).
+listener() { # listener PORT ADDR FAMILY: listen after 1 s, for 20 s
+	python3 -c '
+import socket, sys, time
+s = socket.socket(int(sys.argv[3]))
+s.bind((sys.argv[2], int(sys.argv[1])))
+time.sleep(1)
+s.listen()
+time.sleep(20)' "$@"
+}
+NS=dmt-testlib-$$
+SHIM=$(mktemp -d)
+trap 'ip netns del $NS 2>/dev/null; rm -rf "$SHIM"' EXIT
+printf '#!/bin/sh\necho >>"%s/calls"\nexec %s "$@"\n' "$SHIM" "$(command -v ss)" >"$SHIM/ss"
+chmod +x "$SHIM/ss"
+: >"$SHIM/calls"
+calls() { wc -l <"$SHIM/calls"; }
+listener 47993 ::1 10 &
+pid=$!
+PATH=$SHIM:$PATH wait_listen "" 47993 10 "$pid"
+rc=$?
+kill "$pid" 2>/dev/null
+bwait "$pid" 10
+if [ "$rc" = 0 ] && [ "$(calls)" = 0 ]; then
+	ktap_ok "wait_listen: 0 once its server (pid given) listens on [::1]:47993, with no ss run"
+else
+	ktap_fail "wait_listen: 0 once its server (pid given) listens on [::1]:47993, with no ss run (status $rc, ss run $(calls) times)"
+fi
+if ip netns add $NS && ip -n $NS link set lo up; then
+	ip netns exec $NS bash -c "$(declare -f listener); listener 47994 127.0.0.1 2" &
+	pid=$!
+	PATH=$SHIM:$PATH wait_listen $NS 47994 10 "$pid"
+	rc=$?
+	n=$(calls)
+	rc2=1
+	[ "$rc" != 0 ] || { PATH=$SHIM:$PATH wait_listen $NS 47994 5 $$; rc2=$?; }
+	kill "$pid" 2>/dev/null
+	bwait "$pid" 10
+	if [ "$rc" = 0 ] && [ "$n" -le 1 ] && [ "$rc2" = 0 ] && [ "$(calls)" -gt "$n" ]; then
+		ktap_ok "wait_listen: 0 once its server in netns $NS listens, ss run $n times (at most once: before ip netns exec is in the netns); with a pid outside the netns, 0 by ss"
+	else
+		ktap_fail "wait_listen in netns $NS: 0 with ss run at most once (status $rc, ss run $n times), and by ss with a pid outside it (status $rc2, ss run $(( $(calls) - n )) times)"
+	fi
+else
+	ktap_fail "ip netns add $NS (root is needed for the netns case)"
 fi
 ktap_done
