@@ -9,9 +9,8 @@
 #   pins it (two runs draw the same), KSFT_SEED overrides the pin, else a
 #   fresh one each run; a KSFT_SEED that is not a number is refused, naming
 #   the fix;
-# - tests/lib/rss-spread.py (how many queues an RSS key can spread
-#   rss_ctx.py's flows to): its Toeplitz hash and its count, checked
-#   against real hashes.
+# - tests/lib/rss-spread.py (how far an RSS key can spread rss_ctx.py's
+#   flows): its Toeplitz hash and its queues, checked against real hashes.
 set -o pipefail
 . "$(dirname "$0")/../lib/ktap.sh"
 . "$TOP/tests/lib/dmveth.sh"
@@ -100,10 +99,12 @@ fi
 
 # tests/lib/rss-spread.py, which 49-nic-selftests.t runs on the RSS key
 # rss_ctx.py leaves: its Toeplitz hash against the Microsoft RSS
-# verification vectors (key 6d5a...01fa; computed only, nothing is sent),
-# and its count of queues against the queues the 512 even source ports of
-# a 1024-port block (bits 1-9) really hash to, for 40 random keys and one key each for IPv4 and IPv6
-# with the bits those ports reach cleared (1 queue).
+# verification vectors (key 6d5a...01fa; computed only, nothing is sent);
+# the queues it says source ports differing in bits 1-9 reach against the
+# queues the 512 even ports of a 1024-port block really hash to, for 40
+# random keys and, for IPv4 and IPv6 each, a key with the bits those ports
+# reach cleared (1 queue) and one with only the table's bit 0 left (2
+# queues, one half); and what it prints for those.
 RS=$TOP/tests/lib/rss-spread.py
 MSKEY=6d:5a:56:da:25:5b:0e:c2:41:67:25:3d:43:a3:8f:b0:d0:ca:2b:cb:ae:7b:30:b4:77:cb:2d:a3:80:30:f2:0c:6a:42:b7:3b:be:ac:01:fa
 got4=$("$RS" --hash $MSKEY 66.9.149.187 161.142.100.80 2794 1766 2>&1)
@@ -118,28 +119,37 @@ import importlib.util, random, sys
 spec = importlib.util.spec_from_file_location("rs", sys.argv[1])
 rs = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(rs)
-cases = [(random.randbytes(40), random.choice((64, 256))) for _ in range(40)]
-for abits in (64, 256):
-    k = bytearray(random.randbytes(40))
-    for b in range(abits + 36, abits + 47):
+def clear(key, bits, keep=None):
+    k = bytearray(key)
+    for b in bits:
         k[b // 8] &= ~(0x80 >> (b % 8)) & 0xFF
-    cases.append((bytes(k), abits))
-out = []
-for key, abits in cases:
-    addrs = bytes(range(1, 1 + abits // 8))
+    if keep is not None:
+        k[keep // 8] |= 0x80 >> (keep % 8)
+    return bytes(k)
+cases = [(random.randbytes(40), random.choice((64, 256))) for _ in range(40)]
+for a in (64, 256):
+    # table bits 1 and 0 of port bits 1-9: key bits a+36..a+44, a+37..a+45
+    cases.append((clear(random.randbytes(40), range(a + 36, a + 46)), a))
+    cases.append((clear(random.randbytes(40), range(a + 36, a + 45), a + 45), a))
+bad = 0
+for key, a in cases:
+    addrs = bytes(range(1, 1 + a // 8))
     p0 = random.randrange(32768, 60000) & ~1023
-    seen = {rs.toeplitz(key, addrs + (p0 + 2 * i).to_bytes(2, "big") +
-                        (5201).to_bytes(2, "big")) & 3
-            for i in range(512)}
-    out.append(f"{len(seen)}/{rs.queues_reached(key, abits)}")
-print(" ".join(out))
+    seen = [rs.toeplitz(key, addrs + (p0 + 2 * i).to_bytes(2, "big") +
+                        (5201).to_bytes(2, "big")) & 3 for i in range(512)]
+    if set(seen) != {seen[0] ^ x for x in rs.spread(key, a)}:
+        bad += 1
+print(bad, len(cases))
+for key, a in cases[-4:]:
+    print(":".join("%02x" % b for b in key), "-4" if a == 64 else "-6")
 EOF
 )
-agree=1
-for x in $got; do [ "${x%/*}" = "${x#*/}" ] || agree=0; done
-if [ $agree = 1 ] && [[ $got == *" 1/1 1/1" ]] && [ "$(wc -w <<<"$got")" = 42 ]; then
-	ktap_ok "rss-spread.py's queue count matches the real hashes of the 512 even ports of a 1024-port block for 42 keys (the last two, the bits those ports reach cleared: 1 queue)"
+read -r bad n <<<"$(head -n 1 <<<"$got")"
+outs=$(tail -n 4 <<<"$got" | while read -r k f; do "$RS" "$f" "$k" 2>&1; done | paste -sd '|')
+want="1 queue, one half|2 queues, one half|1 queue, one half|2 queues, one half"
+if [ "$bad" = 0 ] && [ "$n" = 44 ] && [ "$outs" = "$want" ]; then
+	ktap_ok "rss-spread.py: the queues it gives match the real hashes of the 512 even ports of a 1024-port block for 44 keys; the 4 made keys print '$outs'"
 else
-	ktap_fail "rss-spread.py's queue count matches the real hashes of the 512 even ports of a 1024-port block (seen/counted: $got)"
+	ktap_fail "rss-spread.py: the queues it gives match real hashes (${bad:-?} of ${n:-?} keys differ; the made keys print '$outs', want '$want')"
 fi
 ktap_done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # cap: 100
-# vm/run: prints the built release, carries CMD's exit status, and fails
+# vm/run: prints the built release, passes the test variables KSFT_SEED
+# and DEVMEMTCP_FULL into the guest, carries CMD's exit status, and fails
 # on a guest kernel WARNING even when CMD exits 0 (tests/kmod/dmt_warn).
 . "$(dirname "$0")/../lib/ktap.sh"
 cd "$TOP" || exit 1
@@ -10,7 +11,7 @@ ENVF=${DEVMEMTCP_CACHE:-/var/cache/devmemtcp}/build/normal/devmemtcp.env
 
 # One boot for the release, the accelerator line, the exit status carried
 # (7: neither 0 nor vm/run's own 1) and the clean-log line; one for a WARN.
-out=$(vm/run -- sh -c 'test -c /dev/udmabuf && uname -r; exit 7' 2>&1)
+out=$(KSFT_SEED=17 DEVMEMTCP_FULL=1 vm/run -- sh -c 'test -c /dev/udmabuf && uname -r; echo "env: $KSFT_SEED $DEVMEMTCP_FULL"; exit 7' 2>&1)
 rc=$?
 if grep -qx "$KERNEL_RELEASE" <<<"$out"; then
 	ktap_ok "vm/run prints the built release ($KERNEL_RELEASE) with /dev/udmabuf present"
@@ -21,6 +22,9 @@ fi
 grep -q -E '^vm: booting .* with (KVM|TCG)' <<<"$out" &&
 	ktap_ok "vm/run says whether it uses KVM or TCG" ||
 	ktap_fail "vm/run says whether it uses KVM or TCG"
+grep -qx 'env: 17 1' <<<"$out" &&
+	ktap_ok "vm/run passes KSFT_SEED and DEVMEMTCP_FULL into the guest" ||
+	ktap_fail "vm/run passes KSFT_SEED and DEVMEMTCP_FULL into the guest (got '$(grep '^env:' <<<"$out")')"
 [ $rc = 7 ] && ktap_ok "vm/run carries the exit status (7)" || ktap_fail "vm/run carries the exit status (got $rc, want 7)"
 grep -q '^vm: guest kernel log clean' <<<"$out" &&
 	ktap_ok "vm/run says the guest kernel log was checked and clean" ||

@@ -100,7 +100,7 @@ wait_listen() {
 	local ns=$1 port=$2 t=${3:-60} pid=${4:-} i net=
 	local in=(ip netns exec "$ns") nsf=/proc/self/ns/net
 	[ -n "$ns" ] || in=()
-	[ -z "$ns" ] || nsf=/run/netns/$ns
+	[ -z "$ns" ] || nsf=/var/run/netns/$ns	# where ip netns keeps them
 	for ((i = 0; i < t * 10; i++)); do
 		[ -n "$net" ] || [ -z "$pid" ] || [ ! "/proc/$pid/ns/net" -ef "$nsf" ] ||
 			net=/proc/$pid/net

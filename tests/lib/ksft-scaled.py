@@ -71,7 +71,7 @@ def main():
     seed = os.environ.get("KSFT_SEED", "")
     if seed == "":
         seed = str(int.from_bytes(os.urandom(4), "big"))
-    elif not seed.isdigit():
+    elif not (seed.isascii() and seed.isdigit()):
         sys.exit(f"ksft-scaled: KSFT_SEED={seed!r} is not a number "
                  "(fix: a non-negative integer, or unset for a fresh one)")
     random.seed(int(seed))

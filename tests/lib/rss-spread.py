@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""How many queues of an "equal 4" RSS table a Toeplitz key spreads flows to.
+"""How far a Toeplitz RSS key spreads rss_ctx.py's flows over 4 queues.
 
 Usage: rss-spread.py -4|-6 KEY   (KEY as ethtool -x prints it: aa:bb:...)
        rss-spread.py --hash KEY SRC DST SPORT DPORT   (TCP hash, hex)
@@ -8,15 +8,17 @@ Usage: rss-spread.py -4|-6 KEY   (KEY as ethtool -x prints it: aa:bb:...)
 The kernel's rss_ctx.py checks traffic spread with 16 iperf3 flows between
 two fixed addresses (IPv6 where the test has them, as here) to one port:
 their source ports are even and a few steps apart (Linux picks each
-connection's port 2 to 16 above the last), so they differ in bits 1-9 only.
-Toeplitz is linear: source-port bit j (0 the least significant) is input
-bit A + 15 - j, after the two addresses (A = 64 bits for IPv4, 256 for
-IPv6), and it XORs key bits A + 45 - j and A + 46 - j into the two low
-hash bits, which pick the queue of an equal-4 table (entry = hash mod
-table size, entry i = queue i mod 4).  Those pairs for j = 1..9 span 0, 1
-or 2 dimensions: the flows can reach at most 1, 2 or 4 queues.
-A key that reaches only 1 fails rss_ctx.py's overlap and flow-hash cases on any
-Toeplitz NIC.  Prints that count.
+connection's port 2 to 16 above the last), so they differ in bits 1-9
+(unless they cross a 1024-port boundary).  Toeplitz is linear: source-port
+bit j (0 the least significant) is input bit A + 15 - j, after the two
+addresses (A = 64 bits for IPv4, 256 for IPv6), and it XORs key bits
+A + 45 - j and A + 46 - j into the two low hash bits, which pick the
+queue of an equal-4 table (entry = hash mod table size, entry i = queue
+i mod 4).  What those pairs for j = 1..9 span decides where the flows can
+go: 1 queue, 2 queues (one half of the table, 0-1 or 2-3, when bit 1
+never changes; or both), or all 4.  test_rss_context_overlap and _overlap2
+need both halves, _flow_hash two queues, on any Toeplitz NIC.  Prints
+"N queues, both halves" (or "one half").
 """
 
 import ipaddress
@@ -28,6 +30,9 @@ def toeplitz(key, data):
     k = int.from_bytes(key, "big")
     klen = len(key) * 8
     bits = len(data) * 8
+    if bits + 31 > klen:
+        sys.exit(f"rss-spread: a {len(key)}-byte key hashes at most "
+                 f"{(klen - 31) // 8} bytes of input, not {len(data)}")
     d = int.from_bytes(data, "big")
     h = 0
     for i in range(bits):
@@ -36,35 +41,44 @@ def toeplitz(key, data):
     return h
 
 
-def parse_key(text):
-    key = bytes(int(x, 16) for x in text.strip().split(":"))
-    if len(key) < 16:
-        sys.exit(f"rss-spread: key of {len(key)} bytes; want ethtool -x's "
-                 "hash key (aa:bb:..., 40 bytes on dmveth)")
+def parse_key(text, need):
+    """ethtool -x's key text, at least @need bytes, or exit naming it."""
+    try:
+        key = bytes(int(x, 16) for x in text.strip().split(":"))
+    except ValueError:
+        key = b""
+    if len(key) < need:
+        sys.exit(f"rss-spread: key '{text.strip()[:20]}' is not {need} or "
+                 "more bytes in hex (want ethtool -x's hash key: aa:bb:..., "
+                 "40 bytes on dmveth)")
     return key
 
 
-def queues_reached(key, addr_bits):
-    """Queues of an equal-4 table that source-port bits 1-9 reach."""
+def spread(key, addr_bits):
+    """The XOR offsets source-port bits 1-9 give an equal-4 table's queue."""
     k = int.from_bytes(key, "big")
     klen = len(key) * 8
-    pairs = {(k >> (klen - 32 - (addr_bits + 15 - j))) & 3
-             for j in range(1, 10)}
-    pairs.discard(0)
-    return {0: 1, 1: 2}.get(len(pairs), 4)
+    span = {0}
+    for j in range(1, 10):
+        pair = (k >> (klen - 32 - (addr_bits + 15 - j))) & 3
+        span |= {x ^ pair for x in span}
+    return span
 
 
 def main():
     args = sys.argv[1:]
     if len(args) == 6 and args[0] == "--hash":
-        key = parse_key(args[1])
-        data = (ipaddress.ip_address(args[2]).packed +
-                ipaddress.ip_address(args[3]).packed +
-                int(args[4]).to_bytes(2, "big") +
+        addrs = (ipaddress.ip_address(args[2]).packed +
+                 ipaddress.ip_address(args[3]).packed)
+        key = parse_key(args[1], (len(addrs) * 8 + 32 + 31 + 7) // 8)
+        data = (addrs + int(args[4]).to_bytes(2, "big") +
                 int(args[5]).to_bytes(2, "big"))
         print(f"{toeplitz(key, data):08x}")
     elif len(args) == 2 and args[0] in ("-4", "-6"):
-        print(queues_reached(parse_key(args[1]), 64 if args[0] == "-4" else 256))
+        abits = 64 if args[0] == "-4" else 256
+        span = spread(parse_key(args[1], (abits + 32 + 31 + 7) // 8), abits)
+        halves = "both halves" if any(x & 2 for x in span) else "one half"
+        print(f"{len(span)} queue{'s' if len(span) > 1 else ''}, {halves}")
     else:
         sys.exit(__doc__.split("\n\n")[1])
 

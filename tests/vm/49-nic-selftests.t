@@ -36,12 +36,13 @@ declare -A ONLY=()
 # stays in place), then checks that 16 iperf3 flows over IPv6, told apart
 # only by source ports a few steps apart, land on both halves of a table.
 # Under Toeplitz those port bits reach the queue only through key bits
-# 292-301: a key with them zero (1 in about 1000) puts every flow on one
-# queue on any Toeplitz NIC, and test_rss_context_overlap, _overlap2 and
-# _flow_hash fail (a CI run of 590f97a did, [75898, 0, 0, 0]; setting such
-# a key before them does it every time).  A pinned seed draws the same keys
-# each run; after the run tests/lib/rss-spread.py says how far the key
-# left in place spreads those flows.
+# 292-301: a key with them zero (about 1 in 1000) puts every flow on one
+# queue on any Toeplitz NIC, and about as many more put them on one half;
+# test_rss_context_overlap and _overlap2 fail then, and _flow_hash with the
+# first (a CI run of 590f97a did, [75898, 0, 0, 0]; setting such a key
+# before them does it every time).  A pinned seed draws the same keys each
+# run; after the run tests/lib/rss-spread.py says how far the key left in
+# place spreads those flows.
 declare -A KSFT_SEED_OF=([rss_ctx]=3)
 
 KSFT_LOG=$(mktemp -d)
@@ -62,7 +63,7 @@ for t in ${NIC_SELFTESTS:-hds.py queues.py hw/iou-zcrx.py hw/ntuple.py hw/rss_ct
 	ksft_run "$D/$(dirname "$t")" "$(basename "$t" .py)" 400 $SCALE "${args[@]}"
 	if [ "$t" = hw/rss_ctx.py ]; then
 		key=$(ethtool -x $DMV_B | sed -n '/hash key/{n;p}')
-		echo "# rss_ctx.py left RSS key ${key:0:11}...: source ports differing in bits 1-9 reach $("$TOP/tests/lib/rss-spread.py" -6 "$key" 2>&1) of the 4 queues of an equal-4 table over IPv6 (1 fails _overlap, _overlap2 and _flow_hash on any Toeplitz NIC)"
+		echo "# rss_ctx.py left RSS key ${key:0:11}...: IPv6 flows whose source ports differ in bits 1-9 reach $("$TOP/tests/lib/rss-spread.py" -6 "$key" 2>&1) of an equal-4 table (_overlap and _overlap2 need both halves, _flow_hash 2 queues, on any Toeplitz NIC)"
 	fi
 done
 ktap_done
