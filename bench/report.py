@@ -105,7 +105,8 @@ def summarize(recs, traces):
              "failed_notes": [r.get("note") for r in rs if not r.get("ok")]}
         if r0["case"] == "memcpy":
             c["mbps"] = mmm([r["mbps"] for r in ok])
-            c["per_round"] = {"mbps": [r["mbps"] for r in ok], "round": [r["round"] for r in ok]}
+            c["per_round"] = {"mbps": [r["mbps"] for r in ok], "round": [r["round"] for r in ok],
+                              "rep": [r.get("rep", 0) for r in ok]}
             cases[k] = c
             continue
         gb, mb = r0["bytes"] / 1e9, r0["bytes"] / 1e6
@@ -133,7 +134,7 @@ def summarize(recs, traces):
                                     "both": (t["send"] + t["recv"]) / tmb, "bytes": t["bytes"]}
         else:
             c["syscalls_per_mb"] = None
-        c["per_round"] = {"round": [r["round"] for r in ok],
+        c["per_round"] = {"round": [r["round"] for r in ok], "rep": [r.get("rep", 0) for r in ok],
                           "mbps": [rate(r) for r in ok],
                           "cpu_s_per_gb_both": [(r["send"][1] + r["send"][2] + r["recv"][1] + r["recv"][2]) / gb
                                                 if r["send"] and r["recv"] else None for r in ok]}
@@ -149,12 +150,14 @@ def med(cases, k, field="mbps"):
 
 
 def paired(cases, a, b, field="mbps"):
-    """per-round ratio a/b over the rounds both have"""
+    """per-round ratio a/b over the rounds both have; a case run more than
+    once a round (the iperf3 anchors, BENCH_ANCHOR) pairs run k of one
+    with run k of the other ("rep")"""
     ca, cb = cases.get(a), cases.get(b)
     if not ca or not cb:
         return None
-    fa = dict(zip(ca["per_round"]["round"], ca["per_round"][field]))
-    fb = dict(zip(cb["per_round"]["round"], cb["per_round"][field]))
+    fa = dict(zip(zip(ca["per_round"]["round"], ca["per_round"]["rep"]), ca["per_round"][field]))
+    fb = dict(zip(zip(cb["per_round"]["round"], cb["per_round"]["rep"]), cb["per_round"][field]))
     vals = [fa[r] / fb[r] for r in fa if r in fb and fa[r] is not None and fb[r]]
     return mmm(vals)
 

@@ -91,10 +91,11 @@ fi
 # prints, values irrelevant, for the writer only
 python3 - "$T/raw" >"$T/vm.raw" <<'PY'
 import json
-def rec(case, r, x=None, nbytes=64 << 20, tool=None):
+def rec(case, r, x=None, nbytes=64 << 20, tool=None, rep=0, mbps=None):
     st = lambda k: [0.5 + 0.01 * r + 0.001 * k, 0.01, 0.3 + 0.01 * k, 100 + r, 3, 0]
-    return "BENCH " + json.dumps({"case": case, "x": x, "round": r, "bytes": nbytes, "ok": True, "send": st(1),
-                                  "recv": st(2), "tool_syscalls": tool, "mbps_tool": 100.0 + r, "rate_by": "made up",
+    return "BENCH " + json.dumps({"case": case, "x": x, "round": r, "rep": rep, "bytes": nbytes, "ok": True,
+                                  "send": st(1), "recv": st(2), "tool_syscalls": tool,
+                                  "mbps_tool": 100.0 + r if mbps is None else mbps, "rate_by": "made up",
                                   "note": "made up by bench-schema.t"})
 print("vm: booting 7.3.4 (normal) with TCG (-accel tcg -cpu max: made up), 2 cpus, 2G")
 print("bench: 2 vCPUs, 7.3.4-made-up, 2 rounds of N cases, 64 MiB per transfer")
@@ -114,6 +115,12 @@ for r in range(2):
     for k in (4, 16, 64, 256, 1024):
         print(rec("dmt_chunk", r, k << 10, tool=1000))
         print(rec("iperf3_veth_chunk", r, k << 10))
+    # the anchors' extra runs (BENCH_ANCHOR): dmveth 100 + r + rep, veth
+    # 200 + 10 * rep; paired run k with run k, the six per-round ratios
+    # are those quotients (by round alone there would be two)
+    for rep in (1, 2):
+        print(rec("iperf3_dmveth", r, rep=rep, mbps=100.0 + r + rep))
+        print(rec("iperf3_veth_copy", r, rep=rep, mbps=200.0 + 10 * rep))
 for c in ("dmt_devmem", "iperf3_veth_copy"):
     print("STRACE " + json.dumps({"case": c, "bytes": 4 << 20, "ok": True, "send": 1000, "recv": 2000}))
 PY
@@ -126,6 +133,24 @@ if [ $rc = 0 ] && python3 "$T/schema.py" "$T/out/latest.json" full >"$T/check" 2
 else
 	sed 's/^/# /' "$T/check" "$T/report.err" 2>/dev/null | tail -n 20
 	ktap_fail "report.py: latest.json and its dated copy, the nine keys numbers, every case median/min/max (exit $rc)"
+fi
+# the anchors run three times a round: six (round, rep) pairs, each its own
+# ratio, and the case's median over its six runs
+if python3 -c '
+import json, statistics, sys
+j = json.load(open(sys.argv[1]))
+want = sorted((100.0 + r + k) / (100.0 + r if k == 0 else 200.0 + 10 * k) for r in (0, 1) for k in (0, 1, 2))
+got = j["ratio_rounds"]["dmveth_vs_veth_iperf3"]
+dm = statistics.median([100.0 + r + k for r in (0, 1) for k in (0, 1, 2)])
+ok = (got["n"] == 6 and abs(got["min"] - want[0]) < 1e-9 and abs(got["max"] - want[-1]) < 1e-9 and
+      abs(got["median"] - statistics.median(want)) < 1e-9 and
+      abs(j["cases"]["iperf3_dmveth"]["mbps"]["median"] - dm) < 1e-9)
+print("# ratio_rounds %s; iperf3_dmveth median %s" % (got, j["cases"]["iperf3_dmveth"]["mbps"]["median"]))
+sys.exit(0 if ok else 1)' "$T/out/latest.json" >"$T/anchor" 2>&1; then
+	ktap_ok "report.py: the iperf3 anchors run 3 times a round pair run by run (6 per-round ratios)"
+else
+	cat "$T/anchor"
+	ktap_fail "report.py: the iperf3 anchors run 3 times a round pair run by run (6 per-round ratios)"
 fi
 # the table: one line per case, one per ratio
 if grep -q '^host_dmt_copy ' "$T/table" && grep -q '^dmt_flows@4 ' "$T/table" &&
