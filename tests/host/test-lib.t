@@ -1,25 +1,33 @@
 #!/usr/bin/env bash
 # cap: 60
 # The tests' own helpers, on this machine (loopback and a netns of this
-# test's own): wait_listen from tests/lib/dmveth.sh returns 1 within a
+# test's own): wait_listen from tests/lib/ktap.sh returns 1 within a
 # second once the server it waits for has exited (a receiver that dies at
 # start fails its case with its log, instead of waiting out the timeout or
 # the file's cap), 0 once a socket listens, and 1 after SECONDS when no pid
 # is given; hugepages_state prints the pool's three counts and
-# hugepages_wait returns 0 at once when enough pages are free, 1 after its
-# timeout when they never are; nap (tests/lib/ktap.sh) sleeps as long as
+# hugepages_wait (tests/lib/dmveth.sh) returns 0 at once when enough pages
+# are free, 1 after its timeout when they never are; nap sleeps as long as
 # asked without starting a process, and so does wait_listen given the
 # server's pid (here and in a netns).
 set -o pipefail
-# KTAP_LIB=FILE likewise for tests/lib/ktap.sh's nap (the results come
-# from this copy's ktap_ok and ktap_fail either way)
+# KTAP_LIB=FILE tests another copy of tests/lib/ktap.sh's nap, wait_listen
+# and proc_listening (e.g. an old one:
+# `KTAP_LIB=<(git show REV:tests/lib/ktap.sh) tests/host/test-lib.t`; the
+# results come from this copy's ktap_ok and ktap_fail either way)
 . "$(dirname "$0")/../lib/ktap.sh"
 if [ -n "${KTAP_LIB:-}" ]; then
-	eval "$(sed -n '/^NAP_FD=/,/^}/p' "$KTAP_LIB")"
+	KTAP_SRC=$(cat "$KTAP_LIB")
+	unset -f nap wait_listen proc_listening
+	for f in nap proc_listening wait_listen; do
+		eval "$(sed -n "/^$f() {/,/^}/p" <<<"$KTAP_SRC")"
+	done
+	eval "$(sed -n '/^NAP_FD=/p' <<<"$KTAP_SRC")"
 	declare -F nap >/dev/null || nap() { sleep "$1"; }
 fi
-# DMVETH_LIB=FILE tests another copy (e.g. an old one:
-# `DMVETH_LIB=<(git show REV:tests/lib/dmveth.sh) tests/host/test-lib.t`)
+# DMVETH_LIB=FILE tests another copy of tests/lib/dmveth.sh's huge page
+# helpers (and of wait_listen where that copy still defines it: it
+# lived there before it moved to ktap.sh)
 DMVETH_LIB=${DMVETH_LIB:-$TOP/tests/lib/dmveth.sh}
 # shellcheck source=/dev/null
 . "$DMVETH_LIB"

@@ -75,46 +75,6 @@ dmveth_test_cleanup() {
 	[ -z "${LOG:-}" ] || rm -rf "$LOG"
 }
 
-# proc_listening PORT FILE...: a TCP socket listens on PORT in one of the
-# /proc/net/tcp-style FILEs (read with read: no process started)
-proc_listening() {
-	local port=$1 hex f _sl loc _rem st _rest
-	printf -v hex '%04X' "$port"
-	shift
-	for f in "$@"; do
-		[ -r "$f" ] || continue
-		while read -r _sl loc _rem st _rest; do
-			[ "$st" = 0A ] && [ "${loc##*:}" = "$hex" ] && return 0
-		done <"$f"
-	done
-	return 1
-}
-
-# wait_listen NS PORT [SECONDS [PID]]: until a TCP socket listens on PORT
-# in NS ("": this netns); 1 after SECONDS (60), or at once when PID, the
-# server that should listen, has exited.  Once PID is in NS (ip netns exec
-# gets there a moment after it starts), each round reads /proc/PID/net/tcp
-# and tcp6 instead of running ss (which starts two processes a round,
-# about 80 ms of CPU under TCG, taken from the server being waited for).
-wait_listen() {
-	local ns=$1 port=$2 t=${3:-60} pid=${4:-} i net=
-	local in=(ip netns exec "$ns") nsf=/proc/self/ns/net
-	[ -n "$ns" ] || in=()
-	[ -z "$ns" ] || nsf=/var/run/netns/$ns	# where ip netns keeps them
-	for ((i = 0; i < t * 10; i++)); do
-		[ -n "$net" ] || [ -z "$pid" ] || [ ! "/proc/$pid/ns/net" -ef "$nsf" ] ||
-			net=/proc/$pid/net
-		if [ -n "$net" ]; then
-			proc_listening "$port" "$net/tcp" "$net/tcp6" && return 0
-		else
-			[ -n "$("${in[@]}" ss -Hltn "sport = :$port")" ] && return 0
-		fi
-		[ -z "$pid" ] || kill -0 "$pid" 2>/dev/null || return 1
-		nap 0.1
-	done
-	return 1
-}
-
 # hugepages_state: the 2 MiB huge page pool on one line
 # ("HugePages_Total: 40 HugePages_Free: 8 HugePages_Rsvd: 0 ").
 hugepages_state() {

@@ -55,12 +55,13 @@ def parse_key(text, need):
 
 
 def spread(key, addr_bits):
-    """The XOR offsets source-port bits 1-9 give an equal-4 table's queue."""
-    k = int.from_bytes(key, "big")
-    klen = len(key) * 8
+    """The XOR offsets source-port bits 1-9 give an equal-4 table's queue:
+    Toeplitz is linear, so each bit's offset is the hash of an input with
+    only that bit set (addresses and ports zero otherwise)."""
     span = {0}
     for j in range(1, 10):
-        pair = (k >> (klen - 32 - (addr_bits + 15 - j))) & 3
+        data = bytes(addr_bits // 8) + (1 << j).to_bytes(2, "big") + bytes(2)
+        pair = toeplitz(key, data) & 3
         span |= {x ^ pair for x in span}
     return span
 
