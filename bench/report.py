@@ -67,7 +67,7 @@ def key_of(case, x):
 
 
 def parse(path):
-    recs, traces, info = [], [], {"accel": None, "vcpus": None, "kernel": None}
+    recs, traces, info = [], [], {"accel": None, "cpu": None, "vcpus": None, "kernel": None}
     with open(path, errors="replace") as f:
         for line in f:
             line = line.rstrip("\n")
@@ -83,6 +83,8 @@ def parse(path):
             m = re.search(r"with (TCG|KVM)", line)
             if m and "booting" in line:
                 info["accel"] = m.group(1)
+                m = re.search(r"-cpu ([^:) ]+)", line)
+                info["cpu"] = m.group(1) if m else None
             m = re.match(r"^bench: (\d+) vCPUs, (\S+),", line)
             if m:
                 info["vcpus"], info["kernel"] = int(m.group(1)), m.group(2)
@@ -229,8 +231,9 @@ def fmt(v, w=8, p=1):
 
 def table(cases, rat, info, meta):
     lines = []
-    lines.append("bench: %s, %s vCPUs, kernel %s; %s rounds; %s; medians [min-max]" % (
-        info.get("accel") or "?", info.get("vcpus") or "?", info.get("kernel") or "?",
+    lines.append("bench: %s%s, %s vCPUs, kernel %s; %s rounds; %s; medians [min-max]" % (
+        info.get("accel") or "?", " -cpu %s" % info["cpu"] if info.get("cpu") else "",
+        info.get("vcpus") or "?", info.get("kernel") or "?",
         meta["rounds"], "QUICK sizes" if meta["quick"] else "full sizes"))
     lines.append("%-28s %7s %22s %9s %9s %8s %8s %9s %9s" % (
         "case", "MiB", "MB/s", "sndCPU/GB", "rcvCPU/GB", "sndWk/MB", "rcvWk/MB", "sysc/MB", "toolsc/MB"))
@@ -371,7 +374,7 @@ def main():
         "duration_s": duration,
         "quick": meta["quick"],
         "rounds": rounds,
-        "vm": {"accel": info["accel"], "vcpus": info["vcpus"], "kernel": info["kernel"]},
+        "vm": {"accel": info["accel"], "cpu": info["cpu"], "vcpus": info["vcpus"], "kernel": info["kernel"]},
         "host": {"cores": os.cpu_count(), "kernel": os.uname().release},
         "method": {
             "mbps": "bytes / the sender's wall time (exec to exit, its connect and set-up included), 1e6 bytes per MB",

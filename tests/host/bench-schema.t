@@ -97,7 +97,7 @@ def rec(case, r, x=None, nbytes=64 << 20, tool=None, rep=0, mbps=None):
                                   "send": st(1), "recv": st(2), "tool_syscalls": tool,
                                   "mbps_tool": 100.0 + r if mbps is None else mbps, "rate_by": "made up",
                                   "note": "made up by bench-schema.t"})
-print("vm: booting 7.3.4 (normal) with TCG (-accel tcg -cpu max: made up), 2 cpus, 2G")
+print("vm: booting 7.3.4 (normal) with TCG (-accel tcg -cpu max,erms=off: made up), 2 cpus, 2G")
 print("bench: 2 vCPUs, 7.3.4-made-up, 2 rounds of N cases, 64 MiB per transfer")
 for r in range(2):
     print("BENCH " + json.dumps({"case": "memcpy", "x": None, "round": r, "bytes": 0, "ok": True, "mbps": 1500 + r,
@@ -139,6 +139,8 @@ fi
 if python3 -c '
 import json, statistics, sys
 j = json.load(open(sys.argv[1]))
+if j["vm"]["cpu"] != "max,erms=off":
+    sys.exit("vm.cpu: %r, not the booting line'"'"'s max,erms=off" % j["vm"]["cpu"])
 want = sorted((100.0 + r + k) / (100.0 + r if k == 0 else 200.0 + 10 * k) for r in (0, 1) for k in (0, 1, 2))
 got = j["ratio_rounds"]["dmveth_vs_veth_iperf3"]
 dm = statistics.median([100.0 + r + k for r in (0, 1) for k in (0, 1, 2)])
@@ -147,10 +149,10 @@ ok = (got["n"] == 6 and abs(got["min"] - want[0]) < 1e-9 and abs(got["max"] - wa
       abs(j["cases"]["iperf3_dmveth"]["mbps"]["median"] - dm) < 1e-9)
 print("# ratio_rounds %s; iperf3_dmveth median %s" % (got, j["cases"]["iperf3_dmveth"]["mbps"]["median"]))
 sys.exit(0 if ok else 1)' "$T/out/latest.json" >"$T/anchor" 2>&1; then
-	ktap_ok "report.py: the iperf3 anchors run 3 times a round pair run by run (6 per-round ratios)"
+	ktap_ok "report.py: the iperf3 anchors run 3 times a round pair run by run (6 per-round ratios); vm.cpu from the booting line"
 else
 	cat "$T/anchor"
-	ktap_fail "report.py: the iperf3 anchors run 3 times a round pair run by run (6 per-round ratios)"
+	ktap_fail "report.py: the iperf3 anchors run 3 times a round pair run by run (6 per-round ratios); vm.cpu from the booting line"
 fi
 # the table: one line per case, one per ratio
 if grep -q '^host_dmt_copy ' "$T/table" && grep -q '^dmt_flows@4 ' "$T/table" &&
