@@ -41,8 +41,10 @@ def toeplitz(key, data):
     return h
 
 
-def parse_key(text, need):
-    """ethtool -x's key text, at least @need bytes, or exit naming it."""
+def parse_key(text, addr_bits):
+    """ethtool -x's key text, long enough to hash a TCP 4-tuple whose two
+    addresses take @addr_bits bits (as spread()), or exit naming it."""
+    need = (addr_bits + 32 + 31 + 7) // 8
     try:
         key = bytes(int(x, 16) for x in text.strip().split(":"))
     except ValueError:
@@ -71,13 +73,13 @@ def main():
     if len(args) == 6 and args[0] == "--hash":
         addrs = (ipaddress.ip_address(args[2]).packed +
                  ipaddress.ip_address(args[3]).packed)
-        key = parse_key(args[1], (len(addrs) * 8 + 32 + 31 + 7) // 8)
+        key = parse_key(args[1], len(addrs) * 8)
         data = (addrs + int(args[4]).to_bytes(2, "big") +
                 int(args[5]).to_bytes(2, "big"))
         print(f"{toeplitz(key, data):08x}")
     elif len(args) == 2 and args[0] in ("-4", "-6"):
         abits = 64 if args[0] == "-4" else 256
-        span = spread(parse_key(args[1], (abits + 32 + 31 + 7) // 8), abits)
+        span = spread(parse_key(args[1], abits), abits)
         halves = "both halves" if any(x & 2 for x in span) else "one half"
         print(f"{len(span)} queue{'s' if len(span) > 1 else ''}, {halves}")
     else:

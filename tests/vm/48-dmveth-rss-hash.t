@@ -44,8 +44,8 @@ import importlib.util, re, socket, subprocess, sys
 spec = importlib.util.spec_from_file_location("rs", sys.argv[1])
 rs = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(rs)
-key = bytes(int(x, 16) for x in sys.argv[2].split(":"))
 dev, fam, src, dst = sys.argv[3:7]
+key = rs.parse_key(sys.argv[2], 64 if fam == "4" else 256)
 def counts():
     out = subprocess.run(["ip", "netns", "exec", "b", "ethtool", "-S", dev],
                          capture_output=True, text=True, check=True).stdout
